@@ -1,0 +1,5 @@
+import sys
+
+from metaval.cli import main
+
+sys.exit(main())

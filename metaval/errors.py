@@ -1,0 +1,10 @@
+"""The one base class for user-facing errors.
+
+Anything raised as a ``MetavalError`` is a problem with the user's input (a bad
+config key, an unknown task, a NaN feature, an empty set). The CLI prints it as a
+single line and exits with status 2; anything else is a bug and keeps its traceback.
+"""
+
+
+class MetavalError(ValueError):
+  """A clear, user-facing error about bad input."""

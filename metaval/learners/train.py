@@ -1,0 +1,292 @@
+"""Train many learners at once: ``jit(vmap(scan(step)))``.
+
+Every model in a batch reads the *same* pool ``x [N, ...]`` and differs only by
+its per-point weight vector (a row of ``masks [M, N]``: 0 = not in the training
+set, 1 = in it, 2 = in it twice, ...). For the MLP and linear families the pool is
+shared (``in_axes=None``), so JAX's batching rule turns the first layer of all M
+models into one dense GEMM ``[N, d] x [d, M * width]`` (and likewise its weight
+gradient), the shape the CPU runs fastest.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from metaval.data.tasks import CLASSIFICATION, LANGUAGE_MODEL, Task
+from metaval.errors import MetavalError
+from metaval.learners import models
+from metaval.learners.models import LearnerSpec
+
+# Number of times the batched trainer was traced, per (spec, kind). Python side
+# effects run only while tracing, so this counts compilations, not calls.
+TRACE_COUNTS: collections.Counter = collections.Counter()
+
+_EVAL_CHUNK = 128  # LM held-out windows evaluated per step of a lax.map.
+
+
+class TrainInputError(MetavalError):
+  """Inputs to ``train_many`` have the wrong shape, type or values."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+  """Output of ``train_many``.
+
+  Attributes:
+    metrics: metric name -> ``[M]`` float array; every metric is higher-is-better
+      (accuracy, negative log-loss, ...), named ``"<eval set>/<metric>"``.
+    params: the trained parameters stacked over models (leading axis M), or None.
+  """
+
+  metrics: dict[str, np.ndarray]
+  params: object = None
+
+
+def metric_names(task: Task) -> list[str]:
+  """Names of the metrics ``train_many`` reports for ``task``, in order."""
+  names = []
+  for ev in task.evals:
+    if task.kind == CLASSIFICATION:
+      names += [f"{ev}/accuracy", f"{ev}/neg_log_loss"]
+      names += [f"{ev}/{g}/accuracy" for g in task.group_names]
+    else:
+      names += [f"{ev}/neg_loss"] + [f"{ev}/{g}/neg_loss" for g in task.group_names]
+  return names
+
+
+def _l2_penalty(params):
+  # Penalise weight matrices only (not biases, norms or embeddings' scale vectors).
+  leaves = [p for p in jax.tree.leaves(params) if p.ndim >= 2]
+  return 0.5 * sum(jnp.sum(p * p) for p in leaves)
+
+
+def _loss(params, key, weights, x, y, spec: LearnerSpec, lm: bool):
+  """Weighted training loss of one model (pure)."""
+  if spec.batch_size:
+    # Sample a minibatch in proportion to the weights (duplicates count twice).
+    idx = jax.random.categorical(
+      key, jnp.log(jnp.maximum(weights, 1e-30)), shape=(spec.batch_size,)
+    )
+    xb = x[idx]
+    if lm:
+      logits = models.apply(params, xb[:, :-1], spec)  # [B, T, V]
+      data_loss = optax.softmax_cross_entropy_with_integer_labels(logits, xb[:, 1:]).mean()
+    else:
+      logits = models.apply(params, xb, spec)
+      data_loss = optax.softmax_cross_entropy_with_integer_labels(logits, y[idx]).mean()
+  else:
+    logits = models.apply(params, x, spec)  # [N, C]
+    ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+    data_loss = jnp.sum(weights * ce) / jnp.sum(weights)
+  return data_loss + spec.l2 * _l2_penalty(params)
+
+
+def train_one(key, weights, x, y, spec: LearnerSpec, num_classes: int, lm: bool):
+  """Trains one learner on the points of ``x`` weighted by ``weights`` (pure).
+
+  Args:
+    key: PRNG key; split into an init key and a data-order key. Paired runs (B vs
+      B∪S) pass the same key on purpose, so the improvement's seed noise cancels.
+    weights: ``[N]`` non-negative weight (multiplicity) of each pool point.
+    x: pool inputs ``[N, d]`` (or tokens ``[N, T + 1]``).
+    y: pool labels ``[N]``.
+    spec: static learner spec.
+    num_classes: classes (vocabulary size for the LM).
+    lm: whether ``x`` holds token windows.
+
+  Returns:
+    Trained parameters.
+  """
+  k_init, k_data = jax.random.split(key)
+  in_dim = 0 if lm else x.shape[-1]
+  params = models.init(k_init, spec, in_dim, num_classes)
+  tx = optax.adam(spec.lr)
+  opt_state = tx.init(params)
+
+  def step(carry, k):
+    params, opt_state = carry
+    grads = jax.grad(_loss)(params, k, weights, x, y, spec, lm)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), opt_state), None
+
+  step_keys = jax.random.split(k_data, spec.steps)
+  (params, _), _ = jax.lax.scan(step, (params, opt_state), step_keys)
+  return params
+
+
+def evaluate_one(params, evals, spec: LearnerSpec, num_classes: int, num_groups: int, lm: bool):
+  """Higher-is-better metrics of one model on every evaluation set (pure)."""
+  out = {}
+  for name, (ex, ey) in evals.items():
+    if lm:
+      n = ex.shape[0]
+      pad = (-n) % _EVAL_CHUNK
+      chunks = jnp.pad(ex, ((0, pad), (0, 0))).reshape(-1, _EVAL_CHUNK, ex.shape[1])
+
+      def chunk_nll(c):
+        logits = models.apply(params, c[:, :-1], spec)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, c[:, 1:]).mean(-1)
+
+      nll = jax.lax.map(chunk_nll, chunks).reshape(-1)[:n]  # [n] per-window nats/char
+      out[f"{name}/neg_loss"] = -nll.mean()
+      per_group = jax.ops.segment_sum(nll, ey, num_groups) / jnp.maximum(
+        jax.ops.segment_sum(jnp.ones_like(nll), ey, num_groups), 1.0
+      )
+      for g in range(num_groups):
+        out[f"{name}/{g}/neg_loss"] = -per_group[g]
+    else:
+      logits = models.apply(params, ex, spec)
+      pred = jnp.argmax(logits, -1)
+      hit = (pred == ey).astype(jnp.float32)
+      out[f"{name}/accuracy"] = hit.mean()
+      out[f"{name}/neg_log_loss"] = -optax.softmax_cross_entropy_with_integer_labels(
+        logits, ey
+      ).mean()
+      counts = jnp.maximum(jax.ops.segment_sum(jnp.ones_like(hit), ey, num_classes), 1.0)
+      per_class = jax.ops.segment_sum(hit, ey, num_classes) / counts
+      for c in range(num_classes):
+        out[f"{name}/{c}/class_accuracy"] = per_class[c]
+  return out
+
+
+@functools.partial(
+  jax.jit, static_argnames=("spec", "num_classes", "num_groups", "lm", "return_params")
+)
+def _train_batch(keys, masks, x, y, evals, *, spec, num_classes, num_groups, lm, return_params):
+  TRACE_COUNTS[(spec, lm)] += 1
+
+  def one(key, w):
+    params = train_one(key, w, x, y, spec, num_classes, lm)
+    metrics = evaluate_one(params, evals, spec, num_classes, num_groups, lm)
+    return metrics, (params if return_params else None)
+
+  # keys [M], masks [M, N]; x, y, evals shared by all models (in_axes None).
+  return jax.vmap(one)(keys, masks)
+
+
+def _check_inputs(keys, data: Task, masks) -> tuple[jax.Array, np.ndarray]:
+  if not isinstance(data, Task):
+    raise TrainInputError(f"data must be a metaval Task, got {type(data).__name__}")
+  masks = np.asarray(masks)
+  if masks.dtype == bool:
+    masks = masks.astype(np.float32)
+  if masks.ndim == 1:
+    raise TrainInputError(
+      f"masks must be [num_models, pool_size]; got a 1-D array of {masks.shape[0]} "
+      "(wrap a single mask as masks[None])"
+    )
+  if masks.ndim != 2 or masks.shape[1] != data.pool_size:
+    raise TrainInputError(
+      f"masks must be [num_models, pool_size={data.pool_size}]; got shape {masks.shape}"
+    )
+  if not np.issubdtype(masks.dtype, np.number):
+    raise TrainInputError(f"masks must be numeric or bool, got dtype {masks.dtype}")
+  masks = masks.astype(np.float32)
+  if not np.all(np.isfinite(masks)) or np.any(masks < 0):
+    raise TrainInputError("masks must be finite and non-negative (point multiplicities)")
+  empty = np.flatnonzero(masks.sum(1) <= 0)
+  if empty.size:
+    raise TrainInputError(
+      f"{empty.size} mask(s) select no training points (first: model {empty[0]}); "
+      "every model needs a non-empty training set"
+    )
+  if data.kind == CLASSIFICATION and not np.all(np.isfinite(data.x)):
+    raise TrainInputError(f"task {data.name!r} features contain NaN or inf")
+  keys = jnp.asarray(keys)
+  if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+    keys = jax.random.key_data(keys)
+  if keys.ndim != 2 or keys.shape[0] != masks.shape[0]:
+    raise TrainInputError(
+      f"keys must hold one PRNG key per model ({masks.shape[0]}); got shape {keys.shape}"
+    )
+  return keys, masks
+
+
+def train_many(
+  keys,
+  data: Task,
+  masks,
+  spec: LearnerSpec,
+  *,
+  return_params: bool = False,
+  chunk: int | None = None,
+) -> TrainResult:
+  """Trains one model per mask row, all in one compiled program, and evaluates them.
+
+  Args:
+    keys: ``[M]`` PRNG keys (typed or raw ``[M, 2]``), one per model.
+    data: the task whose pool the masks index (``Task.x``, ``Task.y``,
+      ``Task.evals``). To train on points outside a task's pool, append them to a
+      copy of the task (``dataclasses.replace``) and extend the masks.
+    masks: ``[M, N]`` non-negative weights (bool or counts) over the pool.
+    spec: learner spec (static: one compilation per spec and batch shape).
+    return_params: also return the stacked trained parameters.
+    chunk: if set, train at most ``chunk`` models per call; the last chunk is
+      padded to full size so every chunk reuses one compiled program.
+
+  Returns:
+    ``TrainResult`` with ``[M]`` arrays of higher-is-better metrics.
+
+  Raises:
+    TrainInputError: shapes, NaNs or empty training sets, with the problem named.
+  """
+  keys, masks = _check_inputs(keys, data, masks)
+  if data.kind == LANGUAGE_MODEL and spec.family != "lm":
+    raise TrainInputError(f"task {data.name!r} is a language-model task; use family 'lm'")
+  if data.kind == CLASSIFICATION and spec.family == "lm":
+    raise TrainInputError(f"task {data.name!r} is a classification task; 'lm' does not apply")
+  lm = data.kind == LANGUAGE_MODEL
+  m = masks.shape[0]
+  chunk = m if not chunk or chunk >= m else int(chunk)
+  n_chunks = math.ceil(m / chunk)
+  pad = n_chunks * chunk - m
+  if pad:
+    keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, 0)])
+    masks = np.concatenate([masks, np.repeat(masks[-1:], pad, 0)])
+  x, y = jnp.asarray(data.x), jnp.asarray(data.y)
+  evals = {k: (jnp.asarray(a), jnp.asarray(b)) for k, (a, b) in data.evals.items()}
+  outs, params = [], []
+  for i in range(n_chunks):
+    sl = slice(i * chunk, (i + 1) * chunk)
+    met, par = _train_batch(
+      keys[sl],
+      jnp.asarray(masks[sl]),
+      x,
+      y,
+      evals,
+      spec=spec,
+      num_classes=data.num_classes,
+      num_groups=len(data.group_names),
+      lm=lm,
+      return_params=return_params,
+    )
+    outs.append(jax.device_get(met))
+    if return_params:
+      params.append(par)
+  metrics = {}
+  for raw in outs[0]:
+    name = _rename(raw, data)
+    metrics[name] = np.concatenate([o[raw] for o in outs])[:m].astype(np.float64)
+  stacked = None
+  if return_params:
+    stacked = jax.tree.map(lambda *a: jnp.concatenate(a)[:m], *params)
+  order = {n: i for i, n in enumerate(metric_names(data))}
+  metrics = dict(sorted(metrics.items(), key=lambda kv: order[kv[0]]))
+  return TrainResult(metrics=metrics, params=stacked)
+
+
+def _rename(raw: str, task: Task) -> str:
+  """Maps internal metric keys with group ids to names with group names."""
+  parts = raw.split("/")
+  if len(parts) == 3 and parts[1].isdigit():
+    g = task.group_names[int(parts[1])]
+    return f"{parts[0]}/{g}/{'accuracy' if parts[2] == 'class_accuracy' else parts[2]}"
+  return raw
