@@ -10,6 +10,7 @@ from metaval.learners.models import (
   init,
   ladder,
   num_params,
+  train_flops,
 )
 from metaval.learners.train import (
   TRACE_COUNTS,
@@ -34,6 +35,7 @@ __all__ = [
   "ladder",
   "metric_names",
   "num_params",
+  "train_flops",
   "train_many",
   "train_one",
 ]

@@ -231,6 +231,16 @@ def forward_flops(spec: LearnerSpec, in_dim: int, num_classes: int, seq_len: int
   return t * (per_tok + 2 * d * num_classes)
 
 
+def train_flops(spec: LearnerSpec, in_dim: int, num_classes: int, seq_len: int = 1) -> int:
+  """FLOPs of one example's training step: forward + backward (2x forward), less the
+  input-gradient of the first layer, which is never computed (inputs are data)."""
+  fwd = forward_flops(spec, in_dim, num_classes, seq_len)
+  if spec.family == "lm":
+    return 3 * fwd  # the first layer is an embedding lookup: no input-gradient FLOPs
+  first_out = num_classes if spec.family == "linear" else spec.width
+  return 3 * fwd - 2 * (spec.features or in_dim) * first_out
+
+
 LADDERS = {
   "linear": (0, 128, 256, 512, 1024),  # random features (0 = raw inputs)
   "mlp": (16, 32, 64, 128, 256),  # hidden width
