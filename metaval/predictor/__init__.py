@@ -1,0 +1,1 @@
+"""The set-encoder value predictor: features, encoders, value model, training."""
