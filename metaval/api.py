@@ -1,0 +1,336 @@
+"""The Python API: ``load_predictor(path).value(supplemental, base=None, learner=None)``.
+
+Example::
+
+  import metaval.api as api
+  p = api.load_predictor("runs/predictor_quick")
+  facts = p.value((x_new, y_new))  # numpy arrays; base defaults to the training base
+  print(facts.text())
+  order = p.rank([(x1, y1), (x2, y2), (x3, y3)])
+
+A query featurises S against B (numpy; B's own features are cached) and runs one
+jitted forward pass of the value model: no learner is trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+from scipy import stats as sstats
+
+from metaval.data import get_task
+from metaval.errors import MetavalError
+from metaval.predictor import features as F
+from metaval.predictor import train as T
+from metaval.report.nutrition import NutritionFacts, TargetValue
+
+
+class QueryError(MetavalError):
+  """A value query is malformed (shape, NaN, empty set, unknown task or learner)."""
+
+
+def _as_xy(supplemental, lm: bool):
+  """Accepts ``(x, y)``, ``{"x": .., "y": ..}`` or (code task only) bare tokens."""
+  if isinstance(supplemental, dict):
+    if "x" not in supplemental:
+      raise QueryError("a supplemental dict needs an 'x' entry (and 'y' for labels)")
+    x, y = supplemental["x"], supplemental.get("y")
+  elif isinstance(supplemental, (tuple, list)) and len(supplemental) == 2:
+    x, y = supplemental
+  else:
+    x, y = supplemental, None
+  try:
+    x = np.asarray(x)
+  except (TypeError, ValueError) as e:
+    raise QueryError(f"supplemental inputs are not an array: {e}") from None
+  if x.ndim != 2:
+    raise QueryError(f"supplemental inputs must be 2-D [n, features]; got shape {x.shape}")
+  if x.shape[0] == 0:
+    raise QueryError("the supplemental set is empty")
+  if y is None:
+    if not lm:
+      raise QueryError("labels are required: pass (x, y)")
+    y = np.zeros(len(x), np.int64)  # code windows: package 0 unless given
+  return x, np.asarray(y)
+
+
+class Predictor:
+  """A trained value predictor (see ``load_predictor``)."""
+
+  def __init__(self, path: str):
+    meta_path = os.path.join(path, T.META_FILE)
+    if not os.path.isfile(meta_path):
+      raise QueryError(f"no trained predictor at {path!r} (missing {T.META_FILE})")
+    with open(meta_path) as f:
+      self.meta = json.load(f)
+    self.path = path
+    self.targets: list[str] = self.meta["targets"]
+    self.coverage = float(self.meta["coverage"])
+    self.norm = T.Normalizer.from_dict(self.meta["normalizer"])
+    self.calib = np.asarray(self.meta["calibration"], np.float32)
+    self.cfg = T.ModelConfig(**self.meta["model"])
+    self.model = T.restore_model(path, self.cfg)
+    self.featurizer = F.Featurizer(**self.meta["features"])
+    self.tasks: dict = self.meta["tasks"]
+    self._z = float(sstats.norm.ppf(0.5 + self.coverage / 2))
+    self._learner_cache: dict = {}
+
+  # -- inputs ------------------------------------------------------------------
+
+  def _task(self, task):
+    if task is None:
+      if len(self.tasks) != 1:
+        raise QueryError(
+          f"this predictor knows several tasks; pass task= one of {list(self.tasks)}"
+        )
+      task = next(iter(self.tasks))
+    if task not in self.tasks:
+      raise QueryError(f"unknown task {task!r}; this predictor knows: {', '.join(self.tasks)}")
+    info = self.tasks[task]
+    return get_task(task, seed=info["seed"]), info
+
+  def _base(self, view, info, base):
+    task = view.task
+    if base is None:
+      idx = np.asarray(info["base_indices"], np.int64)
+      return view.pool[idx], task.y[idx].astype(np.int64)
+    if isinstance(base, (tuple, list, dict)) and not (
+      isinstance(base, (tuple, list)) and np.asarray(base).ndim == 1
+    ):
+      xb, yb = _as_xy(base, view.lm)
+      xb = F.embed_inputs(view, xb)
+      return xb, F.check_labels(view, yb, len(xb))
+    idx = np.asarray(base)
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+      raise QueryError("base must be pool indices [n] (int) or a pair (x, y)")
+    if idx.size == 0:
+      raise QueryError("the base set is empty")
+    if idx.min() < 0 or idx.max() >= task.pool_size:
+      raise QueryError(f"base indices must be in [0, {task.pool_size}) for task {task.name!r}")
+    return view.pool[idx], task.y[idx].astype(np.int64)
+
+  def _learner(self, view, info, learner):
+    from metaval.learners.models import LearnerSpec, SpecError, num_params
+
+    if learner is None:
+      spec, n_params = info["learner"], info["learner_params"]
+    else:
+      if isinstance(learner, LearnerSpec):
+        learner = learner.to_dict()
+      if not isinstance(learner, dict):
+        raise QueryError("learner must be a LearnerSpec or a dict of its fields")
+      try:
+        full = LearnerSpec(**{**info["learner"], **learner})
+      except (TypeError, SpecError) as e:
+        raise QueryError(f"bad learner: {e}") from None
+      spec = full.to_dict()
+      in_dim = 0 if view.lm else view.task.feature_dim
+      n_params = num_params(full, in_dim, view.task.num_classes)
+    return spec, n_params, F.learner_features(spec, n_params)
+
+  def _features(self, supplemental, base, learner, task, seed=0):
+    task_obj, info = self._task(task)
+    view = F.task_view(task_obj)
+    xs_raw, ys = _as_xy(supplemental, view.lm)
+    try:
+      xs = F.embed_inputs(view, xs_raw)
+      ys = F.check_labels(view, ys, len(xs))
+      xb, yb = self._base(view, info, base)
+      spec, n_params, lf = self._learner(view, info, learner)
+      pf = self.featurizer.pair(view, xb, yb, xs, ys, lf, seed=seed)
+    except F.FeatureError as e:
+      raise QueryError(str(e)) from None
+    ctx = {
+      "task": task_obj.name,
+      "learner": spec,
+      "learner_params": int(n_params),
+      "base_size": int(len(yb)),
+      "base_default": base is None,
+      "info": info,
+    }
+    return pf, ctx
+
+  # -- queries -----------------------------------------------------------------
+
+  def _predict(self, pf: F.PairFeatures):
+    inputs = self.norm.inputs(pf)
+    mean, log_sigma = T._forward(self.model, inputs)
+    mean = np.asarray(mean) * self.norm.y_sd + self.norm.y_mu
+    half = self._z * self.calib * np.exp(np.asarray(log_sigma)) * self.norm.y_sd
+    return mean, half
+
+  def value(self, supplemental, base=None, learner=None, *, task=None) -> NutritionFacts:
+    """Predicted improvement of training on B ∪ S over B, per target metric.
+
+    Args:
+      supplemental: ``(x [n, d], y [n])`` numpy arrays (or a dict with ``x``, ``y``);
+        for the code task ``x`` holds token windows and ``y`` is optional.
+      base: ``None`` (the predictor's default base for the task), pool indices
+        ``[n_B]`` of the task, or ``(x_B, y_B)``.
+      learner: ``None`` (the default learner), a ``LearnerSpec`` or a dict of
+        its fields (missing fields take the default learner's values).
+      task: the base task (needed only when the predictor knows several).
+
+    Returns:
+      ``NutritionFacts`` with per-metric value, interval and warnings.
+
+    Raises:
+      QueryError: wrong feature width, NaN, empty set, unknown task, bad learner.
+    """
+    pf, ctx = self._features(supplemental, base, learner, task)
+    mean, half = self._predict(pf)
+    return self._facts(pf, ctx, mean[0], half[0])
+
+  def rank(self, supplements, base=None, learner=None, *, task=None):
+    """Ranks several supplements by predicted value of the first target metric.
+
+    Returns:
+      A list of ``(index, NutritionFacts)``, best first.
+    """
+    supplements = list(supplements)
+    if not supplements:
+      raise QueryError("rank() needs at least one supplemental set")
+    parts = [self._features(s, base, learner, task) for s in supplements]
+    pf = F.PairFeatures.concatenate([p for p, _ in parts])
+    mean, half = self._predict(pf)
+    facts = [self._facts(pf.take([i]), parts[i][1], mean[i], half[i]) for i in range(len(parts))]
+    order = np.argsort(-mean[:, 0], kind="stable")
+    return [(int(i), facts[i]) for i in order]
+
+  # -- facts -------------------------------------------------------------------
+
+  def _facts(self, pf, ctx, mean, half) -> NutritionFacts:
+    info = ctx["info"]
+    base_metric = np.asarray(info["base_metric"], np.float64)
+    rows = []
+    for t, name in enumerate(self.targets):
+      bm = float(base_metric[t]) if ctx["base_default"] else None
+      share = None
+      if bm is not None and name.endswith("accuracy") and bm > 0:
+        share = float(mean[t] / bm)
+      rows.append(
+        TargetValue(
+          metric=name,
+          value=float(mean[t]),
+          low=float(mean[t] - half[t]),
+          high=float(mean[t] + half[t]),
+          base_metric=bm,
+          share_of_base=share,
+        )
+      )
+    sets = dict(zip(F.SET_FEATURES, pf.sets[0].tolist()))
+    return NutritionFacts(
+      task=ctx["task"],
+      supplement_size=int(pf.s_size[0]),
+      base_size=ctx["base_size"],
+      learner=ctx["learner"],
+      learner_params=ctx["learner_params"],
+      coverage=self.coverage,
+      targets=rows,
+      warnings=warnings_for(sets, ctx, rows),
+      diagnostics={k: round(float(v), 4) for k, v in sets.items()},
+      predictor=os.path.abspath(self.path),
+    )
+
+
+def warnings_for(sets: dict, ctx: dict, rows) -> list[str]:
+  """Plain-language warnings from a pair's set statistics."""
+  out = []
+  if sets["share_exact_dup"] >= 0.2:
+    out.append(
+      f"likely duplicates: {sets['share_exact_dup']:.0%} of S are exact copies of B points"
+    )
+  elif sets["share_near_dup"] >= 0.3:
+    out.append(f"near duplicates: {sets['share_near_dup']:.0%} of S lie very close to B points")
+  if sets["share_dup_within_set"] >= 0.3:
+    out.append(f"repeated points: {sets['share_dup_within_set']:.0%} of S duplicate each other")
+  disagree = 1.0 - sets["mean_knn_agreement"]
+  if disagree >= 0.3 and sets["share_far"] < 0.5:
+    out.append(f"possible label noise: {disagree:.0%} of S's labels disagree with B's neighbours")
+  if sets["share_constant_rows"] >= 0.5 or sets["share_unique_rows"] <= 0.2:
+    out.append("near-constant inputs: most S points are identical or have no variation")
+  if sets["share_far"] >= 0.5:
+    out.append(f"out of domain: {sets['share_far']:.0%} of S lie far from every B point")
+  info = ctx["info"]
+  if ctx["learner_params"] > info.get("max_learner_params", ctx["learner_params"]):
+    out.append("learner larger than any seen in training: the prediction extrapolates")
+  if rows and rows[0].low <= 0 <= rows[0].high:
+    out.append(f"the {rows[0].metric} interval includes zero: the gain may be nil")
+  return out
+
+
+def load_predictor(path: str) -> Predictor:
+  """Loads a predictor trained by ``metaval train`` (its workdir)."""
+  return Predictor(path)
+
+
+# ----------------------------------------------------------------------------
+# CLI: ``metaval value`` (prints facts) and the demo supplement both use.
+
+
+def demo_supplement(config, predictor: Predictor):
+  """The supplement described by ``config.supplement`` as ``(x, y)``, plus a label.
+
+  ``supplement.path`` names an ``.npz`` with ``x`` and ``y``; otherwise
+  ``metaval.data.samplers.sample_supplement(kind, task, base_idx, rng, **params)``
+  draws one of ``supplement.kind`` against the predictor's default base.
+  """
+  sc = config.supplement
+  if sc.path:
+    if not os.path.isfile(sc.path):
+      raise QueryError(f"supplement file not found: {sc.path!r}")
+    with np.load(sc.path) as z:
+      if "x" not in z:
+        raise QueryError(f"{sc.path!r} holds no 'x' array")
+      return (z["x"], z["y"] if "y" in z else None), os.path.basename(sc.path)
+  try:
+    from metaval.data.samplers import sample_supplement
+  except ImportError:
+    raise QueryError("no supplement sampler available: set supplement.path") from None
+  task, info = predictor._task(config.task or None)
+  base_idx = np.asarray(info["base_indices"], np.int64)
+  rng = np.random.default_rng(sc.seed)
+  params = dict(sc.params) if sc.params else {}
+  if sc.size:
+    params.setdefault("size", sc.size)
+  supp = sample_supplement(sc.kind, task, base_idx, rng, **params)
+  return _supp_xy(supp, task), f"{sc.kind} ({json.dumps(params, sort_keys=True)})"
+
+
+def _supp_xy(supp, task):
+  """``(x, y)`` of whatever the sampler returns (object, dict or tuple)."""
+  if isinstance(supp, dict):
+    return supp["x"], supp["y"]
+  if isinstance(supp, (tuple, list)):
+    return supp[0], supp[1]
+  for xa, ya in (("x", "y"), ("supp_x", "supp_y")):
+    if hasattr(supp, xa):
+      return getattr(supp, xa), getattr(supp, ya)
+  if dataclasses.is_dataclass(supp) and hasattr(supp, "indices"):
+    idx = np.asarray(supp.indices)
+    return task.x[idx], task.y[idx]
+  raise QueryError(f"cannot read a supplement of type {type(supp).__name__}")
+
+
+def facts_for_config(config):
+  """Loads the predictor and values the configured supplement."""
+  p = load_predictor(config.predictor)
+  supp, name = demo_supplement(config, p)
+  facts = p.value(supp, task=config.task or None)
+  facts.name = name
+  return facts
+
+
+def run_value(config, workdir: str):
+  """``metaval value``: prints Nutrition Facts of a supplement and writes them as JSON."""
+  facts = facts_for_config(config)
+  print(facts.text())
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "facts.json")
+    facts.write_json(path)
+    print(f"wrote {path}")
+  return facts

@@ -1,0 +1,1 @@
+"""Nutrition Facts reports: JSON, HTML and PNG."""
