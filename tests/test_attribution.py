@@ -1,0 +1,196 @@
+"""Shapley / Banzhaf attribution over contributors, from tables and from retraining."""
+
+import itertools
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from metaval import cli
+from metaval.data import get_task
+from metaval.learners import LearnerSpec
+from metaval.valuation import attribution as A
+from metaval.valuation.attribution import AttributionError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MLP = LearnerSpec("mlp", width=32, steps=150, lr=0.01, l2=1e-4)
+
+
+def _brute_force_shapley(u, n):
+  """Average marginal contribution over all n! orders (the definition)."""
+  phi = np.zeros(n)
+  for order in itertools.permutations(range(n)):
+    mask = 0
+    for i in order:
+      phi[i] += u[mask | (1 << i)] - u[mask]
+      mask |= 1 << i
+  return phi / math.factorial(n)
+
+
+def _permute_table(u, n, perm):
+  """Table of the same game with player i renamed perm[i]."""
+  out = np.zeros_like(u)
+  for m in range(2**n):
+    m2 = sum(1 << perm[i] for i in range(n) if m >> i & 1)
+    out[m2] = u[m]
+  return out
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_exact_shapley_matches_the_definition_and_is_efficient(n):
+  u = np.random.default_rng(n).normal(size=2**n)
+  res = A.exact_shapley(A.table_utility(u), n)
+  np.testing.assert_allclose(res.values, _brute_force_shapley(u, n), atol=1e-12)
+  assert abs(res.values.sum() - (u[-1] - u[0])) < 1e-12
+  assert abs(res.efficiency_gap) < 1e-12 and res.evaluations == 2**n
+
+
+def test_additive_game_gives_each_contributor_its_own_part():
+  a = np.array([0.3, -0.1, 0.05, 0.0])
+  u = np.array([sum(a[i] for i in range(4) if m >> i & 1) for m in range(16)]) + 0.7
+  for f in (A.exact_shapley, A.exact_banzhaf):
+    np.testing.assert_allclose(f(A.table_utility(u), 4).values, a, atol=1e-12)
+
+
+def test_ml_luck_two_contributors_with_half_each_get_equal_shares_in_every_order():
+  # Players 0 and 1 each bring the same half of the gain (either alone suffices,
+  # both together add nothing more: who "came first" is luck); player 2 is
+  # additive. First-come accounting pays the lucky one 0.5 and the other 0.
+  n = 3
+  u = np.array([(0.5 if (m & 0b011) else 0.0) + (0.5 if m & 0b100 else 0.0) for m in range(8)])
+  for perm in itertools.permutations(range(n)):
+    res = A.exact_shapley(A.table_utility(_permute_table(u, n, perm)), n)
+    assert res.values[perm[0]] == pytest.approx(0.25, abs=1e-12)
+    assert res.values[perm[1]] == pytest.approx(0.25, abs=1e-12)
+    assert res.values[perm[2]] == pytest.approx(0.5, abs=1e-12)
+    mc = A.permutation_shapley(A.table_utility(_permute_table(u, n, perm)), n, 40, seed=1)
+    assert abs(mc.values.sum() - 1.0) < 1e-12  # telescoping: exactly efficient
+    assert abs(mc.values[perm[0]] - mc.values[perm[1]]) < 4 * mc.se[perm[0]] + 0.05
+
+
+def test_sampling_estimators_agree_with_exact_within_their_error():
+  n = 8
+  w = np.random.default_rng(0).uniform(0.1, 1.0, size=n)
+  # A submodular game (diminishing returns): marginals depend on the coalition.
+  u = np.array([math.sqrt(sum(w[i] for i in range(n) if m >> i & 1)) for m in range(2**n)])
+  util = A.table_utility(u)
+  exact, mc = A.exact_shapley(util, n), A.permutation_shapley(util, n, 200, seed=0)
+  assert abs(mc.values.sum() - exact.values.sum()) < 1e-12
+  z = np.abs(mc.values - exact.values) / np.maximum(mc.se, 1e-9)
+  assert z.max() < 4.0, z
+  assert np.all(mc.se < 0.02)
+  bz_exact, bz = A.exact_banzhaf(util, n), A.banzhaf_msr(util, n, 2000, seed=0)
+  z = np.abs(bz.values - bz_exact.values) / bz.se
+  assert z.max() < 4.0, z
+  assert abs(bz_exact.efficiency_gap) > 1e-3  # Banzhaf is not efficient here
+  assert np.argsort(bz.values).tolist() == np.argsort(exact.values).tolist()
+
+
+def test_cached_utility_evaluates_each_coalition_once_in_one_batch():
+  calls = []
+
+  def fn(c):
+    calls.append(len(c))
+    return c.sum(1).astype(float) ** 2
+
+  util = A.CachedUtility(fn, 4)
+  A.exact_shapley(util, 4)
+  A.exact_banzhaf(util, 4)
+  A.permutation_shapley(util, 4, 10)
+  assert calls == [16]  # everything after the first batch came from the cache
+
+
+def _digits_setup(seed=0):
+  task = get_task("digits")
+  n_pool = task.pool_size
+  perm = np.random.default_rng(seed).permutation(n_pool)
+  base = np.zeros(n_pool, np.float32)
+  base[perm[:100]] = 1.0
+  halves = np.zeros((2, n_pool), np.float32)
+  for k in range(task.num_classes):  # two disjoint halves with the same class mix
+    idx = [i for i in perm[100:] if task.y[i] == k][:12]
+    halves[0, idx[:6]] = 1.0
+    halves[1, idx[6:]] = 1.0
+  return task, base, halves, perm
+
+
+def test_retraining_shapley_is_efficient_symmetric_and_copies_split_or_earn_nothing():
+  task, base, halves, perm = _digits_setup()
+  copy_of_base = np.zeros_like(base)
+  copy_of_base[perm[:60]] = 1.0  # 60 points already in B, submitted again
+  contrib = np.stack([halves[0], halves[1], copy_of_base, halves[0]])  # 3 = copy of 0
+  util = A.RetrainingUtility(task, MLP, contrib, base, metric="test/accuracy", num_seeds=4)
+  res = A.exact_shapley(util, 4, names=["half_a", "half_b", "copy_of_base", "copy_of_a"])
+  assert util.models_trained == 16 * 4  # all coalitions x seeds, in one batch
+  gain = res.total_gain
+  assert gain > 0.03, gain
+  assert abs(res.values.sum() - gain) < 1e-9  # efficiency
+  # A verbatim copy of another contributor's data is *symmetric* to it under
+  # plain Shapley: exactly the same value (the copier takes half the credit).
+  assert res.values[3] == pytest.approx(res.values[0], abs=1e-12)
+  # A copy of data already in the base set earns (near) nothing.
+  assert abs(res.values[2]) < 0.1 * gain, res.values
+  # The copy policy removes both copies before the game: they earn exactly 0,
+  # and the original gets (near) its copy-free credit back.
+  deduped, removed = A.dedupe_contributors(task, contrib, base)
+  assert removed.tolist() == [0, 0, 60, 60]
+  solo = A.exact_shapley(
+    A.RetrainingUtility(task, MLP, contrib[:2], base, metric="test/accuracy", num_seeds=4), 2
+  )
+  # Symmetry in distribution: two halves of the same class mix, shares within 25%.
+  assert abs(solo.values[0] - solo.values[1]) < 0.25 * solo.total_gain, solo.values
+  assert res.values[0] < 0.75 * solo.values[0]  # the copier stole a real part
+  np.testing.assert_array_equal(deduped[:2], contrib[:2])
+  assert deduped[2:].sum() == 0
+
+
+def test_retraining_utility_errors_name_the_problem():
+  task, base, halves, _ = _digits_setup()
+  with pytest.raises(AttributionError, match="contributors must be"):
+    A.RetrainingUtility(task, MLP, halves[:, :10], base, metric="test/accuracy")
+  with pytest.raises(AttributionError, match="unknown metric"):
+    A.RetrainingUtility(task, MLP, halves, base, metric="test/acc")
+  with pytest.raises(AttributionError, match="empty_value"):
+    A.RetrainingUtility(task, MLP, halves, None, metric="test/accuracy")
+  with pytest.raises(AttributionError, match="brings no data"):
+    A.RetrainingUtility(task, MLP, halves * 0, base, metric="test/accuracy")
+  with pytest.raises(AttributionError, match="use permutation_shapley"):
+    A.exact_shapley(A.set_function_utility(len), 30)
+  with pytest.raises(AttributionError, match="NaN"):
+    A.exact_shapley(lambda c: np.full(len(c), np.nan), 2)
+
+
+def test_empty_base_uses_the_given_empty_value():
+  task, _, halves, _ = _digits_setup()
+  util = A.RetrainingUtility(task, MLP, halves, None, metric="test/accuracy", empty_value=0.1)
+  res = A.exact_shapley(util, 2)
+  assert res.u_empty == 0.1 and res.u_full > 0.7
+  assert abs(res.values.sum() - (res.u_full - 0.1)) < 1e-9
+
+
+def test_cli_attribute_quick_writes_table_and_a_verified_ledger(tmp_path):
+  rc = cli.main(
+    [
+      "attribute",
+      "--config",
+      os.path.join(REPO, "configs/attribution.py:quick"),
+      "--config.num_seeds=1",
+      "--config.learner.steps=60",
+      "--workdir",
+      str(tmp_path),
+    ]
+  )
+  assert rc == 0
+  out = json.loads((tmp_path / "attribution.json").read_text())
+  plain, deduped = out["results"]["plain"][0], out["results"]["deduped"][0]
+  assert plain["names"][-1] == "copy_of_contributor_0"
+  assert plain["values"][-1] == pytest.approx(plain["values"][0], abs=1e-12)
+  assert deduped["values"][-1] == 0.0
+  assert abs(sum(plain["values"]) - plain["total_gain"]) < 1e-9
+  from metaval.valuation import royalties
+
+  led = royalties.load_ledger(str(tmp_path / "royalties.json"))
+  assert led["sha256"] == out["ledger_hash"]
+  assert sum(float(e["payment"]) for e in led["entries"]) == pytest.approx(1500.0)
