@@ -8,8 +8,12 @@ curves, the shared table format and plot style) live beside it here.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from scipy import stats
+
+from metaval.errors import MetavalError
 
 
 def agreement(estimate, label, *, top_frac: float = 0.1) -> dict[str, float]:
@@ -49,3 +53,336 @@ def agreement(estimate, label, *, top_frac: float = 0.1) -> dict[str, float]:
   else:
     out["topk_precision"] = float("nan")
   return out
+
+
+class ProtocolError(MetavalError):
+  """Inputs to an evaluation-protocol function are not valid."""
+
+
+def _as_values(values, name="values") -> np.ndarray:
+  v = np.asarray(values, np.float64).reshape(-1)
+  if v.size == 0:
+    raise ProtocolError(f"{name} is empty")
+  if not np.all(np.isfinite(v)):
+    raise ProtocolError(f"{name} contains NaN or inf ({int((~np.isfinite(v)).sum())} entries)")
+  return v
+
+
+def agreement_with_labels(estimate, labels, metric: str, *, top_frac: float = 0.1) -> dict:
+  """``agreement`` against a ``LabelSet``'s mean improvement on one metric.
+
+  Also reports the labels' own repeatability as a ceiling (``ceiling_spearman``):
+  the Spearman correlation between the mean improvements of two disjoint halves of
+  the seeds (NaN with fewer than two seeds). No estimator can be expected to agree
+  with noisy labels better than the labels agree with themselves.
+
+  Args:
+    estimate: ``[P]`` estimated value per pair (NaN where an estimator abstains).
+    labels: a ``metaval.labeling.schema.LabelSet`` with the same P pairs.
+    metric: a name from ``labels.metric_names``.
+    top_frac: as in ``agreement``.
+  """
+  t = labels.metric_index(metric)
+  out = agreement(estimate, labels.improvement[:, t], top_frac=top_frac)
+  per_seed = labels.improvement_per_seed[:, :, t]  # [P, K]
+  k = per_seed.shape[1]
+  if k >= 2 and per_seed.shape[0] >= 3:
+    a, b = per_seed[:, : k // 2].mean(1), per_seed[:, k // 2 :].mean(1)
+    ok = np.isfinite(a) & np.isfinite(b)
+    out["ceiling_spearman"] = float(stats.spearmanr(a[ok], b[ok]).statistic)
+  else:
+    out["ceiling_spearman"] = float("nan")
+  return out
+
+
+def _two_means_split(v: np.ndarray) -> float:
+  """Threshold of the optimal 1-D two-cluster (k-means) split of ``v``."""
+  s = np.sort(v)
+  n = len(s)
+  if n < 2 or s[0] == s[-1]:
+    return float(s[-1])
+  c1, c2 = np.cumsum(s), np.cumsum(s**2)
+  i = np.arange(1, n)  # left cluster s[:i]
+  left = c2[i - 1] - c1[i - 1] ** 2 / i
+  right = (c2[-1] - c2[i - 1]) - (c1[-1] - c1[i - 1]) ** 2 / (n - i)
+  best = int(np.argmin(left + right)) + 1
+  return float(0.5 * (s[best - 1] + s[best]))
+
+
+def noisy_label_detection(values, is_noisy, *, k: int | None = None) -> dict[str, float]:
+  """How well low values single out the points whose labels were flipped.
+
+  Args:
+    values: ``[N]`` data values (higher = more useful).
+    is_noisy: ``[N]`` bool, True for flipped labels.
+    k: how many lowest-valued points to flag for precision@k (default: the
+      number of noisy points, so precision@k equals recall@k).
+
+  Returns:
+    ``precision_at_k``, ``recall_at_k``, ``k``; ``f1`` of the points in the
+    lower cluster of an optimal two-cluster split of the values (as OpenDataVal
+    scores noisy-label detection, here solved exactly in 1-D rather than by
+    k-means restarts); ``auroc`` of ``-values`` as a noise score; ``chance``,
+    the precision of a random ranking.
+  """
+  v = _as_values(values)
+  y = np.asarray(is_noisy, bool).reshape(-1)
+  if y.shape != v.shape:
+    raise ProtocolError(f"values and is_noisy differ in shape: {v.shape} vs {y.shape}")
+  n_noisy = int(y.sum())
+  if n_noisy == 0 or n_noisy == len(y):
+    raise ProtocolError("is_noisy must mark some but not all points")
+  k = n_noisy if k is None else int(k)
+  if not 1 <= k <= len(v):
+    raise ProtocolError(f"k must be in [1, {len(v)}], got {k}")
+  low = np.argsort(v, kind="stable")[:k]
+  hits = int(y[low].sum())
+  flagged = v < _two_means_split(v)
+  tp = int((flagged & y).sum())
+  prec = tp / max(int(flagged.sum()), 1)
+  rec = tp / n_noisy
+  f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else 0.0
+  ranks = stats.rankdata(-v)  # high rank = low value = "noisy"
+  auroc = (ranks[y].sum() - n_noisy * (n_noisy + 1) / 2) / (n_noisy * (len(v) - n_noisy))
+  return {
+    "precision_at_k": hits / k,
+    "recall_at_k": hits / n_noisy,
+    "k": float(k),
+    "f1": float(f1),
+    "auroc": float(auroc),
+    "chance": n_noisy / len(v),
+  }
+
+
+def removal_curve(
+  task,
+  values,
+  spec,
+  *,
+  metric: str,
+  order: str = "high_first",
+  mode: str = "remove",
+  fractions: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5),
+  seed: int = 0,
+) -> dict:
+  """Point removal or addition curve: the metric as valued points go first.
+
+  ``mode="remove"`` trains on the pool without the first ``f`` of the points in
+  the chosen order; ``mode="add"`` trains on only those points. ``order`` is
+  ``"high_first"`` (most valuable first) or ``"low_first"``. Every fraction is one
+  model in a single ``train_many`` batch; all share one key (paired on purpose,
+  so differences between fractions are the data's, not the seed's).
+
+  Args:
+    task: a task whose pool the values index and whose evals hold ``metric``.
+    values: ``[N]`` value per pool point.
+    spec: the learner (``LearnerSpec``).
+    metric: ``"<eval set>/<metric>"``.
+    order: ``"high_first"`` or ``"low_first"``.
+    mode: ``"remove"`` or ``"add"``.
+    fractions: fractions of the pool in ``[0, 1]``; ``"add"`` needs them > 0.
+    seed: the shared training key.
+
+  Returns:
+    ``fractions`` and ``metric`` (lists), and ``auc``: the mean metric over the
+    fractions (for removal of the highest-valued points, lower is better).
+  """
+  import jax
+
+  from metaval.learners.train import train_many
+
+  v = _as_values(values)
+  n = task.pool_size
+  if v.shape != (n,):
+    raise ProtocolError(f"values must be [{n}] (one per pool point), got {v.shape}")
+  if order not in ("high_first", "low_first"):
+    raise ProtocolError(f"order must be 'high_first' or 'low_first', got {order!r}")
+  if mode not in ("remove", "add"):
+    raise ProtocolError(f"mode must be 'remove' or 'add', got {mode!r}")
+  fr = np.asarray(fractions, np.float64)
+  if fr.size == 0 or fr.min() < 0 or fr.max() > 1:
+    raise ProtocolError(f"fractions must lie in [0, 1], got {list(fr)}")
+  ranked = np.argsort(-v if order == "high_first" else v, kind="stable")
+  masks = np.zeros((len(fr), n), np.float32)
+  for i, f in enumerate(fr):
+    m = int(round(f * n))
+    if mode == "remove":
+      if m >= n:
+        raise ProtocolError("removing every point leaves nothing to train on")
+      masks[i] = 1.0
+      masks[i, ranked[:m]] = 0.0
+    else:
+      if m == 0:
+        raise ProtocolError("'add' curves need fractions that select at least one point")
+      masks[i, ranked[:m]] = 1.0
+  keys = np.repeat(
+    np.asarray(jax.random.key_data(jax.random.key(seed)))[None], len(fr), 0
+  )  # paired
+  res = train_many(keys, task, masks, spec)
+  if metric not in res.metrics:
+    raise ProtocolError(f"unknown metric {metric!r}; available: {', '.join(res.metrics)}")
+  y = res.metrics[metric]
+  return {
+    "fractions": fr.tolist(),
+    "metric": y.tolist(),
+    "auc": float(np.mean(y)),
+    "order": order,
+    "mode": mode,
+  }
+
+
+# ----------------------------------------------------------------------------
+# One table format: rows of dicts -> markdown and JSON.
+
+
+def _fmt(x, floatfmt: str) -> str:
+  if isinstance(x, bool) or x is None:
+    return str(x)
+  if isinstance(x, int | np.integer):
+    return f"{int(x):,}"
+  if isinstance(x, float | np.floating):
+    if not np.isfinite(x):
+      return "–"
+    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+      return f"{x:.3g}"
+    return format(float(x), floatfmt)
+  return str(x).replace("|", "\\|")
+
+
+def format_table(rows: list[dict], columns: list[str] | None = None, floatfmt: str = ".3f") -> str:
+  """Markdown table of ``rows`` (missing cells print as "–").
+
+  Args:
+    rows: one dict per row.
+    columns: column order (default: keys in order of first appearance).
+    floatfmt: format of floats between 1e-3 and 1e5 (others use 3 significant digits).
+  """
+  if not rows:
+    return "(no rows)"
+  if columns is None:
+    columns = []
+    for r in rows:
+      columns += [k for k in r if k not in columns]
+  head = "| " + " | ".join(columns) + " |"
+  rule = "|" + "|".join("---" for _ in columns) + "|"
+  body = [
+    "| " + " | ".join(_fmt(r[c], floatfmt) if c in r else "–" for c in columns) + " |" for r in rows
+  ]
+  return "\n".join([head, rule] + body)
+
+
+def _jsonable(x):
+  if isinstance(x, dict):
+    return {str(k): _jsonable(v) for k, v in x.items()}
+  if isinstance(x, list | tuple):
+    return [_jsonable(v) for v in x]
+  if isinstance(x, np.ndarray):
+    return _jsonable(x.tolist())
+  if isinstance(x, np.integer):
+    return int(x)
+  if isinstance(x, float | np.floating):
+    return float(x) if np.isfinite(x) else None
+  return x
+
+
+def write_table(
+  rows: list[dict],
+  path: str,
+  *,
+  title: str | None = None,
+  columns: list[str] | None = None,
+  meta: dict | None = None,
+  floatfmt: str = ".3f",
+) -> str:
+  """Writes ``path.json`` (rows + meta) and ``path.md`` atomically; returns the markdown.
+
+  Non-finite floats become ``null`` in JSON and "–" in markdown.
+  """
+  import os
+
+  md = format_table(rows, columns, floatfmt)
+  if title:
+    md = f"## {title}\n\n{md}"
+  if meta:
+    md += "\n\n" + "; ".join(f"{k}: {v}" for k, v in meta.items())
+  parent = os.path.dirname(path)
+  if parent:
+    os.makedirs(parent, exist_ok=True)
+  for ext, text in (
+    (".md", md + "\n"),
+    (".json", json.dumps(_jsonable({"title": title, "meta": meta or {}, "rows": rows}), indent=2)),
+  ):
+    with open(path + ext + ".tmp", "w") as f:
+      f.write(text)
+    os.replace(path + ext + ".tmp", path + ext)
+  return md
+
+
+# ----------------------------------------------------------------------------
+# One plot style.
+
+STYLE = {
+  "figure.figsize": (6.4, 4.0),
+  "figure.dpi": 120,
+  "axes.grid": True,
+  "grid.alpha": 0.3,
+  "axes.spines.top": False,
+  "axes.spines.right": False,
+  "axes.titlesize": 11,
+  "axes.labelsize": 10,
+  "legend.fontsize": 8,
+  "legend.frameon": False,
+  "lines.linewidth": 1.6,
+  "lines.markersize": 4,
+}
+
+
+def plot_curves(
+  series: dict,
+  path: str,
+  *,
+  xlabel: str,
+  ylabel: str,
+  title: str | None = None,
+) -> str:
+  """Line plot of named curves in the project's style, saved atomically as PNG.
+
+  Args:
+    series: label -> ``(x, y)``; labels ending in "(low first)" or starting with
+      the same method share a colour, with solid vs dashed lines for the pair.
+    path: output ``.png`` path.
+    xlabel, ylabel, title: axis labels and title.
+
+  Returns:
+    The path written.
+  """
+  import os
+
+  import matplotlib
+
+  matplotlib.use("Agg", force=False)
+  import matplotlib.pyplot as plt
+
+  with plt.rc_context(STYLE):
+    fig, ax = plt.subplots()
+    colours = {}
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for label, (x, y) in series.items():
+      base = label.split(" (")[0]
+      colour = colours.setdefault(base, cycle[len(colours) % len(cycle)])
+      dashed = "low first" in label or "(add" in label
+      ax.plot(x, y, "--" if dashed else "-", marker="o", color=colour, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+      ax.set_title(title)
+    ax.legend(loc="best", ncol=2 if len(series) > 6 else 1)
+    fig.tight_layout()
+    parent = os.path.dirname(path)
+    if parent:
+      os.makedirs(parent, exist_ok=True)
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+  return path
