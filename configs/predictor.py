@@ -84,9 +84,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.labels.source = "toy"
     cfg.model.encoder = "deepsets"
     cfg.model.width = 32
-    cfg.train.epochs = 30
-    cfg.train.patience = 10
-    cfg.train.batch_size = 16
+    cfg.train.epochs = 60
+    cfg.train.patience = 15
+    cfg.train.batch_size = 8
+    cfg.train.lr = 3e-3
     cfg.eval.splits = ("pairs", "kind")
   elif arg == "suite":
     cfg.labels.configs = ("configs/labels.py:suite",)

@@ -78,6 +78,8 @@ def load_label_sets(config) -> list:
   for spec, wd in zip(lc.configs, lc.workdirs):
     label_cfg = load_config(spec, list(lc.overrides))
     res = generate(label_cfg, wd)
+    if isinstance(res, dict):  # multi-task label configs: task name -> LabelSet
+      res = [res[k] for k in sorted(res)]
     res = res if isinstance(res, (list, tuple)) else [res]
     out += [r for r in res if r is not None and len(r)]
   if not out:

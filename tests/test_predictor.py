@@ -1,0 +1,134 @@
+"""Predictor features, training (orbax resume, early stopping), quality on toy labels."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from metaval.data import get_task
+from metaval.predictor import features as F
+from metaval.predictor import testing
+from metaval.predictor.train import (
+  META_FILE,
+  PredictorError,
+  calibration_scale,
+  choose_targets,
+  train_and_evaluate,
+)
+from metaval.predictor.writers import MetricWriter
+
+
+@pytest.fixture(scope="session")
+def toy_dir(tmp_path_factory):
+  return testing.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
+
+
+def _view_and_base(name="digits", n_base=300, seed=0):
+  task = get_task(name)
+  view = F.task_view(task)
+  rng = np.random.default_rng(seed)
+  bi = rng.choice(task.pool_size, n_base, replace=False)
+  return task, view, bi, view.pool[bi], task.y[bi].astype(np.int64)
+
+
+def test_relational_features_flag_duplicates_and_label_noise():
+  task, view, bi, xb, yb = _view_and_base()
+  fz = F.Featurizer(max_s=32, max_b=32)
+  lf = np.zeros(F.LEARNER_DIM, np.float32)
+  dup = fz.pair(view, xb, yb, xb[:40], yb[:40], lf)
+  outside = np.setdiff1d(np.arange(task.pool_size), bi)[:40]
+  clean = fz.pair(view, xb, yb, view.pool[outside], task.y[outside].astype(np.int64), lf)
+  flipped = fz.pair(view, xb, yb, view.pool[outside], (task.y[outside] + 1) % 10, lf)
+  idx = {n: i for i, n in enumerate(F.SET_FEATURES)}
+  assert dup.sets[0, idx["share_exact_dup"]] == 1.0
+  assert clean.sets[0, idx["share_exact_dup"]] == 0.0
+  assert clean.sets[0, idx["mean_knn_agreement"]] > 0.8
+  assert flipped.sets[0, idx["mean_knn_agreement"]] < 0.15
+  # Constant inputs: every row identical -> all within-set duplicates, no variance.
+  const = fz.pair(view, xb, yb, np.repeat(xb[:1] + 3.0, 20, 0), yb[:20], lf)
+  assert const.sets[0, idx["share_dup_within_set"]] == 1.0
+  assert const.sets[0, idx["log_var_ratio"]] < -5
+  # Padding: real S elements first, then zeros; sizes are the true sizes.
+  assert clean.s_mask[0].sum() == 32 and clean.s_size[0] == 40
+  assert dup.s.shape == (1, 32, F.ELEM_DIM)
+
+
+def test_feature_errors_are_clear():
+  task, view, *_ = _view_and_base("wine", 30)
+  with pytest.raises(F.FeatureError, match="width 13"):
+    F.embed_inputs(view, np.zeros((4, 12)))
+  bad = np.zeros((4, 13))
+  bad[1, 2] = np.nan
+  with pytest.raises(F.FeatureError, match="NaN"):
+    F.embed_inputs(view, bad)
+  with pytest.raises(F.FeatureError, match=r"labels must be in \[0, 3\)"):
+    F.check_labels(view, np.array([0, 1, 5]), 3)
+
+
+def test_code_windows_embed_into_the_common_width():
+  task = get_task("code")
+  view = F.task_view(task)
+  assert view.pool.shape == (task.pool_size, F.RAW_WIDTH)
+  # Windows of different packages are farther apart on average than within one.
+  a = view.pool[task.groups == 0][:50]
+  b = view.pool[task.groups == 1][:50]
+  within = np.linalg.norm(a[:, None] - a[None], axis=-1).mean()
+  across = np.linalg.norm(a[:, None] - b[None], axis=-1).mean()
+  assert across > within
+  with pytest.raises(F.FeatureError, match="token windows"):
+    F.embed_inputs(view, np.zeros((3, 5), np.int32))
+
+
+def test_calibration_scale_hits_nominal_coverage():
+  rng = np.random.default_rng(0)
+  y = rng.normal(size=(4000, 2)) * 3.0
+  mean, sigma = np.zeros_like(y), np.ones_like(y)  # sigma 3x too small
+  c = calibration_scale(y, mean, sigma, 0.9)
+  np.testing.assert_allclose(c, 3.0, rtol=0.08)
+
+
+def test_choose_targets_intersects_label_sets():
+  a = testing.toy_labels("wine", num_pairs=5, num_seeds=1)
+  assert choose_targets([a])[:2] == ["test/accuracy", "test/neg_log_loss"]
+  with pytest.raises(PredictorError, match="not in the labels"):
+    choose_targets([a], ("test/f1",))
+
+
+def test_toy_training_writes_predictor_and_ranks_noise_below_clean(toy_dir):
+  meta = json.load(open(os.path.join(toy_dir, META_FILE)))
+  assert meta["targets"][0] == "test/accuracy"
+  assert os.path.isdir(os.path.join(toy_dir, "checkpoints", "best"))
+  lines = open(os.path.join(toy_dir, "metrics.jsonl")).read().splitlines()
+  assert lines and "val_loss" in json.loads(lines[-1])
+  res = json.load(open(os.path.join(toy_dir, "results.json")))
+  acc = res["test"]["test/accuracy"]
+  # The toy labels' spread comes from label noise (large negative values); the
+  # other kinds differ by seed noise only. Even a tiny predictor must track it.
+  assert acc["pearson"] > 0.6, acc
+  assert 0.0 <= acc["coverage"] <= 1.0
+
+
+def test_interrupted_training_resumes_from_latest_checkpoint(tmp_path):
+  cfg = testing.toy_config(epochs=2, patience=50)
+  cfg.labels.toy_pairs = 16
+  cfg.train.log_every = 1
+  r1 = train_and_evaluate(cfg, str(tmp_path))
+  assert [h["epoch"] for h in r1["history"]] == [1, 2]
+  cfg.train.epochs = 4
+  r2 = train_and_evaluate(cfg, str(tmp_path))  # resumes at epoch 3
+  assert [h["epoch"] for h in r2["history"]] == [3, 4]
+  lines = [json.loads(x) for x in open(tmp_path / "metrics.jsonl")]
+  assert [rec["epoch"] for rec in lines] == [1, 2, 3, 4]
+
+
+def test_metric_writer_writes_json_lines_and_keeps_wandb_off(tmp_path, capsys):
+  import ml_collections
+
+  wb = ml_collections.ConfigDict({"enabled": False, "mode": "offline", "project": "x"})
+  with MetricWriter(str(tmp_path), wb, name="t") as w:
+    w.write(3, {"loss": 0.5, "acc": np.float32(0.25)})
+  assert "step 3" in capsys.readouterr().out
+  rec = json.loads((tmp_path / "metrics.jsonl").read_text())
+  assert rec["step"] == 3 and rec["acc"] == 0.25
+  assert not (tmp_path / "wandb").exists()
