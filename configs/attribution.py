@@ -29,7 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg = ml_collections.ConfigDict()
   cfg.task = task_config("code")
   cfg.learner = learner_config(
-    family="lm", width=32, depth=1, heads=2, steps=300, lr=3e-3, l2=0.0, batch_size=32
+    family="lm", width=32, depth=1, heads=2, steps=200, lr=3e-3, l2=0.0, batch_size=32
   )
   cfg.metric = "heldout/neg_loss"
   cfg.contributors = ml_collections.ConfigDict(

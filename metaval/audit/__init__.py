@@ -1,0 +1,1 @@
+"""Audits: memorization spot-checks (``membership``); more audits join this package."""

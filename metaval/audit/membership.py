@@ -1,0 +1,364 @@
+"""Memorization spot-check: does a model return a contributor's text with confidence?
+
+On the ``code`` task a contributor is one source file. Tiny character LMs are
+trained in *complementary pairs*: the two models of a pair share one PRNG key
+(on purpose: same init, same data-order stream, so they differ only in their
+data) and the same base set B, and each includes the other's complement of the
+candidate contributors (a random half each). So every candidate file is a
+member of exactly one model of every pair and a non-member of the other, and a
+pair of models gives one paired with/without comparison per contributor.
+
+Each model is prompted with the first ``prefix_len`` characters of a
+contributor's windows and scored on the true continuation:
+
+* ``mean_loglik``: mean log-probability of the continuation's characters;
+* ``min_k``: Min-K% probability, the mean of the lowest k% of those
+  log-probabilities (Shi et al., 2024);
+* ``exact_match``: length of the greedy continuation that matches the truth.
+  Computed by teacher forcing: greedy decoding stays on the true text exactly
+  as long as the argmax equals the next true character, so the match length is
+  the number of leading positions where it does;
+* ``*_calibrated``: the score minus the same score under *reference* models
+  that did not see the contributor (the other pairs' non-member models),
+  a likelihood-ratio test in the spirit of LiRA (Carlini et al., 2022).
+
+ROC AUC separates members from non-members over (model, contributor) samples,
+with a bootstrap CI that resamples contributors (the samples of one contributor
+are correlated). The paired view reports, per pair and contributor, how often
+the member model scores higher than its same-key non-member twin.
+
+References:
+  Shi et al., "Detecting pretraining data from large language models", ICLR 2024.
+  Carlini et al., "Membership inference attacks from first principles", S&P 2022.
+  Duan et al., "Do membership inference attacks work on large language
+  models?", COLM 2024 (finds such signals close to chance on real LMs).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from metaval.data.tasks import LANGUAGE_MODEL, Task
+from metaval.errors import MetavalError
+from metaval.learners import models
+from metaval.learners.models import LearnerSpec
+from metaval.learners.train import train_many
+
+SCORES = ("mean_loglik", "min_k", "exact_match")
+
+
+class MembershipError(MetavalError):
+  """Membership-audit inputs are not valid."""
+
+
+def select_contributors(task: Task, num: int, min_windows: int, max_windows: int, rng):
+  """Picks ``num`` source files with at least ``min_windows`` pool windows.
+
+  Args:
+    task: a language-model task with ``files``.
+    num: contributors wanted.
+    min_windows: eligibility threshold (windows of the file in the pool).
+    max_windows: windows of each file the contributor submits (0 = all).
+    rng: numpy Generator.
+
+  Returns:
+    ``(file_ids [num], rows [num] list of pool-index arrays, excluded [N] bool)``;
+    ``excluded`` marks every window of the chosen files, submitted or not, so that
+    no part of a candidate file leaks into the base set.
+  """
+  if task.kind != LANGUAGE_MODEL:
+    raise MembershipError(f"the membership audit needs a language-model task, got {task.name!r}")
+  counts = np.bincount(task.files, minlength=len(task.file_names))
+  eligible = np.flatnonzero(counts >= min_windows)
+  if len(eligible) < num:
+    raise MembershipError(
+      f"only {len(eligible)} files have >= {min_windows} windows; asked for {num} contributors"
+    )
+  chosen = np.sort(rng.choice(eligible, num, replace=False))
+  rows = []
+  for f in chosen:
+    idx = np.flatnonzero(task.files == f)
+    rows.append(idx[:max_windows] if max_windows else idx)
+  excluded = np.isin(task.files, chosen)
+  return chosen, rows, excluded
+
+
+def complementary_plan(num_contributors: int, num_pairs: int, rng) -> np.ndarray:
+  """``[2P, K]`` membership plan: row 2j includes a random half, row 2j+1 the rest."""
+  if num_contributors < 2 or num_pairs < 2:
+    raise MembershipError("need at least 2 contributors and 2 pairs (references need a 2nd pair)")
+  plan = np.zeros((2 * num_pairs, num_contributors), bool)
+  half = num_contributors // 2
+  for j in range(num_pairs):
+    pick = rng.permutation(num_contributors)[:half]
+    plan[2 * j, pick] = True
+    plan[2 * j + 1] = ~plan[2 * j]
+  return plan
+
+
+def token_logprobs(params, windows, spec: LearnerSpec, prefix_len: int):
+  """Per-character log-probability and greedy hit of each continuation (one model).
+
+  Args:
+    params: one model's parameters.
+    windows: ``[W, T + 1]`` token windows.
+    spec: the LM spec.
+    prefix_len: characters given as the prompt.
+
+  Returns:
+    ``(logp [W, L], hit [W, L])`` over the continuation ``windows[:, prefix_len:]``
+    (``L = T + 1 - prefix_len``): log p(true char | all before it) and whether the
+    argmax equals it.
+  """
+  logits = models.apply(params, windows[:, :-1], spec)  # [W, T, V]
+  logp_all = jax.nn.log_softmax(logits, -1)
+  target = windows[:, 1:]  # [W, T]
+  logp = jnp.take_along_axis(logp_all, target[..., None], -1)[..., 0]
+  hit = jnp.argmax(logits, -1) == target
+  # Position t predicts character t + 1; the continuation starts at prefix_len.
+  return logp[:, prefix_len - 1 :], hit[:, prefix_len - 1 :]
+
+
+def scores_from_logprobs(logp, hit, min_k_frac: float) -> dict:
+  """The three raw scores per window from ``[..., L]`` log-probs and hits."""
+  length = logp.shape[-1]
+  k = max(1, int(round(min_k_frac * length)))
+  lowest = jnp.sort(logp, -1)[..., :k]
+  # Leading run of hits: cumprod stays 1 until the first miss.
+  match = jnp.cumprod(hit.astype(jnp.float32), -1).sum(-1)
+  return {"mean_loglik": logp.mean(-1), "min_k": lowest.mean(-1), "exact_match": match}
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "prefix_len", "min_k_frac"))
+def score_models(params, windows, *, spec, prefix_len, min_k_frac):
+  """Scores of every window under every model: dict name -> ``[M, W]``."""
+
+  def one(p):
+    logp, hit = token_logprobs(p, windows, spec, prefix_len)
+    return scores_from_logprobs(logp, hit, min_k_frac)
+
+  # params stacked over models [M, ...]; windows shared.
+  return jax.vmap(one)(params)
+
+
+def roc_auc(scores, labels) -> float:
+  """ROC AUC (ties count one half)."""
+  from sklearn.metrics import roc_auc_score
+
+  return float(roc_auc_score(np.asarray(labels, bool), np.asarray(scores, np.float64)))
+
+
+def auc_with_ci(scores, labels, clusters, *, num_boot: int, rng, level: float = 0.95):
+  """ROC AUC and a cluster-bootstrap CI (clusters resampled with replacement).
+
+  Args:
+    scores: ``[S]`` higher = more likely a member.
+    labels: ``[S]`` True for members.
+    clusters: ``[S]`` cluster id (contributor) of each sample.
+    num_boot: bootstrap replicates.
+    rng: numpy Generator.
+    level: CI coverage.
+
+  Returns:
+    ``(auc, lo, hi)``.
+  """
+  scores, labels, clusters = map(np.asarray, (scores, labels, clusters))
+  auc = roc_auc(scores, labels)
+  ids = np.unique(clusters)
+  by = {c: np.flatnonzero(clusters == c) for c in ids}
+  boots = []
+  for _ in range(num_boot):
+    idx = np.concatenate([by[c] for c in rng.choice(ids, len(ids), replace=True)])
+    if labels[idx].all() or not labels[idx].any():
+      continue
+    boots.append(roc_auc(scores[idx], labels[idx]))
+  if not boots:
+    return auc, float("nan"), float("nan")
+  a = (1 - level) / 2
+  return auc, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
+
+
+def analyse(window_scores: dict, plan: np.ndarray, owner: np.ndarray, *, num_boot: int, rng):
+  """Member vs non-member separation for every score, raw and calibrated.
+
+  Args:
+    window_scores: name -> ``[M, W]`` score of each prompt window under each model.
+    plan: ``[M, K]`` True where model m trained on contributor k (rows 2j, 2j+1
+      are a complementary same-key pair).
+    owner: ``[W]`` contributor of each window.
+    num_boot: bootstrap replicates for the CIs.
+    rng: numpy Generator.
+
+  Returns:
+    A list of row dicts: ``score``, ``level`` (contributor or prompt),
+    ``auc``, ``lo``, ``hi``, ``paired_win`` (share of pairs x contributors where
+    the member twin scores higher; ties count one half), ``mean_gap``.
+  """
+  m, k = plan.shape
+  pair = np.arange(m) // 2
+  rows = []
+  for name, s in window_scores.items():
+    s = np.asarray(s, np.float64)  # [M, W]
+    per_c = np.stack([s[:, owner == c].mean(1) for c in range(k)], 1)  # [M, K]
+    # Reference: mean score of contributor c under the *other* pairs' models
+    # that did not train on c (never the same key as the model being tested).
+    ref = np.zeros((m, k))
+    ref_w = np.zeros((m, len(owner)))
+    for i in range(m):
+      for c in range(k):
+        others = (pair != pair[i]) & ~plan[:, c]
+        ref[i, c] = per_c[others, c].mean()
+        ref_w[i, owner == c] = s[others][:, owner == c].mean(0)
+    variants = {name: per_c, f"{name}_calibrated": per_c - ref}
+    for vname, v in variants.items():
+      member = plan.reshape(-1)
+      clusters = np.tile(np.arange(k), m)
+      auc, lo, hi = auc_with_ci(v.reshape(-1), member, clusters, num_boot=num_boot, rng=rng)
+      in_twin = v[plan.reshape(m, k)].reshape(-1)
+      # Same-key twin of each member sample.
+      twin_idx = np.arange(m) ^ 1
+      out_twin = np.stack([v[twin_idx[i], plan[i]] for i in range(m)]).reshape(-1)
+      gap = in_twin - out_twin
+      rows.append(
+        {
+          "score": vname,
+          "level": "contributor",
+          "auc": auc,
+          "lo": lo,
+          "hi": hi,
+          "paired_win": float(np.mean(gap > 0) + 0.5 * np.mean(gap == 0)),
+          "mean_gap": float(gap.mean()),
+          "n": int(v.size),
+        }
+      )
+    # Prompt level: every (model, window) is a sample, clusters = contributors.
+    for vname, v in ((name, s), (f"{name}_calibrated", s - ref_w)):
+      member = plan[:, owner]  # [M, W]
+      clusters = np.broadcast_to(owner, member.shape)
+      auc, lo, hi = auc_with_ci(
+        v.reshape(-1), member.reshape(-1), clusters.reshape(-1), num_boot=num_boot, rng=rng
+      )
+      rows.append(
+        {
+          "score": vname,
+          "level": "prompt",
+          "auc": auc,
+          "lo": lo,
+          "hi": hi,
+          "paired_win": float("nan"),
+          "mean_gap": float("nan"),
+          "n": int(v.size),
+        }
+      )
+  return rows
+
+
+def format_table(rows) -> str:
+  lines = [
+    "| score | level | ROC AUC | 95% CI | paired win | mean gap | n |",
+    "|---|---|---|---|---|---|---|",
+  ]
+  for r in rows:
+    pw = "" if np.isnan(r["paired_win"]) else f"{r['paired_win']:.3f}"
+    gap = "" if np.isnan(r["mean_gap"]) else f"{r['mean_gap']:+.4f}"
+    lines.append(
+      f"| {r['score']} | {r['level']} | {r['auc']:.3f} | [{r['lo']:.3f}, {r['hi']:.3f}] | "
+      f"{pw} | {gap} | {r['n']} |"
+    )
+  return "\n".join(lines)
+
+
+def run(config, workdir: str | None = None) -> dict:
+  """``metaval audit membership``: train complementary LM pairs, score, report AUCs.
+
+  Writes ``membership.json`` (config, plan, AUC rows, timing) and
+  ``membership.md`` (the table) to ``workdir``.
+  """
+  from metaval.data import get_task
+
+  task = get_task(config.task.name, seed=config.task.seed, **dict(config.task.get("kwargs", {})))
+  spec = LearnerSpec.from_config(config.learner)
+  if spec.family != "lm":
+    raise MembershipError(f"the membership audit trains LMs; learner.family is {spec.family!r}")
+  win = task.x.shape[1]
+  if not 1 <= config.prefix_len < win - 1:
+    raise MembershipError(f"prefix_len must be in [1, {win - 2}], got {config.prefix_len}")
+  if not 0 < config.min_k_frac <= 1:
+    raise MembershipError(f"min_k_frac must be in (0, 1], got {config.min_k_frac}")
+  rng = np.random.default_rng(config.seed)
+  k = int(config.num_contributors)
+  files, rows, excluded = select_contributors(task, k, config.min_windows, config.max_windows, rng)
+  base_idx = np.flatnonzero(~excluded)
+  if config.base_size:
+    base_idx = rng.choice(base_idx, min(int(config.base_size), len(base_idx)), replace=False)
+  n_pool = task.pool_size
+  base = np.zeros(n_pool, np.float32)
+  base[base_idx] = 1.0
+  contrib = np.zeros((k, n_pool), np.float32)
+  for c, r in enumerate(rows):
+    contrib[c, r] = float(config.contributor_weight)
+  plan = complementary_plan(k, int(config.num_pairs), rng)  # [M, K]
+  masks = base[None] + plan.astype(np.float32) @ contrib  # [M, N]
+  # The two models of a pair share a key on purpose (paired with/without runs).
+  pair_keys = jax.random.split(jax.random.key(config.seed), config.num_pairs)
+  keys = jnp.repeat(jax.random.key_data(pair_keys), 2, axis=0)  # [M, 2]
+  print(task.describe())
+  print(
+    f"{k} contributor files ({', '.join(str(len(r)) for r in rows)} windows), base "
+    f"{len(base_idx)} windows, {2 * config.num_pairs} LMs (w{spec.width} d{spec.depth}, "
+    f"{spec.steps} steps x {spec.batch_size})"
+  )
+  t0 = time.perf_counter()
+  res = train_many(keys, task, masks, spec, return_params=True, chunk=config.chunk or None)
+  train_s = time.perf_counter() - t0
+  prompts = [r[: config.prompts_per_contributor] for r in rows]
+  owner = np.concatenate([np.full(len(p), c) for c, p in enumerate(prompts)])
+  windows = jnp.asarray(task.x[np.concatenate(prompts)])  # [W, T + 1]
+  t0 = time.perf_counter()
+  window_scores = jax.device_get(
+    score_models(
+      res.params,
+      windows,
+      spec=spec,
+      prefix_len=int(config.prefix_len),
+      min_k_frac=float(config.min_k_frac),
+    )
+  )
+  score_s = time.perf_counter() - t0
+  table_rows = analyse(window_scores, plan, owner, num_boot=config.num_boot, rng=rng)
+  table = format_table(table_rows)
+  heldout = res.metrics["heldout/neg_loss"]
+  print(
+    f"trained in {train_s:.1f}s (heldout neg_loss {heldout.mean():+.3f} ± {heldout.std():.3f}), "
+    f"scored {windows.shape[0]} prompts x {len(plan)} models in {score_s:.1f}s"
+  )
+  print(table)
+  out = {
+    "task": task.name,
+    "learner": spec.to_dict(),
+    "contributor_files": [task.file_names[f] for f in files],
+    "contributor_windows": [int(len(r)) for r in rows],
+    "base_windows": int(len(base_idx)),
+    "plan": plan.astype(int).tolist(),
+    "heldout_neg_loss": heldout.tolist(),
+    "prefix_len": int(config.prefix_len),
+    "min_k_frac": float(config.min_k_frac),
+    "rows": table_rows,
+    "seconds": {"train": train_s, "score": score_s},
+  }
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+    for name, text in (("membership.json", json.dumps(out, indent=2)), ("membership.md", table)):
+      path = os.path.join(workdir, name)
+      with open(path + ".tmp", "w") as f:
+        f.write(text + "\n")
+      os.replace(path + ".tmp", path)
+    print(f"wrote {workdir}/membership.json, membership.md")
+  return out
