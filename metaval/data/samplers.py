@@ -253,20 +253,26 @@ def _clean(task, base_idx, rng, size=None, class_mix=None, alpha=0.3):
   class_mix = class_mix or str(rng.choice(["natural", "balanced", "skewed"]))
   avail = _outside(task, base_idx)
   ya = task.y[avail]
-  counts = np.bincount(ya, minlength=task.num_classes).astype(np.float64)
+  counts = np.bincount(ya, minlength=task.num_classes)
   if class_mix == "natural":
     class_w = counts / counts.sum()
-    weights = None
+    idx = _draw_from(rng, avail, size)
   elif class_mix in ("balanced", "skewed"):
     if class_mix == "balanced":
       class_w = np.full(task.num_classes, 1.0 / task.num_classes)
+      # Exact quotas: size // C each, the remainder to randomly chosen classes.
+      quota = np.full(task.num_classes, size // task.num_classes)
+      quota[rng.choice(task.num_classes, size % task.num_classes, replace=False)] += 1
     else:
       class_w = rng.dirichlet(np.full(task.num_classes, float(alpha)))
-    # Per-point weight = class share / class count, so class totals follow class_w.
-    weights = class_w[ya] / np.maximum(counts[ya], 1.0)
+      quota = rng.multinomial(size, class_w)
+    quota = np.minimum(quota, counts)  # a class cannot give more than it has
+    picks = [rng.choice(avail[ya == c], quota[c], replace=False) for c in range(task.num_classes)]
+    idx = np.sort(np.concatenate(picks))
+    if idx.size == 0:
+      raise SamplerError("no pool points available outside the base set")
   else:
     raise SamplerError(f"class_mix must be natural, balanced or skewed, got {class_mix!r}")
-  idx = _draw_from(rng, avail, size, weights)
   recipe = {"class_mix": class_mix, "class_weights": np.round(class_w, 4)}
   if class_mix == "skewed":
     recipe["alpha"] = float(alpha)
