@@ -97,9 +97,10 @@ class Predictor:
     if base is None:
       idx = np.asarray(info["base_indices"], np.int64)
       return view.pool[idx], task.y[idx].astype(np.int64)
-    if isinstance(base, (tuple, list, dict)) and not (
-      isinstance(base, (tuple, list)) and np.asarray(base).ndim == 1
-    ):
+    is_xy = isinstance(base, dict) or (
+      isinstance(base, (tuple, list)) and len(base) == 2 and np.ndim(base[0]) == 2
+    )
+    if is_xy:
       xb, yb = _as_xy(base, view.lm)
       xb = F.embed_inputs(view, xb)
       return xb, F.check_labels(view, yb, len(xb))

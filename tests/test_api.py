@@ -1,0 +1,88 @@
+"""The Python API: load_predictor, value, rank, and clear errors."""
+
+import numpy as np
+import pytest
+
+import metaval.api as api
+from metaval.data import get_task
+from metaval.learners.models import LearnerSpec
+from metaval.predictor import testing
+
+
+@pytest.fixture(scope="session")
+def predictor(tmp_path_factory):
+  path = testing.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
+  return api.load_predictor(path)
+
+
+def _clean_and_flipped(n=30):
+  task = get_task("wine")
+  x, y = task.x[-n:], task.y[-n:]
+  return task, (x, y), (x, (y + 1) % task.num_classes)
+
+
+def test_value_returns_facts_and_flipped_labels_are_worth_less(predictor):
+  task, clean, flipped = _clean_and_flipped()
+  f_clean = predictor.value(clean)
+  f_flip = predictor.value(flipped)
+  assert f_clean.task == "wine" and f_clean.supplement_size == 30
+  assert [t.metric for t in f_clean.targets] == predictor.targets
+  for t in f_clean.targets:
+    assert t.low <= t.value <= t.high
+  # Same inputs, labels flipped: the predicted accuracy gain must drop clearly.
+  assert f_flip.targets[0].value < f_clean.targets[0].value - 0.05
+  assert any("label noise" in w for w in f_flip.warnings)
+  assert not any("label noise" in w for w in f_clean.warnings)
+  # Accepts dicts and explicit bases too, and the default base matches its indices.
+  base_idx = np.asarray(predictor.tasks["wine"]["base_indices"])
+  f_dict = predictor.value({"x": clean[0], "y": clean[1]}, base=base_idx)
+  assert f_dict.targets[0].value == pytest.approx(f_clean.targets[0].value, abs=1e-5)
+  f_xy = predictor.value(clean, base=(task.x[base_idx], task.y[base_idx]))
+  assert f_xy.targets[0].value == pytest.approx(f_clean.targets[0].value, abs=1e-5)
+
+
+def test_duplicates_are_flagged(predictor):
+  task = get_task("wine")
+  base_idx = np.asarray(predictor.tasks["wine"]["base_indices"])
+  facts = predictor.value((task.x[base_idx[:20]], task.y[base_idx[:20]]))
+  assert any("duplicates" in w for w in facts.warnings)
+
+
+def test_rank_orders_by_predicted_value(predictor):
+  _, clean, flipped = _clean_and_flipped()
+  order = predictor.rank([flipped, clean, flipped])
+  assert [i for i, _ in order][0] == 1
+  values = [f.targets[0].value for _, f in order]
+  assert values == sorted(values, reverse=True)
+
+
+def test_larger_learner_warns_about_extrapolation(predictor):
+  _, clean, _ = _clean_and_flipped()
+  facts = predictor.value(clean, learner=LearnerSpec("mlp", width=512, depth=2))
+  assert facts.learner_params > predictor.tasks["wine"]["max_learner_params"]
+  assert any("larger than any" in w for w in facts.warnings)
+
+
+def test_bad_queries_raise_one_line_errors(predictor):
+  task, (x, y), _ = _clean_and_flipped()
+  cases = [
+    ((x[:, :5], y), "width 13"),
+    ((np.zeros((0, 13)), np.zeros(0, int)), "empty"),
+    ((np.where(np.arange(13) == 3, np.nan, x), y), "NaN"),
+    ((x, y[:-1]), "labels must have shape"),
+    ((x, y + 10), r"labels must be in \[0, 3\)"),
+    (x, "labels are required"),
+    ((x[0], y[:1]), "2-D"),
+  ]
+  for supp, msg in cases:
+    with pytest.raises(api.QueryError, match=msg) as e:
+      predictor.value(supp)
+    assert "\n" not in str(e.value)
+  with pytest.raises(api.QueryError, match="unknown task 'digits'"):
+    predictor.value((x, y), task="digits")
+  with pytest.raises(api.QueryError, match="base indices"):
+    predictor.value((x, y), base=np.array([0, 999]))
+  with pytest.raises(api.QueryError, match="bad learner"):
+    predictor.value((x, y), learner={"family": "cnn"})
+  with pytest.raises(api.QueryError, match="no trained predictor"):
+    api.load_predictor("/nonexistent/predictor")
