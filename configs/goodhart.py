@@ -11,7 +11,7 @@ CPU cores, once). Finished estimators are cached, so a rerun resumes.
 
 Variants:
   quick    digits, linear learner (the quick labels' learner, deterministic: K=1),
-           4 replicates (B0 = 150, contributor A = 50, |S| = 100), 10 attacks;
+           4 replicates (B0 = 80, contributor A = 40, |S| = 100), 10 attacks;
            estimators: retraining, predictor, ablation, untraining, KNN-Shapley,
            Data-OOB. About 1-2 min on 2 CPU cores once the predictor exists.
   default  as quick with 10 replicates and TMC-Shapley added (about 10 min).
@@ -53,8 +53,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.learner = learner_config(**LINEAR)
   cfg.num_bases = 10  # replicates: fresh B0, contributor A, genuine set and attacks
   cfg.num_seeds = 1  # K paired seeds per pair (the linear learner ignores its seed)
-  cfg.base_size = 150  # B0; the buyer's base is B0 ∪ A
-  cfg.contributor_size = 50  # A: an earlier contributor's clean set, already in B
+  cfg.base_size = 80  # B0; the buyer's base is B0 ∪ A
+  cfg.contributor_size = 40  # A: an earlier contributor's clean set, already in B
   cfg.supp_size = 100  # |S| of the genuine set and of every attack
   cfg.core_frac = 0.25  # clean share of the padded attacks (and genuine_core's size)
   cfg.attacks = ATTACKS
@@ -74,10 +74,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.predictor = ml_collections.ConfigDict(
     {"path": "", "config": "configs/predictor.py:quick", "train_if_missing": True}
   )
-  # A smaller learner's retraining label: random-features linear model, 16 features.
-  cfg.ablation = ml_collections.ConfigDict(
-    {"learner": learner_config(**{**LINEAR, "features": 16})}
-  )
+  # A smaller learner's retraining label: ``metaval.learners.models.ladder(learner,
+  # (size,))`` (linear: 16 fixed random ReLU features instead of the 64 raw inputs).
+  cfg.ablation = ml_collections.ConfigDict({"size": 16})
   cfg.untrain = ml_collections.ConfigDict(
     {
       "ascent": ml_collections.ConfigDict(
@@ -104,7 +103,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif arg == "tiny":
     cfg.task = task_config("wine")
     cfg.learner = learner_config(family="mlp", width=16, steps=100, lr=0.02, l2=1e-3)
-    cfg.ablation.learner = learner_config(family="linear", steps=50, lr=0.1, l2=1e-3)
+    cfg.ablation.size = 4  # MLP width 4
     cfg.num_bases = 2
     cfg.num_seeds = 2
     cfg.base_size = 30

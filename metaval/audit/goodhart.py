@@ -34,7 +34,8 @@ Estimators, each on its own scale (the first four in units of ``metric``):
   the predictor is loaded from ``predictor.path`` or trained into
   ``<workdir>/predictor`` on the quick labels. None of the attacks, bases or
   genuine sets here is a pair it was trained on.
-* ``ablation``: the retraining label of a smaller learner (``ablation.learner``).
+* ``ablation``: the retraining label of a smaller learner (the learner at rung
+  ``ablation.size`` of its size ladder, as ``metaval ablate`` builds them).
 * ``untraining``: gradient-ascent drop (``metaval.valuation.untrain``).
 * ``knn_shapley``, ``data_oob``, ``tmc_shapley``: per-point baselines computed on
   B ∪ S; a set's value is the sum of its points' values
@@ -612,6 +613,14 @@ def judge(values: dict[str, np.ndarray], row_names: list[str]) -> tuple[list[dic
   return rows, summary
 
 
+def ablation_learner(spec: LearnerSpec, config) -> LearnerSpec:
+  """The smaller learner of the ablation: ``spec`` at rung ``ablation.size`` of its ladder."""
+  from metaval.learners.models import ladder
+
+  (small,) = ladder(spec, (int(config.ablation.size),))
+  return small
+
+
 def _run_estimator(est, task, markets, supps, rep, spec, config, workdir, log):
   if est == "retraining":
     return retraining_values(task, markets, supps, rep, spec, config)
@@ -619,7 +628,7 @@ def _run_estimator(est, task, markets, supps, rep, spec, config, workdir, log):
     path = ensure_predictor(config, workdir, log)
     return predictor_values(task, markets, supps, rep, spec, config, path)
   if est == "ablation":
-    small = LearnerSpec.from_config(config.ablation.learner)
+    small = ablation_learner(spec, config)
     return retraining_values(task, markets, supps, rep, small, config, seed_offset=1)
   if est == "untraining":
     return untraining_values(task, markets, supps, rep, spec, config)
