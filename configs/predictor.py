@@ -35,7 +35,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     }
   )
   cfg.targets = ()  # empty: every metric common to all label sets
-  cfg.features = ml_collections.ConfigDict({"max_s": 64, "max_b": 64})
+  cfg.features = ml_collections.ConfigDict(
+    {"max_s": 64, "max_b": 64, "cache_dir": "runs/feature_cache"}
+  )
   cfg.model = ml_collections.ConfigDict(
     {
       "encoder": "set_transformer",
@@ -82,6 +84,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.eval.splits = ("pairs", "kind")
   elif arg == "toy":
     cfg.labels.source = "toy"
+    cfg.features.cache_dir = ""
     cfg.model.encoder = "deepsets"
     cfg.model.width = 32
     cfg.train.epochs = 60

@@ -30,6 +30,7 @@ import numpy as np
 from metaval.data.tasks import LANGUAGE_MODEL, Task
 from metaval.errors import MetavalError
 
+FEATURE_VERSION = 1  # bump when features change (invalidates feature caches)
 RAW_WIDTH = 64  # raw inputs are zero-padded (or hashed, for code) to this width
 MAX_CLASSES = 16  # one-hot labels are padded to this many classes
 CODE_BINS = RAW_WIDTH  # hashed n-gram histogram bins for code windows

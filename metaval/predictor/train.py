@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -125,13 +126,34 @@ class PairData:
     )
 
 
-def build_pairs(label_sets, targets, featurizer: F.Featurizer) -> PairData:
+def _cached_features(ls, featurizer: F.Featurizer, cache_dir: str | None) -> F.PairFeatures:
+  """Featurises a label set, reusing ``<cache_dir>/features-<hash>.npz`` when present."""
+  if not cache_dir:
+    return F.featurize_labels(ls, featurizer)
+  h = hashlib.sha1()
+  for part in (ls.task, ls.task_seed, F.FEATURE_VERSION, featurizer.max_s, featurizer.max_b):
+    h.update(str(part).encode())
+  h.update(np.asarray(ls.pair_id).tobytes())
+  h.update("".join(map(str, ls.learner)).encode())
+  path = os.path.join(cache_dir, f"features-{ls.task}-{h.hexdigest()[:16]}.npz")
+  if os.path.isfile(path):
+    with np.load(path) as z:
+      return F.PairFeatures(**{k: z[k] for k in z.files})
+  xf = F.featurize_labels(ls, featurizer)
+  os.makedirs(cache_dir, exist_ok=True)
+  tmp = path + ".tmp.npz"
+  np.savez(tmp, **xf.arrays())
+  os.replace(tmp, path)
+  return xf
+
+
+def build_pairs(label_sets, targets, featurizer: F.Featurizer, cache_dir=None) -> PairData:
   """Featurises all label sets into one ``PairData`` (targets in ``targets`` order)."""
   parts = []
   k = min(s.num_seeds for s in label_sets)
   for ls in label_sets:
     ti = [ls.metric_index(m) for m in targets]
-    xf = F.featurize_labels(ls, featurizer)
+    xf = _cached_features(ls, featurizer, cache_dir)
     per_seed = ls.improvement_per_seed[:, :k][:, :, ti]
     parts.append(
       PairData(
@@ -498,7 +520,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   label_sets = load_label_sets(config)
   targets = choose_targets(label_sets, tuple(config.targets))
   featurizer = F.Featurizer(config.features.max_s, config.features.max_b)
-  data = build_pairs(label_sets, targets, featurizer)
+  data = build_pairs(label_sets, targets, featurizer, config.features.get("cache_dir") or None)
   t_feat = time.perf_counter() - t0
   tr, va, te = random_split(len(data), config.train.val_frac, config.train.test_frac, config.seed)
   print(
