@@ -34,7 +34,8 @@ def test_teacher_forced_exact_match_equals_greedy_generation():
   for r, j in enumerate(cut):
     if j < length:
       windows[r, prefix + j] = (windows[r, prefix + j] % (task.num_classes - 1)) + 1
-  logp, hit = mem.token_logprobs(params, jnp.asarray(windows), TINY, prefix)
+  score_fn = jax.jit(mem.token_logprobs, static_argnames=("spec", "prefix_len"))
+  logp, hit = score_fn(params, jnp.asarray(windows), spec=TINY, prefix_len=prefix)
   scores = mem.scores_from_logprobs(logp, hit, 0.2)
   np.testing.assert_array_equal(np.asarray(scores["exact_match"]), cut)
   assert logp.shape == (5, length)
@@ -82,6 +83,22 @@ def test_auc_with_ci_brackets_a_noisy_signal():
   scores = labels * 1.0 + rng.normal(0, 1, 400)
   auc, lo, hi = mem.auc_with_ci(scores, labels, np.arange(400) // 8, num_boot=300, rng=rng)
   assert 0.68 < auc < 0.84 and lo < auc < hi and hi - lo < 0.2  # true AUC 0.76
+  clusters = np.arange(400) // 8
+  wins, pairs = mem._pair_counts(scores, labels, clusters, np.unique(clusters))
+  assert wins.sum() / pairs.sum() == pytest.approx(auc, abs=1e-12)
+
+
+def test_cluster_bootstrap_is_centred_when_members_differ_only_within_contributors():
+  # Big between-contributor spread, small within-contributor membership shift:
+  # resampling duplicated clusters naively would push the interval above the AUC.
+  rng = np.random.default_rng(2)
+  k, per = 12, 24
+  clusters = np.repeat(np.arange(k), per)
+  labels = np.tile([True, False], k * per // 2)
+  scores = rng.normal(0, 5, k)[clusters] + 0.5 * labels + rng.normal(0, 0.1, k * per)
+  auc, lo, hi = mem.auc_with_ci(scores, labels, clusters, num_boot=500, rng=rng)
+  assert lo < auc < hi
+  assert abs((lo + hi) / 2 - auc) < 0.5 * (hi - lo)
 
 
 def test_bad_inputs_name_the_problem():

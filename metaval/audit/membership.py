@@ -155,8 +155,36 @@ def roc_auc(scores, labels) -> float:
   return float(roc_auc_score(np.asarray(labels, bool), np.asarray(scores, np.float64)))
 
 
+def _pair_counts(scores, labels, clusters, ids):
+  """Wins and pair counts of members of cluster a against non-members of cluster b.
+
+  Returns:
+    ``(wins [K, K], pairs [K, K])``; ties count one half.
+  """
+  k = len(ids)
+  wins, pairs = np.zeros((k, k)), np.zeros((k, k))
+  pos = [np.sort(scores[(clusters == c) & labels]) for c in ids]
+  neg = [np.sort(scores[(clusters == c) & ~labels]) for c in ids]
+  for a in range(k):
+    for b in range(k):
+      if not len(pos[a]) or not len(neg[b]):
+        continue
+      below = np.searchsorted(neg[b], pos[a], side="left")
+      tied = np.searchsorted(neg[b], pos[a], side="right") - below
+      wins[a, b] = below.sum() + 0.5 * tied.sum()
+      pairs[a, b] = len(pos[a]) * len(neg[b])
+  return wins, pairs
+
+
 def auc_with_ci(scores, labels, clusters, *, num_boot: int, rng, level: float = 0.95):
-  """ROC AUC and a cluster-bootstrap CI (clusters resampled with replacement).
+  """ROC AUC and a cluster-bootstrap percentile CI (contributors resampled).
+
+  The AUC is a mean over (member, non-member) comparisons, so a resample with
+  cluster counts ``n`` weighs the comparisons between clusters a != b by
+  ``n_a * n_b`` and those inside cluster a by ``n_a``. Naively concatenating
+  duplicated clusters would also compare a cluster with its own copy, roughly
+  doubling the share of within-contributor comparisons and biasing the interval
+  (upwards whenever scores separate members only within a contributor).
 
   Args:
     scores: ``[S]`` higher = more likely a member.
@@ -169,16 +197,21 @@ def auc_with_ci(scores, labels, clusters, *, num_boot: int, rng, level: float = 
   Returns:
     ``(auc, lo, hi)``.
   """
-  scores, labels, clusters = map(np.asarray, (scores, labels, clusters))
+  scores = np.asarray(scores, np.float64)
+  labels = np.asarray(labels, bool)
+  clusters = np.asarray(clusters)
   auc = roc_auc(scores, labels)
   ids = np.unique(clusters)
-  by = {c: np.flatnonzero(clusters == c) for c in ids}
+  wins, pairs = _pair_counts(scores, labels, clusters, ids)
+  k = len(ids)
   boots = []
   for _ in range(num_boot):
-    idx = np.concatenate([by[c] for c in rng.choice(ids, len(ids), replace=True)])
-    if labels[idx].all() or not labels[idx].any():
-      continue
-    boots.append(roc_auc(scores[idx], labels[idx]))
+    n = np.bincount(rng.integers(0, k, k), minlength=k).astype(np.float64)
+    w = np.outer(n, n)
+    np.fill_diagonal(w, n)
+    total = (w * pairs).sum()
+    if total > 0:
+      boots.append((w * wins).sum() / total)
   if not boots:
     return auc, float("nan"), float("nan")
   a = (1 - level) / 2
@@ -278,8 +311,9 @@ def format_table(rows) -> str:
 def run(config, workdir: str | None = None) -> dict:
   """``metaval audit membership``: train complementary LM pairs, score, report AUCs.
 
-  Writes ``membership.json`` (config, plan, AUC rows, timing) and
-  ``membership.md`` (the table) to ``workdir``.
+  Writes ``membership.json`` (config, plan, AUC rows, timing), ``membership.md``
+  (the table) and ``scores.npz`` (per-window scores ``[M, W]``, plan, owner) to
+  ``workdir``.
   """
   from metaval.data import get_task
 
@@ -360,5 +394,8 @@ def run(config, workdir: str | None = None) -> dict:
       with open(path + ".tmp", "w") as f:
         f.write(text + "\n")
       os.replace(path + ".tmp", path)
-    print(f"wrote {workdir}/membership.json, membership.md")
+    # Raw per-window scores, so the analysis can be redone without retraining.
+    np.savez(os.path.join(workdir, "scores.tmp.npz"), plan=plan, owner=owner, **window_scores)
+    os.replace(os.path.join(workdir, "scores.tmp.npz"), os.path.join(workdir, "scores.npz"))
+    print(f"wrote {workdir}/membership.json, membership.md, scores.npz")
   return out
