@@ -537,7 +537,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     "seconds": time.perf_counter() - t0,
   }
   defaults = task_defaults(label_sets, targets)
-  save_meta(workdir, config, targets, norm, calib, defaults, {"split": "random"})
+  extra = {"split": "random", "num_seeds": int(data.per_seed.shape[1])}
+  save_meta(workdir, config, targets, norm, calib, defaults, extra)
   _atomic_json(os.path.join(workdir, "results.json"), results)
   for name, a in results["test"].items():
     print(
