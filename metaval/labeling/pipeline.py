@@ -24,6 +24,7 @@ Training layout (why it is fast):
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import math
 import os
@@ -360,6 +361,9 @@ def _check_config(config) -> None:
 def _prepare_task_dir(workdir: str, task_name: str, config) -> str:
   d = os.path.join(workdir, task_name)
   os.makedirs(os.path.join(d, "shards"), exist_ok=True)
+  # Temp files of shards that were in flight when a previous run died.
+  for stale in glob.glob(os.path.join(d, "shards", "*.tmp-*")):
+    os.remove(stale)
   path = os.path.join(d, "config.json")
   fp = json.dumps(_fingerprint(config), sort_keys=True, indent=1)
   if os.path.exists(path):

@@ -17,6 +17,7 @@ indices only; synthetic S inputs (pool index -1) are stored in full.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import json
@@ -203,13 +204,46 @@ def build_dataset(task_dir: str, num_shards: int) -> None:
   # A previous build may have been interrupted; TFDS's own temp dirs are stale.
   shutil.rmtree(data_dir, ignore_errors=True)
   cls = _builder_class()
+  with _deterministic_protos():
+    _prepare(cls, task_dir, data_dir)
+  with open(marker + ".tmp", "w") as fh:
+    json.dump({"num_shards": num_shards}, fh)
+  os.replace(marker + ".tmp", marker)
+
+
+@contextlib.contextmanager
+def _deterministic_protos():
+  """Serializes TFDS examples with sorted proto map keys while building.
+
+  TFDS stores each example as a ``tf.train.Example`` whose feature *map* is
+  written in hash order, which differs between processes; the decoded data is
+  the same, but the files would not be byte-identical across runs. Sorting the
+  map keys (``deterministic=True``) makes a resumed run's files equal to an
+  uninterrupted run's. The patch is undone when the build ends.
+  """
+  from tensorflow_datasets.core import example_serializer
+
+  cls = example_serializer.ExampleSerializer
+  original = cls.serialize_example
+
+  def serialize_example(self, example):
+    return self.get_tf_example(example).SerializeToString(deterministic=True)
+
+  cls.serialize_example = serialize_example
+  try:
+    yield
+  finally:
+    cls.serialize_example = original
+
+
+def _prepare(cls, task_dir: str, data_dir: str) -> None:
+  import tensorflow_datasets as tfds
+
+  tfds.disable_progress_bar()  # the pipeline shows its own progress
   builder = cls(
     shard_dir=os.path.join(task_dir, "shards"), data_dir=data_dir, file_format="array_record"
   )
   builder.download_and_prepare()
-  with open(marker + ".tmp", "w") as fh:
-    json.dump({"num_shards": num_shards}, fh)
-  os.replace(marker + ".tmp", marker)
 
 
 def task_dirs(workdir: str) -> dict[str, str]:
