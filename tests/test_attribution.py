@@ -194,3 +194,48 @@ def test_cli_attribute_quick_writes_table_and_a_verified_ledger(tmp_path):
   led = royalties.load_ledger(str(tmp_path / "royalties.json"))
   assert led["sha256"] == out["ledger_hash"]
   assert sum(float(e["payment"]) for e in led["entries"]) == pytest.approx(1500.0)
+
+
+class _SizePredictor:
+  """Duck-typed predictor whose value is sqrt(#distinct rows): copies add nothing."""
+
+  def __init__(self):
+    self.calls = 0
+
+  def rank(self, supplements, base=None, learner=None, task=None):
+    import types
+
+    self.calls += 1
+    out = []
+    for i, (x, _) in enumerate(supplements):
+      v = math.sqrt(len(np.unique(x, axis=0)))
+      out.append((i, types.SimpleNamespace(targets=[types.SimpleNamespace(metric="m", value=v)])))
+    return out[::-1]  # rank order differs from input order on purpose
+
+
+def test_predictor_utility_batches_unions_and_maps_ranked_results_back():
+  rng = np.random.default_rng(0)
+  parts = [(rng.normal(size=(k, 3)), np.zeros(k, int)) for k in (4, 9, 16)]
+  parts.append(parts[0])  # a copy of contributor 0
+  fake = _SizePredictor()
+  res = A.exact_shapley(A.predictor_utility(fake, parts, target="m"), 4)
+  assert fake.calls == 1  # all 15 non-empty unions in one batch
+  assert res.u_empty == 0.0 and res.u_full == pytest.approx(math.sqrt(29))
+  assert abs(res.values.sum() - math.sqrt(29)) < 1e-12
+  assert res.values[3] == pytest.approx(res.values[0])  # symmetric, as retraining
+  with pytest.raises(AttributionError, match="unknown target"):
+    A.exact_shapley(A.predictor_utility(fake, parts[:2], target="acc"), 2)
+
+
+@pytest.mark.slow
+def test_attribution_with_the_toy_predictor_is_efficient(tmp_path):
+  import metaval.api as api
+  from metaval.predictor import testing
+
+  p = api.load_predictor(testing.toy_predictor(str(tmp_path / "toy")))
+  task = get_task("wine")
+  x, y = task.x[-36:], task.y[-36:]
+  parts = [(x[i::3], y[i::3]) for i in range(3)]
+  res = A.exact_shapley(A.predictor_utility(p, parts), 3)
+  assert abs(res.values.sum() - res.u_full) < 1e-9 and res.u_empty == 0.0
+  assert res.u_full == pytest.approx(p.value((x, y)).targets[0].value, rel=1e-4, abs=1e-6)

@@ -9,8 +9,9 @@ so the gain to split is u(all) - u(∅) = metric(B ∪ S) - metric(B). Utilities
 *batched*: a utility is any callable mapping a boolean coalition matrix
 ``[C, n]`` to ``[C]`` values. ``RetrainingUtility`` evaluates all requested
 coalitions of one call as one ``train_many`` batch of masks (all ``2^n``
-coalitions at once for exact Shapley); any other estimator, e.g. a trained value
-predictor, plugs in through ``set_function_utility``.
+coalitions at once for exact Shapley); a trained value predictor plugs in
+through ``predictor_utility`` (no retraining) and any other estimator through
+``set_function_utility``.
 
 Estimators:
   * ``exact_shapley`` / ``exact_banzhaf``: all ``2^n`` coalitions (small n).
@@ -150,6 +151,65 @@ def set_function_utility(fn: Callable[[list[int]], float]) -> Utility:
     return np.array([float(fn([int(i) for i in np.flatnonzero(row)])) for row in c])
 
   return batched
+
+
+def predictor_utility(
+  predictor, supplements, *, base=None, learner=None, task=None, target: int | str = 0
+) -> Utility:
+  """u(T) = the predictor's value of the union of the coalition's supplements.
+
+  No learner is trained: each call ranks all requested unions in one batched
+  forward pass of the value model (``predictor.rank``). u(∅) = 0 by definition
+  (an empty supplement adds nothing), so the Shapley values split the predicted
+  value of the full union.
+
+  Args:
+    predictor: a ``metaval.api.Predictor`` (anything with its ``rank`` method).
+    supplements: per contributor, ``(x [n_c, d], y [n_c])`` numpy arrays.
+    base: ``base=`` of ``Predictor.value`` (None = the predictor's default base).
+    learner: ``learner=`` of ``Predictor.value``.
+    task: ``task=`` of ``Predictor.value``.
+    target: index or name of the predicted metric to attribute.
+
+  Returns:
+    A batched utility over ``len(supplements)`` contributors.
+  """
+  parts = []
+  for i, s in enumerate(supplements):
+    if not (isinstance(s, (tuple, list)) and len(s) == 2):
+      raise AttributionError(f"supplement {i} must be a pair (x, y)")
+    x, y = np.asarray(s[0]), np.asarray(s[1])
+    if x.ndim != 2 or y.shape != (x.shape[0],) or x.shape[0] == 0:
+      raise AttributionError(f"supplement {i} must be x [n, d], y [n] with n >= 1")
+    parts.append((x, y))
+  if not parts:
+    raise AttributionError("no supplements to attribute")
+
+  def fn(coalitions):
+    c = _check_coalitions(coalitions, len(parts))
+    out = np.zeros(len(c))
+    rows = np.flatnonzero(c.any(1))
+    if rows.size:
+      unions = [
+        (
+          np.concatenate([parts[i][0] for i in np.flatnonzero(c[r])]),
+          np.concatenate([parts[i][1] for i in np.flatnonzero(c[r])]),
+        )
+        for r in rows
+      ]
+      ranked = predictor.rank(unions, base=base, learner=learner, task=task)
+      for j, facts in ranked:
+        if isinstance(target, str):
+          names = [t.metric for t in facts.targets]
+          if target not in names:
+            raise AttributionError(f"unknown target {target!r}; predictor has {names}")
+          value = facts.targets[names.index(target)].value
+        else:
+          value = facts.targets[int(target)].value
+        out[rows[j]] = value
+    return out
+
+  return fn
 
 
 class RetrainingUtility:
