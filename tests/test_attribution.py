@@ -65,6 +65,9 @@ def test_ml_luck_two_contributors_with_half_each_get_equal_shares_in_every_order
     assert res.values[perm[0]] == pytest.approx(0.25, abs=1e-12)
     assert res.values[perm[1]] == pytest.approx(0.25, abs=1e-12)
     assert res.values[perm[2]] == pytest.approx(0.5, abs=1e-12)
+    # First-come accounting pays whoever of the two arrives first 0.5, the other 0.
+    first = A.arrival_order(A.table_utility(_permute_table(u, n, perm)), n, order=list(perm))
+    assert (first.values[perm[0]], first.values[perm[1]]) == (0.5, 0.0)
     mc = A.permutation_shapley(A.table_utility(_permute_table(u, n, perm)), n, 40, seed=1)
     assert abs(mc.values.sum() - 1.0) < 1e-12  # telescoping: exactly efficient
     assert abs(mc.values[perm[0]] - mc.values[perm[1]]) < 4 * mc.se[perm[0]] + 0.05

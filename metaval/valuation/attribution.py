@@ -464,6 +464,33 @@ def exact_banzhaf(utility: Utility, n: int, names=None) -> Attribution:
   )
 
 
+def arrival_order(utility: Utility, n: int, order=None, names=None) -> Attribution:
+  """First-come accounting: each contributor gets its marginal gain on arrival.
+
+  Efficient, but not symmetric: who arrives first is luck (the "ML luck" case
+  that Shapley removes by averaging over every order). Shown for comparison.
+
+  Args:
+    utility: batched utility.
+    n: number of contributors.
+    order: arrival order (indices, earliest first); default 0..n-1.
+    names: optional contributor names.
+  """
+  names = _names(names, n)
+  order = list(range(n)) if order is None else [int(i) for i in order]
+  if sorted(order) != list(range(n)):
+    raise AttributionError(f"order must be a permutation of 0..{n - 1}, got {order}")
+  util = _as_cached(utility, n)
+  prefixes = np.zeros((n + 1, n), bool)
+  for k in range(1, n + 1):
+    prefixes[k] = prefixes[k - 1]
+    prefixes[k, order[k - 1]] = True
+  u = util(prefixes)
+  values = np.zeros(n)
+  values[order] = np.diff(u)
+  return Attribution("arrival_order", names, values, np.zeros(n), u[0], u[-1], util.evaluations)
+
+
 def permutation_shapley(
   utility: Utility,
   n: int,
@@ -671,7 +698,11 @@ def attribute(cfg, utility: Utility, n: int, names) -> list[Attribution]:
   if method == "auto":
     method = "exact" if n <= cfg.max_exact else "sampling"
   if method == "exact":
-    return [exact_shapley(util, n, names), exact_banzhaf(util, n, names)]
+    return [
+      exact_shapley(util, n, names),
+      exact_banzhaf(util, n, names),
+      arrival_order(util, n, names=names),
+    ]
   if method == "sampling":
     return [
       permutation_shapley(util, n, cfg.num_permutations, seed=cfg.seed, names=names),
@@ -734,7 +765,7 @@ def run(config, workdir: str | None = None) -> dict:
         + ", ".join(f"{a}: {int(k)}" for a, k in zip(names, removed) if k)
       )
     policies["deduped"] = deduped
-  results, timing = {}, {}
+  results, timing, utilities = {}, {}, {}
   for pol, contrib in policies.items():
     keep = np.flatnonzero(contrib.sum(1) > 0)
     util = RetrainingUtility(
@@ -753,6 +784,17 @@ def run(config, workdir: str | None = None) -> dict:
       "seconds": time.perf_counter() - t0,
       "models_trained": util.models_trained,
       "coalitions": len(util.per_seed),
+    }
+    # Every trained coalition's metric per seed, for audit and re-analysis:
+    # key = membership bits in contributor order (of the contributors kept).
+    utilities[pol] = {
+      "contributors": [names[i] for i in keep],
+      "per_seed": {
+        "".join(
+          "1" if b else "0" for b in np.unpackbits(np.frombuffer(k, np.uint8))[: len(keep)]
+        ): [float(x) for x in v]
+        for k, v in util.per_seed.items()
+      },
     }
     if len(keep) < n:
       # Contributors whose submission was entirely removed get exactly zero.
@@ -790,6 +832,7 @@ def run(config, workdir: str | None = None) -> dict:
     "results": {pol: [a.to_dict() for a in lst] for pol, lst in results.items()},
     "timing": timing,
     "ledger_hash": ledger["sha256"],
+    "utilities": utilities,
   }
   if workdir:
     os.makedirs(workdir, exist_ok=True)
