@@ -1,0 +1,203 @@
+"""Benchmark: labels/s of the vmapped pipeline vs a scikit-learn loop, same pairs.
+
+Command (about 1-2 min on 2 CPU cores):
+  .venv/bin/python scripts/bench_labels.py --shards 16
+
+Both sides label the *same* (B, S) pairs (the quick config's shards: digits, the
+linear learner) and compute the same quantity: test accuracy and log-loss of the
+model trained on B ∪ S minus that of the model trained on B. Both fit one B
+model per base set and share it among the base's supplements.
+
+* pipeline: ``pipeline.run_shard`` in this process (XLA uses both cores).
+* scikit-learn: ``LogisticRegression`` with the linear learner's objective
+  (weighted-mean cross-entropy + ``l2/2 ||W||^2``, bias unpenalised, i.e.
+  ``C = 1 / (l2 * sum of weights)``, duplicates as ``sample_weight``), one BLAS
+  thread per process (threadpoolctl) and joblib with 2 worker processes.
+
+Both sides include pair sampling. Pipeline time is reported with and without
+the first shard (which compiles). Writes ``runs/bench/labels.{json,md}`` and
+prints the table. Spearman/Pearson compare the two label sets pair by pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import ml_collections
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from metaval.configlib import load  # noqa: E402
+from metaval.data import get_task  # noqa: E402
+from metaval.labeling import pipeline  # noqa: E402
+from metaval.learners import LearnerSpec, metric_names  # noqa: E402
+from metaval.protocol import agreement  # noqa: E402
+
+
+def _cpu_model() -> str:
+  try:
+    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+      if line.startswith("Model name"):
+        return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or "unknown"
+
+
+def _fit_eval(x, y, w, l2, x_te, y_te, num_classes):
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.metrics import log_loss
+
+  model = LogisticRegression(C=1.0 / (l2 * w.sum()), max_iter=1000, tol=1e-4)
+  model.fit(x, y, sample_weight=w)
+  proba = np.zeros((len(y_te), num_classes))
+  proba[:, model.classes_] = model.predict_proba(x_te)
+  acc = float(np.mean(proba.argmax(1) == y_te))
+  return acc, -float(log_loss(y_te, np.clip(proba, 1e-12, 1.0), labels=np.arange(num_classes)))
+
+
+def sklearn_shard(cfg_dict: dict, shard: int) -> np.ndarray:
+  """``[P, 2]`` (Δ accuracy, Δ neg log-loss) for one shard's pairs, via scikit-learn."""
+  from threadpoolctl import threadpool_limits
+
+  with threadpool_limits(1):
+    cfg = ml_collections.ConfigDict(cfg_dict)
+    task = get_task(cfg.task.name, seed=cfg.task.seed)
+    spec = LearnerSpec.from_config(next(iter(cfg.learners.values())))
+    bases, supps, base_of = pipeline.sample_shard_pairs(cfg, task, shard)
+    x_te, y_te = task.evals["test"]
+    base_metrics = []
+    for b in bases:
+      w = np.ones(len(b))
+      base_metrics.append(_fit_eval(task.x[b], task.y[b], w, spec.l2, x_te, y_te, task.num_classes))
+    out = np.zeros((len(supps), 2))
+    for i, s in enumerate(supps):
+      b = bases[base_of[i]]
+      x = np.concatenate([task.x[b], s.x])
+      y = np.concatenate([task.y[b], s.y])
+      full = _fit_eval(x, y, np.ones(len(y)), spec.l2, x_te, y_te, task.num_classes)
+      out[i] = np.subtract(full, base_metrics[base_of[i]])
+    return out
+
+
+def _warm_worker(cfg_dict: dict) -> int:
+  cfg = ml_collections.ConfigDict(cfg_dict)
+  return get_task(cfg.task.name, seed=cfg.task.seed).pool_size
+
+
+def main():
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--config", default="configs/labels.py:quick")
+  ap.add_argument("--shards", type=int, default=16)
+  ap.add_argument("--out", default="runs/bench")
+  args = ap.parse_args()
+  from joblib import Parallel, delayed
+
+  cfg = load(args.config)
+  if "," in cfg.task.name or len(cfg.learners) != 1:
+    raise SystemExit("the benchmark needs a single-task, single-learner config")
+  cfg_dict = cfg.to_dict()
+  names = metric_names(get_task(cfg.task.name, seed=cfg.task.seed))
+  cols = [names.index("test/accuracy"), names.index("test/neg_log_loss")]
+  machine = {
+    "nproc": os.cpu_count(),
+    "cpu": _cpu_model(),
+    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    "loadavg_start": os.getloadavg(),
+  }
+
+  # Pipeline (vmapped JAX), shard by shard; the first shard compiles.
+  t0 = time.perf_counter()
+  ours, times = [], []
+  for s in range(args.shards):
+    t = time.perf_counter()
+    rec = pipeline.run_shard(cfg_dict, cfg.task.name, s)
+    times.append(time.perf_counter() - t)
+    imp = (rec["metric_full"] - rec["metric_base"])[:, 0].mean(1)  # [P, T] (K mean)
+    ours.append(imp[:, cols])
+  t_ours = time.perf_counter() - t0
+  ours = np.concatenate(ours)
+
+  # scikit-learn, 2 worker processes with one BLAS thread each. The first call
+  # starts the workers (imports, task build): timed separately, like compilation.
+  with Parallel(n_jobs=2) as par:
+    t0 = time.perf_counter()
+    par(delayed(_warm_worker)(cfg_dict) for _ in range(2))
+    t_sk_start = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    theirs = par(delayed(sklearn_shard)(cfg_dict, s) for s in range(args.shards))
+    t_sk = time.perf_counter() - t0
+  theirs = np.concatenate(theirs)
+  machine["loadavg_end"] = os.getloadavg()
+
+  n = len(ours)
+  warm = n - len(rec["pair_id"])
+  rates = {
+    "pipeline (incl. compile)": n / t_ours,
+    "pipeline (warm)": warm / max(sum(times[1:]), 1e-9),
+    "scikit-learn, joblib x2": n / t_sk,
+    "scikit-learn, joblib x2 (incl. worker start)": n / (t_sk + t_sk_start),
+  }
+  agree = {
+    m: agreement(ours[:, j], theirs[:, j]) for j, m in enumerate(["accuracy", "neg_log_loss"])
+  }
+  result = {
+    "machine": machine,
+    "config": args.config,
+    "learner": next(iter(cfg_dict["learners"].values())),
+    "pairs": n,
+    "seconds": {"pipeline": t_ours, "sklearn": t_sk, "sklearn_worker_start": t_sk_start},
+    "labels_per_s": rates,
+    "speedup_warm": rates["pipeline (warm)"] / rates["scikit-learn, joblib x2"],
+    "speedup_incl_compile": rates["pipeline (incl. compile)"]
+    / rates["scikit-learn, joblib x2 (incl. worker start)"],
+    "agreement": agree,
+    "mean_label": {
+      "pipeline": ours.mean(0).tolist(),
+      "sklearn": theirs.mean(0).tolist(),
+    },
+  }
+  md = [
+    f"Labels benchmark ({args.config}, {n} pairs of digits, linear learner) on "
+    f"{machine['nproc']} x {machine['cpu']}, {machine['date']}, load average at start "
+    f"{machine['loadavg_start'][0]:.1f}",
+    "",
+    "| method | labels/s | seconds |",
+    "|---|---:|---:|",
+    f"| pipeline, vmapped JAX (incl. compile) | {rates['pipeline (incl. compile)']:.1f} | {t_ours:.1f} |",
+    f"| pipeline, vmapped JAX (warm, after shard 0) | {rates['pipeline (warm)']:.1f} | {sum(times[1:]):.1f} |",
+    f"| scikit-learn LogisticRegression, joblib 2 procs x 1 thread (incl. worker start) | {rates['scikit-learn, joblib x2 (incl. worker start)']:.1f} | {t_sk + t_sk_start:.1f} |",
+    f"| scikit-learn LogisticRegression, joblib 2 procs x 1 thread (warm workers) | {rates['scikit-learn, joblib x2']:.1f} | {t_sk:.1f} |",
+    "",
+    f"speed-up, warm vs warm: {result['speedup_warm']:.2f}x; "
+    f"cold vs cold (compile / worker start included): {result['speedup_incl_compile']:.2f}x",
+    "",
+    "| label | Spearman | Pearson | MAE | sign agreement |",
+    "|---|---:|---:|---:|---:|",
+  ]
+  for m, a in agree.items():
+    md.append(
+      f"| Δ test {m} | {a['spearman']:.3f} | {a['pearson']:.3f} | {a['mae']:.4f} | {a['sign_acc']:.2f} |"
+    )
+  text = "\n".join(md)
+  os.makedirs(args.out, exist_ok=True)
+  for name, content in (("labels.json", json.dumps(result, indent=1)), ("labels.md", text + "\n")):
+    path = os.path.join(args.out, name)
+    with open(path + ".tmp", "w") as fh:
+      fh.write(content)
+    os.replace(path + ".tmp", path)
+  print(text)
+  print(f"wrote {args.out}/labels.json and labels.md")
+
+
+if __name__ == "__main__":
+  main()
