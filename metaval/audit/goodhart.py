@@ -424,18 +424,25 @@ def predictor_values(task, markets, supps, rep, spec: LearnerSpec, cfg, path: st
   info = p.tasks.get(task.name)
   if info is None:
     raise GoodhartError(f"the predictor at {path!r} does not know task {task.name!r}")
+  # The predictor's default learner (its labels' learner); label JSON may carry
+  # extra keys ("name", "params"), so compare on the spec's own fields.
+  fields = set(spec.to_dict())
+  default = {k: v for k, v in dict(info.get("learner", {})).items() if k in fields}
+  matches = default == spec.to_dict()
+  # Query with learner=None when the spec is the default: same learner, and it
+  # avoids re-validating the label JSON's extra keys as spec fields.
+  learner = None if matches else spec.to_dict()
   vals, lows, highs = [], [], []
   for s, r in zip(supps, rep):
-    facts = p.value((s.x, s.y), base=markets[r].base, learner=spec.to_dict(), task=task.name)
+    facts = p.value((s.x, s.y), base=markets[r].base, learner=learner, task=task.name)
     t = next(t for t in facts.targets if t.metric == cfg.metric)
     vals.append(t.value)
     lows.append(t.low)
     highs.append(t.high)
-  default = LearnerSpec(**info["learner"]) if isinstance(info.get("learner"), dict) else None
   extras = {
     "low": np.asarray(lows),
     "high": np.asarray(highs),
-    "learner_matches_training": bool(default == spec),
+    "learner_matches_training": bool(matches),
   }
   return np.asarray(vals), extras
 
