@@ -60,6 +60,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "val_frac": 0.15,
       "test_frac": 0.15,
       "mse_weight": 1.0,
+      "select": "mse",  # early stopping / best checkpoint on validation "mse" or "nll"
       "seed": 0,
       "log_every": 5,
     }
@@ -79,8 +80,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.labels.configs = ("configs/labels.py:quick",)
     cfg.labels.workdirs = ("runs/labels_quick",)
     cfg.model.encoder = "deepsets"
-    cfg.train.epochs = 60
-    cfg.train.patience = 12
+    cfg.train.epochs = 40
+    cfg.train.patience = 8
     cfg.eval.splits = ("pairs", "kind")
   elif arg == "toy":
     cfg.labels.source = "toy"

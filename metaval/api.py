@@ -18,7 +18,9 @@ import dataclasses
 import json
 import os
 
+import jax
 import numpy as np
+from flax import nnx
 from scipy import stats as sstats
 
 from metaval.data import get_task
@@ -73,6 +75,10 @@ class Predictor:
     self.calib = np.asarray(self.meta["calibration"], np.float32)
     self.cfg = T.ModelConfig(**self.meta["model"])
     self.model = T.restore_model(path, self.cfg)
+    # A plain jax.jit over the split state: nnx.jit re-walks the module graph on
+    # every call, which costs more than the forward pass itself at batch size 1.
+    graphdef, self._state = nnx.split(self.model)
+    self._forward = jax.jit(lambda state, batch: nnx.merge(graphdef, state)(**batch))
     self.featurizer = F.Featurizer(**self.meta["features"])
     self.tasks: dict = self.meta["tasks"]
     self._z = float(sstats.norm.ppf(0.5 + self.coverage / 2))
@@ -123,8 +129,10 @@ class Predictor:
         learner = learner.to_dict()
       if not isinstance(learner, dict):
         raise QueryError("learner must be a LearnerSpec or a dict of its fields")
+      fields = {f.name for f in dataclasses.fields(LearnerSpec)}
+      default = {k: v for k, v in info["learner"].items() if k in fields}
       try:
-        full = LearnerSpec(**{**info["learner"], **learner})
+        full = LearnerSpec(**{**default, **learner})
       except (TypeError, SpecError) as e:
         raise QueryError(f"bad learner: {e}") from None
       spec = full.to_dict()
@@ -158,7 +166,7 @@ class Predictor:
 
   def _predict(self, pf: F.PairFeatures):
     inputs = self.norm.inputs(pf)
-    mean, log_sigma = T._forward(self.model, inputs)
+    mean, log_sigma = self._forward(self._state, inputs)
     mean = np.asarray(mean) * self.norm.y_sd + self.norm.y_mu
     half = self._z * self.calib * np.exp(np.asarray(log_sigma)) * self.norm.y_sd
     return mean, half

@@ -13,6 +13,7 @@ included). Writes ``runs/bench/predictor_latency.{json,md}`` and prints the tabl
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -55,6 +56,11 @@ def main() -> None:
   ap.add_argument("--size", type=int, default=100)
   ap.add_argument("--seeds", type=int, default=0, help="K for the label (0: as in training)")
   ap.add_argument("--repeats", type=int, default=50)
+  ap.add_argument(
+    "--label-learner",
+    default="",
+    help="JSON LearnerSpec fields for the label instead of the predictor's learner",
+  )
   ap.add_argument("--label-repeats", type=int, default=3)
   ap.add_argument("--out", default="runs/bench")
   args = ap.parse_args()
@@ -63,7 +69,10 @@ def main() -> None:
   task, info = p._task(None)
   base = np.asarray(info["base_indices"], np.int64)
   supp = samplers.sample_supplement(args.kind, task, base, np.random.default_rng(0), size=args.size)
-  spec = LearnerSpec(**info["learner"])
+  fields = {f.name for f in dataclasses.fields(LearnerSpec)}
+  spec = LearnerSpec(**{k: v for k, v in info["learner"].items() if k in fields})
+  if args.label_learner:
+    spec = LearnerSpec(**{**spec.to_dict(), **json.loads(args.label_learner)})
   k = args.seeds or int(p.meta.get("extra", {}).get("num_seeds", 1) or 1)
 
   # Predictor: the first call compiles the forward pass and featurises B (cached).
@@ -120,7 +129,7 @@ def main() -> None:
     f"retraining label {result['label']:+.4f}",
   ]
   os.makedirs(args.out, exist_ok=True)
-  path = os.path.join(args.out, "predictor_latency")
+  path = os.path.join(args.out, f"predictor_latency_{spec.family}_k{k}")
   with open(path + ".json.tmp", "w") as f:
     json.dump(result, f, indent=2)
   os.replace(path + ".json.tmp", path + ".json")

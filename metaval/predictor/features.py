@@ -22,10 +22,12 @@ Everything here is numpy, deterministic, and shared by training and the API.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 
 import numpy as np
+import threadpoolctl
 
 from metaval.data.tasks import LANGUAGE_MODEL, Task
 from metaval.errors import MetavalError
@@ -217,11 +219,30 @@ def num_label_classes(task: Task) -> int:
 # Relational features.
 
 
+@functools.cache
+def _blas() -> threadpoolctl.ThreadpoolController:
+  return threadpoolctl.ThreadpoolController()  # scans the loaded libraries once
+
+
 def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  a = a.astype(np.float64)
-  b = b.astype(np.float64)
-  d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+  # One thread: these matmuls are small, and multi-threaded BLAS on a shared
+  # machine spends more time synchronising than computing.
+  with _blas().limit(limits=1, user_api="blas"):
+    # float64: exact duplicates must come out at distance ~0 (float32 rounding
+    # of |a|^2 + |b|^2 - 2ab would hide them).
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
   return np.maximum(d, 0.0)
+
+
+def _purity(nn_y: np.ndarray, k: int) -> np.ndarray:
+  """Share of the most common label among each row's neighbours ``[n, knn]``."""
+  if nn_y.size == 0:
+    return np.zeros(len(nn_y))
+  counts = np.zeros((len(nn_y), k))
+  np.add.at(counts, (np.repeat(np.arange(len(nn_y)), nn_y.shape[1]), nn_y.reshape(-1)), 1.0)
+  return counts.max(1) / nn_y.shape[1]
 
 
 def _entropy(counts: np.ndarray, k: int) -> float:
@@ -297,7 +318,7 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
     nn_d = np.sqrt(d[np.arange(n), order[:, 0]]) / base.scale
     nn_y = base.y[order]  # [n, k]
     agree = nn_y == ys[:, None]
-    purity = np.array([np.bincount(r, minlength=base.k).max() / k for r in nn_y]) if n else 0.0
+    purity = _purity(nn_y, base.k)
     out[:, 0] = np.log1p(np.minimum(nn_d, CLIP))
     out[:, 1] = nn_d < 1e-6
     out[:, 2] = nn_d < 0.25
@@ -337,7 +358,7 @@ def set_features(xs, ys, rel, base: BaseStats, task: Task) -> np.ndarray:
   n, nb, k = len(ys), len(base.y), base.k
   s_counts = np.bincount(ys, minlength=k).astype(np.float64)
   var_s = float(xs.var(0).mean()) if n > 1 else 0.0
-  unique = len(np.unique(np.round(xs, 4), axis=0)) / n
+  unique = len({r.tobytes() for r in np.round(xs, 4)}) / n
   row_sd = xs.std(1)
   dup = rel[:, 1]  # exact duplicates of B
   novel_agree = ((1.0 - rel[:, 2]) * rel[:, 4]).sum()
@@ -516,7 +537,7 @@ def _relational_self(xb, yb, sub, stats: BaseStats) -> np.ndarray:
   out[:, 2] = nn_d < 0.25
   out[:, 3] = agree[:, 0]
   out[:, 4] = agree.mean(1)
-  out[:, 5] = [np.bincount(r, minlength=stats.k).max() / k for r in nn_y]
+  out[:, 5] = _purity(nn_y, stats.k)
   return out
 
 
@@ -541,7 +562,8 @@ def featurize_labels(labels, featurizer: Featurizer, task: Task | None = None) -
       n_params = int(labels.learner_params[i])
       if n_params <= 0:
         in_dim = 0 if view.lm else task.feature_dim
-        n_params = num_params(LearnerSpec(**spec), in_dim, task.num_classes)
+        known = {k: v for k, v in spec.items() if k in LearnerSpec.__dataclass_fields__}
+        n_params = num_params(LearnerSpec(**known), in_dim, task.num_classes)
       lcache[lj] = learner_features(spec, n_params)
     parts.append(featurizer.pair(view, xb, yb, xs, ys, lcache[lj], seed=int(labels.pair_id[i])))
   return PairFeatures.concatenate(parts)

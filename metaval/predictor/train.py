@@ -410,10 +410,13 @@ def fit(config, workdir: str, train: PairData, val: PairData, *, writer=None, na
         "seconds": time.perf_counter() - t0,
       }
       history.append(rec)
-      improved = val_nll < meta["best_val"] - 1e-4
+      # Model selection on validation MSE by default: the NLL also rewards shrinking
+      # sigma on easy pairs and starts rising while the ranking still improves.
+      val_sel = rec["val_mse"] if tc.select == "mse" else val_nll
+      improved = val_sel < meta["best_val"] - 1e-4
       meta.update(epoch=epoch + 1)
       if improved:
-        meta.update(best_val=val_nll, bad_epochs=0, best_epoch=epoch + 1)
+        meta.update(best_val=val_sel, bad_epochs=0, best_epoch=epoch + 1)
         best.save(
           epoch + 1,
           args=ocp.args.Composite(model=ocp.args.StandardSave(nnx.state(model))),
@@ -444,7 +447,7 @@ def fit(config, workdir: str, train: PairData, val: PairData, *, writer=None, na
   calib = calibration_scale(y_val, mean, sigma, config.interval)
   print(
     f"[{name}] best epoch {meta['best_epoch']} of {meta['epoch']} "
-    f"(val loss {meta['best_val']:.4f}); {time.perf_counter() - t0:.1f}s"
+    f"(val {tc.select} {meta['best_val']:.4f}); {time.perf_counter() - t0:.1f}s"
   )
   return model, norm, calib, history
 
