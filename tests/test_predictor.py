@@ -132,3 +132,33 @@ def test_metric_writer_writes_json_lines_and_keeps_wandb_off(tmp_path, capsys):
   rec = json.loads((tmp_path / "metrics.jsonl").read_text())
   assert rec["step"] == 3 and rec["acc"] == 0.25
   assert not (tmp_path / "wandb").exists()
+
+
+@pytest.mark.slow
+def test_end_to_end_generate_train_value(tmp_path):
+  """generate (tiny label config) -> train -> value, through the real pipeline."""
+  import metaval.api as api
+  from metaval.configlib import load
+  from metaval.data import samplers
+
+  cfg = load(
+    "configs/predictor.py:quick",
+    [
+      "--config.labels.configs=('configs/labels.py:tiny',)",
+      f"--config.labels.workdirs=('{tmp_path / 'labels'}',)",
+      "--config.features.cache_dir=",
+      "--config.train.epochs=15",
+      "--config.train.batch_size=8",
+    ],
+  )
+  res = train_and_evaluate(cfg, str(tmp_path / "predictor"))
+  assert res["num_pairs"] == 32
+  p = api.load_predictor(str(tmp_path / "predictor"))
+  task, info = p._task(None)
+  base = np.asarray(info["base_indices"])
+  rng = np.random.default_rng(0)
+  clean = samplers.sample_supplement("clean", task, base, rng, size=80)
+  facts = p.value((clean.x, clean.y))
+  assert facts.task == "digits" and np.isfinite(facts.targets[0].value)
+  flipped = p.value((clean.x, (clean.y + 1) % 10))
+  assert any("label noise" in w for w in flipped.warnings)
