@@ -105,7 +105,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "mlp64": learner_config(**{**MLP, "width": 64}),
       }
     )
-    cfg.num_shards = 16
+    cfg.num_shards = 8
     cfg.num_seeds = 2
     cfg.base_size = (30, 300)
   else:

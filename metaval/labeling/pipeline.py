@@ -254,15 +254,28 @@ def sample_shard_pairs(config, task: Task, shard: int):
       # Hold half the groups out of B so "groups" supplements bring unseen packages.
       g = len(task.group_names)
       exclude = sorted(int(i) for i in rng.choice(g, g // 2, replace=False))
-    base = samplers_lib.sample_base(task, rng, int(rng.integers(lo_b, hi_b + 1)), exclude)
+    # At most half the pool in B, so every kind can still draw points outside it.
+    n_b = min(int(rng.integers(lo_b, hi_b + 1)), max(1, task.pool_size // 2))
+    base = samplers_lib.sample_base(task, rng, n_b, exclude)
     bases.append(base)
     for _ in range(min(r, n_pairs - len(supps))):
-      kind = str(rng.choice(kinds, p=p))
-      size = int(round(math.exp(rng.uniform(math.log(lo_s), math.log(hi_s)))))
-      params = {} if kind == "groups" else {"size": size}
-      supps.append(samplers_lib.sample_supplement(kind, task, base, rng, **params))
+      supps.append(_draw_supplement(task, base, rng, kinds, p, lo_s, hi_s))
       base_of.append(len(bases) - 1)
   return bases, supps, np.array(base_of)
+
+
+def _draw_supplement(task, base, rng, kinds, p, lo_s, hi_s, tries: int = 20):
+  """A supplement of a random kind; redraws (deterministically) if a kind cannot
+  be filled for this base, e.g. a single class with no points left outside B."""
+  for _ in range(tries):
+    kind = str(rng.choice(kinds, p=p))
+    size = int(round(math.exp(rng.uniform(math.log(lo_s), math.log(hi_s)))))
+    params = {} if kind == "groups" else {"size": size}
+    try:
+      return samplers_lib.sample_supplement(kind, task, base, rng, **params)
+    except samplers_lib.SamplerError:
+      continue
+  raise PipelineError(f"could not draw a supplement for task {task.name!r} in {tries} tries")
 
 
 def run_shard(config, task_name: str, shard: int) -> dict[str, np.ndarray]:
