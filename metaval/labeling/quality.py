@@ -139,6 +139,12 @@ def main_metrics(ls: LabelSet) -> list[str]:
   return heads[:2]
 
 
+def _deterministic(spec: dict) -> bool:
+  # The linear family starts from zeros and full-batch training draws no
+  # minibatches: its PRNG key is unused, so every seed gives the same model.
+  return spec.get("family") == "linear" and not spec.get("batch_size")
+
+
 def summarize(ls: LabelSet, out_dir: str) -> dict:
   """Writes ``quality.json``, ``quality.md`` and one PNG per (learner, metric)."""
   os.makedirs(out_dir, exist_ok=True)
@@ -153,11 +159,20 @@ def summarize(ls: LabelSet, out_dir: str) -> dict:
       png = os.path.join(out_dir, f"kinds_{name}_{metric.replace('/', '_')}.png")
       plot_kinds(sub, metric, png, title=f"{ls.task}, {name}: Δ {metric}")
       entry["metrics"][metric] = {"repeatability": rep, "per_kind": rows, "plot": png}
-      md.append(
-        f"\n{metric}: split-half Spearman {rep['split_spearman']:.3f}, Pearson "
-        f"{rep['split_pearson']:.3f}, noise ceiling (K seeds) {rep['ceiling_pearson']:.3f}, "
-        f"seed-noise share {rep['noise_share']:.3f}\n"
-      )
+      if sub.num_seeds >= 2:
+        md.append(
+          f"\n{metric}: split-half Spearman {rep['split_spearman']:.3f}, Pearson "
+          f"{rep['split_pearson']:.3f}, noise ceiling (K seeds) {rep['ceiling_pearson']:.3f}, "
+          f"seed-noise share {rep['noise_share']:.3f}\n"
+        )
+      else:
+        note = (
+          "the learner is deterministic (zero init, full batch), so its seed noise is 0 "
+          "and the ceiling is 1"
+          if _deterministic(sub.learner_spec(0))
+          else "generate with num_seeds >= 2 to measure it"
+        )
+        md.append(f"\n{metric}: K = 1, seed repeatability not measurable: {note}.\n")
       md.append(kind_table(rows, metric))
     report["learners"][name] = entry
   text = "\n".join(md) + "\n"
