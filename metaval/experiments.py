@@ -23,6 +23,7 @@ import importlib.util
 import json
 import os
 import platform
+import sys
 import time
 
 from metaval.errors import MetavalError
@@ -42,12 +43,15 @@ class Result:
       from the numbers in ``rows``).
     plots: paths of PNG files the experiment wrote inside its workdir.
     extra_tables: further named tables (title -> rows).
+    markdown: tables already rendered by the module that ran (its own writer),
+      shown under the rows.
   """
 
   rows: list[dict]
   notes: list[str] = dataclasses.field(default_factory=list)
   plots: list[str] = dataclasses.field(default_factory=list)
   extra_tables: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
+  markdown: str = ""
 
 
 def list_experiments() -> list[str]:
@@ -66,6 +70,8 @@ def _load(name: str):
   if len(match) != 1:
     raise MetavalError(f"unknown experiment {name!r}; available: {', '.join(names)}")
   path = os.path.join(EXPERIMENTS_DIR, match[0] + ".py")
+  if EXPERIMENTS_DIR not in sys.path:
+    sys.path.insert(0, EXPERIMENTS_DIR)  # experiments share experiments/_common.py
   spec = importlib.util.spec_from_file_location(f"metaval_experiment_{match[0]}", path)
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)

@@ -1,0 +1,45 @@
+"""E7: fair attribution among standard-library packages and the royalty ledger.
+
+quick: ``configs/attribution.py:quick`` (digits contributors); full:
+``configs/attribution.py`` (contributors = standard-library packages, plus a copier).
+"""
+
+import os
+
+from _common import config, read
+
+from metaval.experiments import Result
+from metaval.valuation import attribution, royalties
+
+TITLE = "E7 fair attribution and royalties on the code corpus"
+CLAIM = (
+  "A retraining gain is split among contributors (standard-library packages) with exact "
+  "Shapley and Banzhaf over all coalitions; a contributor who submits a copy of another's "
+  "files is valued with and without the copy policy; the royalty ledger pays the pool "
+  "exactly in proportion to the Shapley shares."
+)
+
+
+def run(mode: str, workdir: str) -> Result:
+  cfg = config("attribution", "quick" if mode == "quick" else None)
+  out = attribution.run(cfg, workdir)
+  ledger = royalties.load_ledger(os.path.join(workdir, "royalties.json"))
+  royalties.verify_ledger(ledger)  # raises if payments do not add up or the hash is off
+  notes = [
+    f"Ledger sha256 {ledger['sha256'][:16]}…: pool {ledger['pool']} "
+    f"{ledger['inputs']['currency']}, distributed {ledger['distributed']}, "
+    f"undistributed {ledger['undistributed']}.",
+  ]
+  for pol, t in out["timing"].items():
+    notes.append(
+      f"{pol}: {t['models_trained']} models for {t['coalitions']} coalitions in "
+      f"{t['seconds']:.0f}s."
+    )
+  return Result(
+    rows=[],
+    notes=notes,
+    markdown=read(os.path.join(workdir, "attribution.md"))
+    + "\n```\n"
+    + royalties.format_ledger(ledger)
+    + "\n```\n",
+  )
