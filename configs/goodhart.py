@@ -17,11 +17,12 @@ Variants:
   default  as quick with 10 replicates and TMC-Shapley added (about 10 min).
   tiny     wine, toy predictor learner (MLP 16), 2 replicates, small sets: tests.
 
-Expected result (quick): retraining labels and the predictor value every attack
-below the genuine set and every pure-junk attack at or below zero within its
-interval; per-point baselines (Data-OOB above all: a set's value is a sum of
-non-negative point scores, so padding pays) and untraining fail on some attacks.
-See docs/goodhart.md for the measured table.
+Expected result (measured, docs/goodhart.md): quick: retraining labels and the
+predictor value every attack below the genuine set and every pure-junk attack at
+or below zero within its interval. Default (R = 10): retraining still passes; the
+predictor pays exact duplicates of B a small positive value (+0.003 ± 0.002).
+KNN-Shapley, Data-OOB (a sum of non-negative point scores: size pays) and
+untraining fail on several attacks.
 """
 
 import ml_collections
@@ -72,7 +73,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     }
   )
   cfg.predictor = ml_collections.ConfigDict(
-    {"path": "", "config": "configs/predictor.py:quick", "train_if_missing": True}
+    {
+      "path": "",
+      "config": "configs/predictor.py:quick",
+      # e.g. ("--config.train.epochs=20",): applied to predictor.config when training.
+      "overrides": (),
+      "train_if_missing": True,
+    }
   )
   # A smaller learner's retraining label: ``metaval.learners.models.ladder(learner,
   # (size,))`` (linear: 16 fixed random ReLU features instead of the 64 raw inputs).

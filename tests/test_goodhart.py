@@ -159,6 +159,9 @@ def test_quick_suite_meets_the_acceptance_criteria(tmp_path):
   # attack is valued below the genuine set and pure junk at or below zero within
   # its interval. Reuses runs/labels_quick when present (else generates it).
   cfg = _cfg("quick", estimators=("retraining", "predictor"))
+  # A shorter predictor run than the quick config's 60 epochs (its best epoch on
+  # the quick labels was 15); the labels themselves are the quick labels.
+  cfg.predictor.overrides = ("--config.train.epochs=25",)
   res = G.goodhart_suite(cfg, str(tmp_path), log=print)
   for s in res.summary:
     print(s)

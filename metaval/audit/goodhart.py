@@ -410,7 +410,8 @@ def ensure_predictor(config, workdir: str | None, log=print) -> str:
     if config.predictor.path and not config.predictor.train_if_missing:
       raise GoodhartError(f"no trained predictor at {path!r}")
     log(f"[goodhart] training predictor ({config.predictor.config}) into {path}")
-    train_and_evaluate(load_config(str(config.predictor.config)), path)
+    pcfg = load_config(str(config.predictor.config), list(config.predictor.overrides))
+    train_and_evaluate(pcfg, path)
   return path
 
 
