@@ -209,7 +209,12 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
   done = storage.finished_shards(str(killed / "digits"))
   assert 1 <= len(done) < 10, done  # killed mid-run, after the first shard
   assert not os.path.exists(killed / "digits" / "tfds_complete.json")
+  kept = {s: os.stat(storage.shard_path(str(killed / "digits"), s)).st_mtime_ns for s in done}
   subprocess.run([*cmd, "--workdir", str(killed)], cwd=REPO, env=env, check=True)
+  # Finished shards survive the kill and are not redone: only the rest is lost.
+  assert kept == {
+    s: os.stat(storage.shard_path(str(killed / "digits"), s)).st_mtime_ns for s in done
+  }
   clean = tmp_path / "clean"
   subprocess.run([*cmd, "--workdir", str(clean)], cwd=REPO, env=env, check=True)
   assert _files(str(killed)) == _files(str(clean))
