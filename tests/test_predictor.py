@@ -111,7 +111,8 @@ def test_toy_training_writes_predictor_and_ranks_noise_below_clean(toy_dir):
 
 def test_interrupted_training_resumes_from_latest_checkpoint(tmp_path):
   cfg = testing.toy_config(epochs=2, patience=50)
-  cfg.labels.toy_pairs = 16
+  cfg.labels.toy_pairs = 10
+  cfg.labels.toy_seeds = 1
   cfg.train.log_every = 1
   r1 = train_and_evaluate(cfg, str(tmp_path))
   assert [h["epoch"] for h in r1["history"]] == [1, 2]
