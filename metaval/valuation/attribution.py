@@ -334,6 +334,8 @@ class Attribution:
     u_full: u(all contributors).
     evaluations: distinct coalitions evaluated.
     samples: permutations or subsets drawn (0 for exact methods).
+    seed_se: ``[n]`` standard error over training seeds (retraining utilities with
+      several seeds; the values are linear in u, so they can be computed per seed).
   """
 
   method: str
@@ -344,6 +346,7 @@ class Attribution:
   u_full: float
   evaluations: int
   samples: int = 0
+  seed_se: np.ndarray | None = None
 
   @property
   def total_gain(self) -> float:
@@ -373,6 +376,7 @@ class Attribution:
       "efficiency_gap": self.efficiency_gap,
       "evaluations": self.evaluations,
       "samples": self.samples,
+      "seed_se": None if self.seed_se is None else [float(v) for v in self.seed_se],
     }
 
 
@@ -704,15 +708,37 @@ def attribute(cfg, utility: Utility, n: int, names) -> list[Attribution]:
       arrival_order(util, n, names=names),
     ]
   if method == "sampling":
-    return [
+    out = [
       permutation_shapley(util, n, cfg.num_permutations, seed=cfg.seed, names=names),
       banzhaf_msr(util, n, cfg.banzhaf_samples, seed=cfg.seed, names=names),
     ]
+    sampled = util.evaluations
+    if cfg.compare_exact:
+      # Ground truth for the sampling error (reuses every sampled coalition).
+      out += [exact_shapley(util, n, names), exact_banzhaf(util, n, names)]
+      for mc, ex in ((out[0], out[2]), (out[1], out[3])):
+        z = np.abs(mc.values - ex.values) / np.maximum(mc.se, 1e-12)
+        print(
+          f"{mc.method}: {sampled} of {2**n} coalitions; max |error| "
+          f"{np.abs(mc.values - ex.values).max():.4f}, max |error|/se {z.max():.2f}, "
+          f"rank agreement (Spearman) {_spearman(mc.values, ex.values):.3f}"
+        )
+    return out
   raise AttributionError(f"method must be auto, exact or sampling, got {method!r}")
 
 
+def _spearman(a, b) -> float:
+  from scipy import stats
+
+  return float(stats.spearmanr(a, b).statistic)
+
+
 def format_table(results: dict[str, list[Attribution]]) -> str:
-  """A markdown table: one row per contributor, one column per (policy, method)."""
+  """A markdown table: one row per contributor, one column per (policy, method).
+
+  Cells show ``value ± standard error``: the Monte-Carlo error for sampling
+  methods, the spread over training seeds for exact ones (when several seeds).
+  """
   cols = [(pol, a) for pol, lst in results.items() for a in lst]
   names = cols[0][1].names
   head = "| contributor | " + " | ".join(f"{p}: {a.method}" for p, a in cols) + " |"
@@ -723,6 +749,8 @@ def format_table(results: dict[str, list[Attribution]]) -> str:
       cell = f"{a.values[i]:+.4f}"
       if a.se[i] > 0:
         cell += f" ± {a.se[i]:.4f}"
+      elif a.seed_se is not None:
+        cell += f" ± {a.seed_se[i]:.4f}"
       cells.append(cell)
     lines.append(f"| {nm} | " + " | ".join(cells) + " |")
   lines.append("| **Σ values** | " + " | ".join(f"{a.values.sum():+.4f}" for _, a in cols) + " |")
@@ -796,6 +824,16 @@ def run(config, workdir: str | None = None) -> dict:
         for k, v in util.per_seed.items()
       },
     }
+    if config.num_seeds >= 2 and len(util.per_seed) == 2 ** len(keep):
+      # Exact methods are linear in u: compute them per seed for a seed spread.
+      tables = np.stack(
+        [util.per_seed[np.packbits(c).tobytes()] for c in all_coalitions(len(keep))], 1
+      )  # [K, 2^n]
+      per_fn = {"exact_shapley": shapley_from_table, "exact_banzhaf": banzhaf_from_table}
+      for a in res:
+        if a.method in per_fn:
+          per = np.stack([per_fn[a.method](t) for t in tables])  # [K, n]
+          a.seed_se = per.std(0, ddof=1) / np.sqrt(len(per))
     if len(keep) < n:
       # Contributors whose submission was entirely removed get exactly zero.
       for a in res:
@@ -804,6 +842,10 @@ def run(config, workdir: str | None = None) -> dict:
         se = np.zeros(n)
         se[keep] = a.se
         a.values, a.se, a.names = full, se, list(names)
+        if a.seed_se is not None:
+          sse = np.zeros(n)
+          sse[keep] = a.seed_se
+          a.seed_se = sse
     results[pol] = res
     print(
       f"[{pol}] {util.models_trained} models for {len(util.per_seed)} coalitions in "
