@@ -134,6 +134,7 @@ def _pydvl(method, d, a):
     Dataset,
     KNNShapleyValuation,
     LOOValuation,
+    MaxSamples,
     MaxUpdates,
     ModelUtility,
     MSRBanzhafValuation,
@@ -159,7 +160,10 @@ def _pydvl(method, d, a):
     sampler = PermutationSampler(truncation=NoTruncation(), seed=a.seed)
     val = BetaShapleyValuation(utility, sampler, MaxUpdates(a.perms), alpha=16, beta=1)
   elif method == "banzhaf":
-    val = MSRBanzhafValuation(utility, MaxUpdates(a.banzhaf_samples), batch_size=16, seed=a.seed)
+    # MSR updates do not advance MaxUpdates once per sample; count samples instead
+    # (the sampler runs ahead of the results by a few batches only).
+    val = MSRBanzhafValuation(utility, MaxUpdates(1), batch_size=16, seed=a.seed)
+    val.is_done = MaxSamples(val.sampler, a.banzhaf_samples)
   elif method == "loo":
     val = LOOValuation(utility)
   elif method == "knn_shapley":
@@ -360,14 +364,7 @@ def driver_main(a):
           res_path,
         ] + _shared_args(a)
         t0 = time.perf_counter()
-        try:
-          proc = subprocess.run(
-            cmd, env={**os.environ, **ONE_THREAD}, capture_output=True, text=True, timeout=a.timeout
-          )
-          ok = proc.returncode == 0 and os.path.exists(res_path)
-          err = proc.stderr.strip().splitlines()[-1:] if not ok else []
-        except subprocess.TimeoutExpired:
-          ok, err = False, [f"timed out after {a.timeout}s"]
+        ok, err = _run_peer(cmd, res_path, a.timeout)
         if ok:
           with open(res_path) as f:
             r = json.load(f)
@@ -404,6 +401,32 @@ def driver_main(a):
     rows, os.path.join(a.out, "baselines"), title="per-point valuation: metaval vs peers", meta=meta
   )
   print(md)
+
+
+def _run_peer(cmd, res_path, timeout) -> tuple[bool, list[str]]:
+  """Runs one peer in its own process group; on timeout the whole group is killed.
+
+  (joblib's worker processes inherit the output pipes, so killing only the child
+  would leave the driver waiting on them.)
+  """
+  import signal
+
+  proc = subprocess.Popen(
+    cmd,
+    env={**os.environ, **ONE_THREAD},
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+    start_new_session=True,
+  )
+  try:
+    _, err = proc.communicate(timeout=timeout)
+  except subprocess.TimeoutExpired:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
+    return False, [f"timed out after {timeout}s"]
+  ok = proc.returncode == 0 and os.path.exists(res_path)
+  return ok, ([] if ok else err.strip().splitlines()[-1:])
 
 
 def _shared_args(a) -> list[str]:
