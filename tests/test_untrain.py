@@ -104,8 +104,13 @@ def test_untraining_ranks_supplements_like_retraining(tmp_path):
   assert lab[clean].mean() > lab[noisy].mean()
   assert est[clean].mean() > est[noisy].mean()
   cost = U.cost_summary(out["timing"])
-  assert 0 < cost["untrain_marginal_x"] < 1.0  # the ascent pass is cheaper than retraining B
-  assert 1.5 < cost["retrain_label_x"] < 3.0  # a label is two trainings
+  # Wall-clock ratios of ~10 ms calls are load noise (orbax restore has a fixed
+  # overhead of that order); only their presence is checked here.
+  assert np.isfinite(cost["untrain_marginal_x"]) and cost["untrain_marginal_x"] > 0
+  # Timing is noisy on a shared machine: a label is two trainings, so it costs
+  # clearly more than one; the ascent's example-gradient count is exact.
+  assert cost["retrain_label_x"] > 1.2
+  assert cost["ascent_vs_train_example_grads"] < 0.1 and not cost["train_full_estimated"]
 
 
 def test_leave_group_out_trains_one_model_for_all_subsets(tmp_path):
