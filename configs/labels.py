@@ -6,15 +6,17 @@ Commands:
 
 Variants:
   default  digits, linear + MLP(32) learners, K=4 paired seeds, 1,024 pairs
-           (about 15 min on 2 CPU cores).
+           (17 s per 32-pair shard under load: about 10 min on 2 CPU cores).
   quick    digits, linear learner (deterministic: K=1), 2,048 pairs, every
            supplement kind (about 2 min on 2 CPU cores; target < 5 min).
   tiny     digits, linear learner, 4 shards x 8 pairs, K=2 (seconds; tests).
   code     standard-library code corpus, tiny character LM, S = whole packages
-           or junk windows, K=2 (about 10 min on 2 CPU cores).
+           or junk windows, K=2, 128 labels (a warm 16-pair shard took 207 s on a
+           heavily shared machine, load average 15; estimated 5-10 min idle).
   suite    digits, breast_cancer, wine and synthetic, each with a linear and two
-           MLP sizes (16, 64), K=2: for the "unseen base task" and "larger learner"
-           splits (about 30 min on 2 CPU cores).
+           MLP sizes (16, 64), K=2, 8 shards x 32 pairs per task: for the "unseen
+           base task" and "larger learner" splits (first shards took 137 s (digits)
+           and ~50 s (others) with compilation on a shared machine; 20-40 min).
 
 Expected result (quick): clean supplements raise digits test accuracy on
 average; fully label-flipped and random-bit supplements do not (see
@@ -91,7 +93,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     cfg.kinds = CODE_KINDS
     cfg.kind_weights = ml_collections.ConfigDict({"groups": 3.0})
-    cfg.num_shards = 16
+    cfg.num_shards = 8
     cfg.pairs_per_shard = 16
     cfg.num_seeds = 2
     cfg.base_size = (100, 600)
