@@ -135,7 +135,12 @@ def test_generate_roundtrip_resume_and_quality(tmp_path):
   import tensorflow_datasets as tfds
 
   src = tfds.builder("metaval_labels", data_dir=str(tmp_path / "a" / "digits" / "tfds"))
-  assert len(src.as_data_source()["train"]) == 32
+  rows = src.as_data_source()["train"]
+  assert len(rows) == 32
+  row = rows[0]
+  i = int(np.flatnonzero(ls.pair_id == int(row["pair_id"]))[0])
+  np.testing.assert_allclose(row["improvement"], ls.improvement[i])
+  np.testing.assert_allclose(row["improvement_se"], ls.improvement_se[i])
   _assert_same_labels(load_labels(str(tmp_path / "a")), ls)
 
   # Resume: drop two shards and the built dataset; the rerun redoes only those

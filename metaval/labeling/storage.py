@@ -82,6 +82,9 @@ def shard_rows(rec: dict[str, np.ndarray]):
   lm = str(rec["task_kind"]) == LANGUAGE_MODEL
   n_learners = len(rec["learner"])
   width = rec["synth_x_flat"].shape[1]
+  imp = (rec["metric_full"] - rec["metric_base"]).astype(np.float64)  # [P, L, K, T]
+  k = imp.shape[2]
+  se = imp.std(2, ddof=1) / np.sqrt(k) if k > 1 else np.zeros_like(imp[:, :, 0])
   for p in range(len(rec["pair_id"])):
     sx = synth[p]
     empty_f = np.zeros((0, 0 if lm else width), np.float32)
@@ -108,6 +111,8 @@ def shard_rows(rec: dict[str, np.ndarray]):
           "learner_params": int(rec["learner_params"][li]),
           "metric_base": rec["metric_base"][p, li].astype(np.float64),
           "metric_full": rec["metric_full"][p, li].astype(np.float64),
+          "improvement": imp[p, li].mean(0),
+          "improvement_se": se[p, li],
         },
       )
 
@@ -169,6 +174,9 @@ def _builder_class():
             "learner_params": f.Scalar(dtype=np.int64),
             "metric_base": f.Tensor(shape=(None, None), dtype=np.float64, encoding=zlib),
             "metric_full": f.Tensor(shape=(None, None), dtype=np.float64, encoding=zlib),
+            # The label and its standard error over the K seeds, per metric.
+            "improvement": f.Tensor(shape=(None,), dtype=np.float64),
+            "improvement_se": f.Tensor(shape=(None,), dtype=np.float64),
           }
         ),
       )
