@@ -202,7 +202,23 @@ def tfds_dir(task_dir: str) -> str:
 
 
 def build_dataset(task_dir: str, num_shards: int) -> None:
-  """Builds the TFDS dataset from the ``num_shards`` finished shard files."""
+  """Builds the TFDS dataset from the ``num_shards`` finished shard files.
+
+  Several processes may generate into one workdir (shards are atomic renames of
+  identical content); the build itself runs under an exclusive file lock, and a
+  process that finds the dataset built while it waited does nothing.
+  """
+  import fcntl
+
+  with open(os.path.join(task_dir, "build.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+      _build_locked(task_dir, num_shards)
+    finally:
+      fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _build_locked(task_dir: str, num_shards: int) -> None:
   marker = os.path.join(task_dir, "tfds_complete.json")
   if os.path.exists(marker):
     with open(marker) as fh:
