@@ -99,10 +99,12 @@ def main():
   ap.add_argument("--config", default="configs/labels.py:quick")
   ap.add_argument("--shards", type=int, default=16)
   ap.add_argument("--out", default="runs/bench")
-  args = ap.parse_args()
+  ap.add_argument("overrides", nargs="*", help="config overrides, e.g. --config.seed=1")
+  args, extra = ap.parse_known_args()
+  args.overrides += extra
   from joblib import Parallel, delayed
 
-  cfg = load(args.config)
+  cfg = load(args.config, args.overrides)
   if "," in cfg.task.name or len(cfg.learners) != 1:
     raise SystemExit("the benchmark needs a single-task, single-learner config")
   cfg_dict = cfg.to_dict()
@@ -153,6 +155,7 @@ def main():
   result = {
     "machine": machine,
     "config": args.config,
+    "overrides": args.overrides,
     "learner": next(iter(cfg_dict["learners"].values())),
     "pairs": n,
     "seconds": {"pipeline": t_ours, "sklearn": t_sk, "sklearn_worker_start": t_sk_start},
@@ -167,7 +170,8 @@ def main():
     },
   }
   md = [
-    f"Labels benchmark ({args.config}, {n} pairs of digits, linear learner) on "
+    f"Labels benchmark ({args.config} {' '.join(args.overrides)}, {n} pairs of digits, "
+    f"learner {json.dumps(next(iter(cfg_dict['learners'].values())))}) on "
     f"{machine['nproc']} x {machine['cpu']}, {machine['date']}, load average at start "
     f"{machine['loadavg_start'][0]:.1f}",
     "",
