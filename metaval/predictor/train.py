@@ -135,6 +135,11 @@ def _cached_features(ls, featurizer: F.Featurizer, cache_dir: str | None) -> F.P
     h.update(str(part).encode())
   h.update(np.asarray(ls.pair_id).tobytes())
   h.update("".join(map(str, ls.learner)).encode())
+  # Content, not just ids: a regenerated label set may reuse the same pair ids.
+  for i in range(len(ls)):
+    h.update(np.ascontiguousarray(ls.base_indices[i]).tobytes())
+    h.update(np.ascontiguousarray(ls.supp_x[i]).tobytes())
+    h.update(np.ascontiguousarray(ls.supp_y[i]).tobytes())
   path = os.path.join(cache_dir, f"features-{ls.task}-{h.hexdigest()[:16]}.npz")
   if os.path.isfile(path):
     with np.load(path) as z:
