@@ -91,6 +91,7 @@ def main() -> None:
   ap.add_argument("--epochs", type=int, default=30)
   ap.add_argument("--out", default="runs/bench")
   ap.add_argument("--max-set", type=int, default=64, help="S points per pair fed to the peer")
+  ap.add_argument("--no-kinds", action="store_true", help="only the unseen-pairs split")
   args = ap.parse_args()
   if args.peer:
     peer(args.peer, args.peer_out, args.epochs)
@@ -129,7 +130,7 @@ def main() -> None:
   folds = {}
   tr, va, te = T.random_split(n, cfg.train.val_frac, cfg.train.test_frac, cfg.seed)
   folds["pairs"] = (np.concatenate([tr, va]), te)
-  kinds = list(cfg.eval.kinds) or sorted(set(kind))
+  kinds = [] if args.no_kinds else (list(cfg.eval.kinds) or sorted(set(kind)))
   for kd in kinds:
     folds[f"kind_{kd}"] = (np.flatnonzero(kind != kd), np.flatnonzero(kind == kd))
   os.makedirs(args.out, exist_ok=True)
@@ -154,12 +155,13 @@ def main() -> None:
     "peer": a,
     "predictor": ev["splits"].get("pairs", {}).get("scores", {}).get(t0_name, {}).get("predictor"),
   }
-  idx = np.concatenate([folds[f"kind_{kd}"][1] for kd in kinds])
-  est = np.concatenate([pr[f"kind_{kd}"] for kd in kinds])
-  rows["kind"] = {
-    "peer": protocol.agreement(est, label[idx]),
-    "predictor": ev["splits"].get("kind", {}).get("scores", {}).get(t0_name, {}).get("predictor"),
-  }
+  if kinds:
+    idx = np.concatenate([folds[f"kind_{kd}"][1] for kd in kinds])
+    est = np.concatenate([pr[f"kind_{kd}"] for kd in kinds])
+    rows["kind"] = {
+      "peer": protocol.agreement(est, label[idx]),
+      "predictor": ev["splits"].get("kind", {}).get("scores", {}).get(t0_name, {}).get("predictor"),
+    }
   metrics = ("spearman", "pearson", "mae", "sign_acc", "topk_precision")
   md = [
     f"pyDVL DeepSetUtilityModel (data utility learning) vs metaval predictor, {t0_name}, "
