@@ -65,6 +65,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.chunk = 8  # models per compiled batch (small batches stay in cache: fastest)
   cfg.extra_capacity = 1024  # appended synthetic points per training group
   cfg.backend = "local"  # or "ray"
+  cfg.local_workers = 2  # shard processes (single-threaded XLA); 0 = in this process
   cfg.ray_address = ""  # "" starts a local Ray; "auto" or "ray://host:10001" joins one
   cfg.ray_num_cpus = 2
   cfg.progress = True

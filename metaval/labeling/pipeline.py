@@ -23,11 +23,15 @@ Training layout (why it is fast):
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import dataclasses
 import glob
 import json
 import math
+import multiprocessing
 import os
+import threading
 import time
 import zlib
 
@@ -44,7 +48,14 @@ from metaval.learners.models import LearnerSpec, num_params
 from metaval.learners.train import metric_names, train_many
 
 # Config fields that do not change the data (excluded from the fingerprint).
-_RUNTIME_FIELDS = ("backend", "ray_address", "ray_num_cpus", "progress")
+_RUNTIME_FIELDS = ("backend", "ray_address", "ray_num_cpus", "progress", "local_workers")
+
+# Multi-threaded XLA:CPU matrix products may split a long reduction (e.g. the
+# weight gradient's sum over the pool) across threads and add the parts in the
+# order they finish, so the last bits of a metric can change from run to run.
+# Shard workers therefore run single-threaded XLA (one process per core), which
+# makes every shard bit-for-bit reproducible and a resumed dataset identical.
+DETERMINISTIC_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"
 
 
 class PipelineError(MetavalError):
@@ -407,12 +418,63 @@ def _progress(config, total: int, initial: int):
   )
 
 
+def worker_xla_flags() -> str:
+  """``XLA_FLAGS`` for shard workers: the current flags plus single-threaded Eigen."""
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_cpu_multi_thread_eigen" in flags:
+    return flags
+  return f"{flags} {DETERMINISTIC_XLA_FLAG}".strip()
+
+
+def _watch_parent(parent_pid: int) -> None:
+  """Worker initializer: exit when the parent dies (a SIGKILLed run leaves no orphans)."""
+
+  def watch():
+    while os.getppid() == parent_pid:
+      time.sleep(0.5)
+    os._exit(1)
+
+  threading.Thread(target=watch, daemon=True).start()
+
+
+@contextlib.contextmanager
+def shard_pool(workers: int):
+  """A pool of ``workers`` fresh processes running single-threaded XLA."""
+  old = os.environ.get("XLA_FLAGS")
+  # Workers are spawned (not forked: JAX is multithreaded) and read XLA_FLAGS at
+  # start-up; the variable stays set while the pool may spawn them.
+  os.environ["XLA_FLAGS"] = worker_xla_flags()
+  pool = cf.ProcessPoolExecutor(
+    workers,
+    mp_context=multiprocessing.get_context("spawn"),
+    initializer=_watch_parent,
+    initargs=(os.getpid(),),
+  )
+  try:
+    yield pool
+  finally:
+    pool.shutdown(wait=True, cancel_futures=True)
+    if old is None:
+      os.environ.pop("XLA_FLAGS", None)
+    else:
+      os.environ["XLA_FLAGS"] = old
+
+
 def _run_local(config, jobs, task_dirs, bar, rows_per_shard):
   cfg = _as_dict(config)
-  for task_name, shard in jobs:
-    rec = run_shard(cfg, task_name, shard)
-    storage.write_shard(storage.shard_path(task_dirs[task_name], shard), rec)
-    bar.update(rows_per_shard)
+  workers = int(config.local_workers)
+  if workers <= 0:  # in this process (XLA's own threads; not bit-reproducible)
+    for task_name, shard in jobs:
+      rec = run_shard(cfg, task_name, shard)
+      storage.write_shard(storage.shard_path(task_dirs[task_name], shard), rec)
+      bar.update(rows_per_shard)
+    return
+  with shard_pool(min(workers, len(jobs))) as pool:
+    futures = {pool.submit(run_shard, cfg, t, s): (t, s) for t, s in jobs}
+    for fut in cf.as_completed(futures):
+      task_name, shard = futures[fut]
+      storage.write_shard(storage.shard_path(task_dirs[task_name], shard), fut.result())
+      bar.update(rows_per_shard)
 
 
 def _run_ray(config, jobs, task_dirs, bar, rows_per_shard):
@@ -430,7 +492,10 @@ def _run_ray(config, jobs, task_dirs, bar, rows_per_shard):
       include_dashboard=False,
       log_to_driver=False,
     )
-  remote = ray.remote(num_cpus=1)(run_shard)
+  # Same single-threaded XLA as the local workers, so both backends agree bit for bit.
+  remote = ray.remote(num_cpus=1)(run_shard).options(
+    runtime_env={"env_vars": {"XLA_FLAGS": worker_xla_flags()}}
+  )
   cfg = _as_dict(config)
   pending = {remote.remote(cfg, t, s): (t, s) for t, s in jobs}
   while pending:
