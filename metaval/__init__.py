@@ -1,7 +1,21 @@
-"""metaval: predict the value of supplemental data without retraining."""
+"""metaval: predict the value of supplemental data without retraining.
+
+``metaval.load_predictor(path).value(supplemental, base=None, learner=None)``
+returns the Nutrition Facts of a supplemental set; the rest of the package is
+organised as in DESIGN.md (data, learners, labeling, predictor, valuation, audit,
+report). Heavy modules are imported on first use, so ``import metaval`` is cheap.
+"""
 
 __version__ = "0.1.0"
 
 from metaval.errors import MetavalError  # noqa: E402
 
-__all__ = ["MetavalError", "__version__"]
+
+def load_predictor(path: str):
+  """Loads a trained value predictor; see ``metaval.api.load_predictor``."""
+  from metaval.api import load_predictor as _load
+
+  return _load(path)
+
+
+__all__ = ["MetavalError", "__version__", "load_predictor"]
