@@ -8,7 +8,7 @@ Variants:
   default  digits, linear + MLP(32) learners, K=4 paired seeds, 1,024 pairs
            (17 s per 32-pair shard under load: about 10 min on 2 CPU cores).
   quick    digits, linear learner (deterministic: K=1), 2,048 pairs, every
-           supplement kind (about 2 min on 2 CPU cores; target < 5 min).
+           supplement kind (measured 49-55 s on 2 shared CPU cores; target < 5 min).
   tiny     digits, linear learner, 4 shards x 8 pairs, K=2 (seconds; tests).
   code     standard-library code corpus, tiny character LM, S = whole packages
            or junk windows, K=2, 128 labels (a warm 16-pair shard took 207 s on a
