@@ -61,6 +61,16 @@ def test_negative_values_are_clipped_to_zero_and_the_rest_renormalised():
     build_ledger({"a": -1.0, "b": 0.0}, revenue_per_inference="1", num_inferences=10)
 
 
+def test_numpy_scalars_are_read_as_plain_numbers():
+  led = build_ledger(
+    {"a": np.float64(0.25), "b": np.float32(0.75), "c": np.int64(0)},
+    revenue_per_inference="1",
+    num_inferences=100,
+  )
+  assert led["inputs"]["values"] == {"a": "0.25", "b": "0.75", "c": "0"}
+  assert _paid(led) == {"a": Decimal("25.00"), "b": Decimal("75.00"), "c": Decimal("0.00")}
+
+
 def test_sub_unit_remainder_is_recorded_not_lost():
   led = build_ledger({"a": 1, "b": 2}, revenue_per_inference="0.001", num_inferences=7)
   assert led["pool"] == "0.007" and led["distributed"] == "0.00"
@@ -69,7 +79,9 @@ def test_sub_unit_remainder_is_recorded_not_lost():
 
 
 def test_tampering_is_detected_and_a_clean_file_round_trips(tmp_path):
-  led = build_ledger({"a": 0.2, "b": 0.1}, revenue_per_inference="0.5", num_inferences=99)
+  # Names out of sorted order: the file (sorted keys) must rebuild to the same hash.
+  led = build_ledger({"zed": 0.2, "amy": 0.1}, revenue_per_inference="0.5", num_inferences=99)
+  assert [e["contributor"] for e in led["entries"]] == ["amy", "zed"]
   path = str(tmp_path / "ledger.json")
   royalties.write_ledger(led, path)
   assert royalties.load_ledger(path)["sha256"] == led["sha256"]

@@ -41,6 +41,8 @@ import math
 import os
 from decimal import Decimal
 
+import numpy as np
+
 from metaval.errors import MetavalError
 
 LEDGER_VERSION = 1
@@ -55,7 +57,10 @@ def to_decimal(x, what: str = "value") -> Decimal:
   """Exact decimal of a string, int, Decimal or float (floats via their shortest repr)."""
   if isinstance(x, bool):
     raise LedgerError(f"{what} must be a number, got a bool")
-  if isinstance(x, float):
+  if isinstance(x, np.integer):
+    x = int(x)
+  if isinstance(x, (float, np.floating)):
+    x = float(x)  # numpy scalars too (their repr is not a plain number)
     if not math.isfinite(x):
       raise LedgerError(f"{what} must be finite, got {x}")
     x = repr(x)  # The shortest string that round-trips: what a reader sees.
@@ -146,10 +151,13 @@ def build_ledger(
   unit_d = to_decimal(unit, "unit")
   if unit_d <= 0:
     raise LedgerError(f"unit must be positive, got {unit_d}")
-  names = [str(k) for k in values]
-  if len(set(names)) != len(names):
+  if len({str(k) for k in values}) != len(values):
     raise LedgerError("contributor names must be unique")
-  vals = [to_decimal(values[k], f"value of {k!r}") for k in values]
+  # Entries in name order: the ledger does not depend on the input's dict order
+  # (a JSON file with sorted keys rebuilds to the same ledger and hash).
+  keys = sorted(values, key=str)
+  names = [str(k) for k in keys]
+  vals = [to_decimal(values[k], f"value of {k!r}") for k in keys]
   negative = [n for n, v in zip(names, vals) if v < 0]
   if negative and negative_policy == "error":
     raise LedgerError(f"negative value(s) for {', '.join(negative)} under policy 'error'")
