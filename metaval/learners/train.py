@@ -160,16 +160,47 @@ def evaluate_one(params, evals, spec: LearnerSpec, num_classes: int, num_groups:
 @functools.partial(
   jax.jit, static_argnames=("spec", "num_classes", "num_groups", "lm", "return_params")
 )
-def _train_batch(keys, masks, x, y, evals, *, spec, num_classes, num_groups, lm, return_params):
+def _train_batch(
+  keys, masks, idx, x, y, evals, *, spec, num_classes, num_groups, lm, return_params
+):
   TRACE_COUNTS[(spec, lm)] += 1
 
-  def one(key, w):
-    params = train_one(key, w, x, y, spec, num_classes, lm)
+  def one(key, w, rows):
+    # Dense: every model reads the whole shared pool (rows is None). Gathered: the
+    # model's own points x[rows] [k, d], with weights w [k] (0 for padding).
+    xx, yy = (x, y) if rows is None else (x[rows], y[rows])
+    params = train_one(key, w, xx, yy, spec, num_classes, lm)
     metrics = evaluate_one(params, evals, spec, num_classes, num_groups, lm)
     return metrics, (params if return_params else None)
 
-  # keys [M], masks [M, N]; x, y, evals shared by all models (in_axes None).
-  return jax.vmap(one)(keys, masks)
+  # keys [M]; masks [M, N] (dense) or [M, k] (gathered, with idx [M, k]);
+  # x, y, evals are shared by all models (in_axes None).
+  return jax.vmap(one)(keys, masks, idx)
+
+
+# Gathered training sets are padded to one of these sizes (or a multiple of the
+# largest), so varying subset sizes reuse a handful of compiled programs.
+_GATHER_BUCKETS = (64, 128, 256, 512, 1024, 2048)
+
+
+def _gather_size(max_active: int) -> int:
+  for b in _GATHER_BUCKETS:
+    if max_active <= b:
+      return b
+  top = _GATHER_BUCKETS[-1]
+  return top * math.ceil(max_active / top)
+
+
+def _compact(masks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+  """Dense weights ``[M, N]`` -> (indices ``[M, k]``, weights ``[M, k]``), zero-padded."""
+  m = masks.shape[0]
+  idx = np.zeros((m, k), np.int32)
+  w = np.zeros((m, k), np.float32)
+  for i in range(m):
+    nz = np.flatnonzero(masks[i])
+    idx[i, : len(nz)] = nz
+    w[i, : len(nz)] = masks[i, nz]
+  return idx, w
 
 
 def _check_inputs(keys, data: Task, masks) -> tuple[jax.Array, np.ndarray]:
@@ -218,6 +249,7 @@ def train_many(
   *,
   return_params: bool = False,
   chunk: int | None = None,
+  gather: str | int | None = "auto",
 ) -> TrainResult:
   """Trains one model per mask row, all in one compiled program, and evaluates them.
 
@@ -231,6 +263,14 @@ def train_many(
     return_params: also return the stacked trained parameters.
     chunk: if set, train at most ``chunk`` models per call; the last chunk is
       padded to full size so every chunk reuses one compiled program.
+    gather: how a model reads its training set. ``None`` (or 0): dense, every
+      model computes on the whole shared pool and multiplies by its mask (one big
+      GEMM per layer, best when subsets cover much of the pool). An int k: each
+      model gathers its own (at most k) points once, before training, and trains
+      on those alone. ``"auto"`` (default): gather, padded to a size bucket, when
+      the largest subset is at most a third of the pool and training is full-batch
+      (minibatch training costs the same either way). Results agree with the
+      dense path to float round-off.
 
   Returns:
     ``TrainResult`` with ``[M]`` arrays of higher-is-better metrics.
@@ -244,6 +284,16 @@ def train_many(
   if data.kind == CLASSIFICATION and spec.family == "lm":
     raise TrainInputError(f"task {data.name!r} is a classification task; 'lm' does not apply")
   lm = data.kind == LANGUAGE_MODEL
+  max_active = int((masks > 0).sum(1).max())
+  if gather == "auto":
+    k = _gather_size(max_active)
+    gather = k if (not spec.batch_size and 3 * max_active <= data.pool_size) else None
+  elif gather:
+    if int(gather) < max_active:
+      raise TrainInputError(
+        f"gather={gather} is smaller than the largest training set ({max_active})"
+      )
+    gather = int(gather)
   m = masks.shape[0]
   chunk = m if not chunk or chunk >= m else int(chunk)
   n_chunks = math.ceil(m / chunk)
@@ -253,12 +303,16 @@ def train_many(
     masks = np.concatenate([masks, np.repeat(masks[-1:], pad, 0)])
   x, y = jnp.asarray(data.x), jnp.asarray(data.y)
   evals = {k: (jnp.asarray(a), jnp.asarray(b)) for k, (a, b) in data.evals.items()}
+  idx = None
+  if gather:
+    idx, masks = _compact(masks, gather)
   outs, params = [], []
   for i in range(n_chunks):
     sl = slice(i * chunk, (i + 1) * chunk)
     met, par = _train_batch(
       keys[sl],
       jnp.asarray(masks[sl]),
+      None if idx is None else jnp.asarray(idx[sl]),
       x,
       y,
       evals,
