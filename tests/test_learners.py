@@ -45,15 +45,11 @@ def test_vmapped_equals_one_at_a_time(spec):
   masks = _random_masks(3, task.pool_size, 200, seed=1)
   masks[1] *= 2.0  # duplicates: weights are multiplicities
   keys = jax.random.split(jax.random.key(3), 3)
-  batched = train_many(keys, task, masks, spec).metrics
+  batched = train_many(keys, task, masks, spec, gather=None).metrics
   for i in range(3):
-    single = train_many(keys[i : i + 1], task, masks[i : i + 1], spec).metrics
-    np.testing.assert_allclose(
-      batched["test/neg_log_loss"][i], single["test/neg_log_loss"][0], atol=2e-4, rtol=1e-4
-    )
-    # Accuracy is discrete: round-off may flip one borderline test example, no more.
-    one_example = 1.0 / len(task.evals["test"][1])
-    assert abs(batched["test/accuracy"][i] - single["test/accuracy"][0]) <= one_example + 1e-6
+    single = train_many(keys[i : i + 1], task, masks[i : i + 1], spec, gather=None).metrics
+    for name in ("test/accuracy", "test/neg_log_loss"):
+      np.testing.assert_allclose(batched[name][i], single[name][0], atol=2e-4, rtol=1e-4)
 
 
 def test_one_compilation_per_batch_shape():
@@ -150,8 +146,12 @@ def test_gathered_training_sets_match_the_dense_pool(spec):
   dense = train_many(keys, task, masks, spec, gather=None).metrics
   auto = train_many(keys, task, masks, spec).metrics  # 120 of 1297 points: gathers
   fixed = train_many(keys, task, masks, spec, gather=200).metrics
-  for name in ("test/accuracy", "test/neg_log_loss"):
-    np.testing.assert_allclose(auto[name], dense[name], atol=2e-4)
-    np.testing.assert_allclose(fixed[name], dense[name], atol=2e-4)
+  one = 1.0 / len(task.evals["test"][1])
+  for other in (auto, fixed):
+    # Same math, another summation order: full-batch Adam near its optimum turns
+    # round-off into small differences (its steps are normalised), so the
+    # tolerance is one test example of accuracy and 2e-3 nats of log-loss.
+    np.testing.assert_allclose(other["test/accuracy"], dense["test/accuracy"], atol=one + 1e-6)
+    np.testing.assert_allclose(other["test/neg_log_loss"], dense["test/neg_log_loss"], atol=2e-3)
   with pytest.raises(TrainInputError, match="smaller than the largest training set"):
     train_many(keys, task, masks, spec, gather=100)
