@@ -120,24 +120,42 @@ class Predictor:
     return view.pool[idx], task.y[idx].astype(np.int64)
 
   def _learner(self, view, info, learner):
+    """``(spec dict, num_params, descriptor)`` of the learner a query names.
+
+    ``learner`` is ``None`` (the task's default learner), a ``LearnerSpec``, a dict
+    (label-pipeline JSON included: keys that are not ``LearnerSpec`` fields, such as
+    ``name`` and ``params``, are ignored; missing fields take the default learner's
+    values) or the name of a learner this predictor was trained with.
+    """
     from metaval.learners.models import LearnerSpec, SpecError, num_params
 
     if learner is None:
       spec, n_params = info["learner"], info["learner_params"]
-    else:
-      if isinstance(learner, LearnerSpec):
-        learner = learner.to_dict()
-      if not isinstance(learner, dict):
-        raise QueryError("learner must be a LearnerSpec or a dict of its fields")
-      fields = {f.name for f in dataclasses.fields(LearnerSpec)}
-      default = {k: v for k, v in info["learner"].items() if k in fields}
-      try:
-        full = LearnerSpec(**{**default, **learner})
-      except (TypeError, SpecError) as e:
-        raise QueryError(f"bad learner: {e}") from None
-      spec = full.to_dict()
-      in_dim = 0 if view.lm else view.task.feature_dim
-      n_params = num_params(full, in_dim, view.task.num_classes)
+      return spec, n_params, F.learner_features(spec, n_params)
+    fields = {f.name for f in dataclasses.fields(LearnerSpec)}
+    if isinstance(learner, LearnerSpec):
+      learner = learner.to_dict()
+    elif isinstance(learner, str):
+      named = dict(info.get("named_learners") or {})
+      if info["learner"].get("name"):
+        named.setdefault(str(info["learner"]["name"]), info["learner"])
+      if learner not in named:
+        known = ", ".join(sorted(named)) or "none"
+        raise QueryError(f"unknown learner name {learner!r}; this predictor knows: {known}")
+      learner = named[learner]
+    if not isinstance(learner, dict):
+      raise QueryError("learner must be a LearnerSpec, a dict of its fields or a learner name")
+    default = {k: v for k, v in info["learner"].items() if k in fields}
+    given = {k: v for k, v in learner.items() if k in fields}
+    try:
+      full = LearnerSpec(**{**default, **given})
+    except (TypeError, ValueError, SpecError) as e:
+      raise QueryError(f"bad learner: {e}") from None
+    spec = full.to_dict()
+    if learner.get("name"):
+      spec["name"] = str(learner["name"])
+    in_dim = 0 if view.lm else view.task.feature_dim
+    n_params = num_params(full, in_dim, view.task.num_classes)
     return spec, n_params, F.learner_features(spec, n_params)
 
   def _features(self, supplemental, base, learner, task, seed=0):
@@ -179,8 +197,10 @@ class Predictor:
         for the code task ``x`` holds token windows and ``y`` is optional.
       base: ``None`` (the predictor's default base for the task), pool indices
         ``[n_B]`` of the task, or ``(x_B, y_B)``.
-      learner: ``None`` (the default learner), a ``LearnerSpec`` or a dict of
-        its fields (missing fields take the default learner's values).
+      learner: ``None`` (the default learner), a ``LearnerSpec``, a dict of its
+        fields (missing fields take the default learner's values; other keys, such
+        as the label pipeline's ``name`` and ``params``, are ignored) or the name
+        of a learner the predictor was trained with.
       task: the base task (needed only when the predictor knows several).
 
     Returns:

@@ -63,6 +63,28 @@ def test_larger_learner_warns_about_extrapolation(predictor):
   assert any("larger than any" in w for w in facts.warnings)
 
 
+def test_learner_accepts_a_spec_a_pipeline_dict_or_a_name(predictor):
+  _, clean, _ = _clean_and_flipped()
+  info = predictor.tasks["wine"]
+  default = predictor.value(clean)
+  assert info["learner"]["name"] == "toy_mlp"
+  by_name = predictor.value(clean, learner="toy_mlp")
+  # The label JSON itself, extra keys (name, params) included.
+  by_dict = predictor.value(clean, learner=dict(info["learner"]))
+  spec = LearnerSpec(**{k: v for k, v in info["learner"].items() if k not in ("name", "params")})
+  by_spec = predictor.value(clean, learner=spec)
+  for f in (by_name, by_dict, by_spec):
+    assert f.learner_params == default.learner_params
+    assert f.targets[0].value == pytest.approx(default.targets[0].value, abs=1e-6)
+  wide = predictor.value(clean, learner={"name": "wide", "width": 64, "params": 1})
+  assert wide.learner_params > default.learner_params
+  assert wide.learner["width"] == 64 and wide.learner["name"] == "wide"
+  with pytest.raises(api.QueryError, match="unknown learner name 'resnet'.*toy_mlp"):
+    predictor.value(clean, learner="resnet")
+  with pytest.raises(api.QueryError, match="learner must be"):
+    predictor.value(clean, learner=3)
+
+
 def test_bad_queries_raise_one_line_errors(predictor):
   task, (x, y), _ = _clean_and_flipped()
   cases = [

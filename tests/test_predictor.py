@@ -54,6 +54,46 @@ def test_relational_features_flag_duplicates_and_label_noise():
   assert dup.s.shape == (1, 32, F.ELEM_DIM)
 
 
+@pytest.mark.parametrize("scale,offset", [(1e-3, 0.0), (1.0, 0.0), (1e4, 3e4), (1e6, -1e7)])
+def test_exact_copies_of_b_are_flagged_whatever_the_order_and_magnitude(scale, offset):
+  rng = np.random.default_rng(1)
+  xb = (rng.normal(size=(200, F.RAW_WIDTH)) * scale + offset).astype(np.float32)
+  yb = rng.integers(0, 5, 200)
+  fz = F.Featurizer(max_s=32, max_b=32)
+  lf = np.zeros(F.LEARNER_DIM, np.float32)
+  idx = {n: i for i, n in enumerate(F.SET_FEATURES)}
+  perm = rng.permutation(200)
+  copy = fz.pair(F.task_view(get_task("digits")), xb, yb, xb[perm], yb[perm], lf)
+  assert copy.sets[0, idx["share_exact_dup"]] == 1.0
+  assert copy.sets[0, idx["share_dup_within_set"]] == 0.0
+  # A copy changes no leave-one-out kNN classification of B (its own copy is left out).
+  assert copy.sets[0, idx["delta_loo_1nn_acc"]] == 0.0
+  # One ulp-scale nudge per row: no longer exact copies.
+  nudged = np.nextafter(xb[perm], np.float32(np.inf))
+  near = fz.pair(F.task_view(get_task("digits")), xb, yb, nudged, yb[perm], lf)
+  assert near.sets[0, idx["share_exact_dup"]] == 0.0
+  # B's own elements: flagged only where B holds a second copy of the point.
+  xb2 = np.concatenate([xb[:20], xb[:5]])
+  stats = F.base_stats(xb2, yb[:25], 5)
+  rel = F.relational(xb2, yb[:25], stats, is_base=True)
+  np.testing.assert_array_equal(rel[:, 1], np.r_[np.ones(5), np.zeros(15), np.ones(5)])
+
+
+def test_knn_proxies_rise_with_clean_data_and_fall_with_wrong_labels():
+  task, view, bi, xb, yb = _view_and_base(n_base=200)
+  fz = F.Featurizer(max_s=32, max_b=32)
+  lf = np.zeros(F.LEARNER_DIM, np.float32)
+  outside = np.setdiff1d(np.arange(task.pool_size), bi)
+  j = F.SET_FEATURES.index("delta_loo_kernel_loglik")
+
+  def ll(n, flip=0):
+    ys = (task.y[outside[:n]].astype(np.int64) + flip) % 10
+    return fz.pair(view, xb, yb, view.pool[outside[:n]], ys, lf).sets[0, j]
+
+  assert 0 < ll(50) < ll(400)
+  assert ll(200, flip=1) < 0
+
+
 def test_feature_errors_are_clear():
   task, view, *_ = _view_and_base("wine", 30)
   with pytest.raises(F.FeatureError, match="width 13"):
@@ -78,6 +118,20 @@ def test_code_windows_embed_into_the_common_width():
   assert across > within
   with pytest.raises(F.FeatureError, match="token windows"):
     F.embed_inputs(view, np.zeros((3, 5), np.int32))
+
+
+def test_pairwise_rank_loss_prefers_the_right_order_and_ignores_ties():
+  import jax.numpy as jnp
+
+  from metaval.predictor.train import pairwise_rank_loss
+
+  y = jnp.array([[0.0], [1.0], [2.0], [2.0]])
+  right = pairwise_rank_loss(y, y)
+  wrong = pairwise_rank_loss(-y, y)
+  assert float(right) < 0.01 < 1.0 < float(wrong)
+  # The tied pair (2.0, 2.0) contributes nothing whatever the predictions.
+  swapped = jnp.array([[0.0], [1.0], [2.5], [2.0]])
+  assert abs(float(pairwise_rank_loss(swapped, y)) - float(pairwise_rank_loss(y, y))) < 0.01
 
 
 def test_calibration_scale_hits_nominal_coverage():

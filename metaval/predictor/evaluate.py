@@ -27,7 +27,6 @@ from scipy import stats as sstats
 
 from metaval import protocol
 from metaval.predictor import baselines
-from metaval.predictor import features as F
 from metaval.predictor import train as T
 
 METRICS = ("spearman", "pearson", "mae", "sign_acc", "topk_precision")
@@ -175,7 +174,7 @@ def run(config, workdir: str) -> dict:
   t0 = time.perf_counter()
   label_sets = T.load_label_sets(config)
   targets = T.choose_targets(label_sets, tuple(config.targets))
-  featurizer = F.Featurizer(config.features.max_s, config.features.max_b)
+  featurizer = T.make_featurizer(config)
   data = T.build_pairs(label_sets, targets, featurizer, config.features.get("cache_dir") or None)
   results = run_splits(config, workdir, data, targets)
   md = "".join(markdown(results, t) for t in targets[:2])

@@ -21,6 +21,7 @@ Everything here is numpy, deterministic, and shared by training and the API.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import hashlib
@@ -32,11 +33,12 @@ import threadpoolctl
 from metaval.data.tasks import LANGUAGE_MODEL, Task
 from metaval.errors import MetavalError
 
-FEATURE_VERSION = 1  # bump when features change (invalidates feature caches)
+FEATURE_VERSION = 2  # bump when features change (invalidates feature caches)
 RAW_WIDTH = 64  # raw inputs are zero-padded (or hashed, for code) to this width
 MAX_CLASSES = 16  # one-hot labels are padded to this many classes
 CODE_BINS = RAW_WIDTH  # hashed n-gram histogram bins for code windows
 KNN = 5
+PROBE = 512  # B points used as leave-one-out queries (scale estimate, kNN proxies)
 CLIP = 10.0  # scaled distances and raw inputs are clipped to [-CLIP, CLIP]
 
 RELATIONAL = (
@@ -76,6 +78,11 @@ SET_FEATURES = (
   "log_novel_agreeing_mass",
   "share_far",
   "is_language_model",
+  "share_of_union",
+  "delta_loo_1nn_acc",
+  "delta_loo_knn_acc",
+  "delta_loo_kernel_acc",
+  "delta_loo_kernel_loglik",
 )
 SET_DIM = len(SET_FEATURES)
 
@@ -236,6 +243,25 @@ def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return np.maximum(d, 0.0)
 
 
+def row_keys(x: np.ndarray) -> list[bytes]:
+  """Exact identity of each row: the bytes of its float32 values (``-0.0`` as ``0.0``).
+
+  Exact duplicates are found by comparing these keys, never through a distance:
+  ``|a|^2 + |b|^2 - 2ab`` loses exact zeros to round-off for large-magnitude rows.
+  """
+  x = np.ascontiguousarray(np.asarray(x, np.float32) + np.float32(0.0))
+  return [r.tobytes() for r in x]
+
+
+def _dup_flags(keys: list[bytes], counts: dict, own: int = 0) -> np.ndarray:
+  """1 where a row's key occurs in ``counts`` more than ``own`` times."""
+  return np.array([counts.get(k, 0) > own for k in keys], np.float32)
+
+
+def _key_counts(keys: list[bytes]) -> dict:
+  return collections.Counter(keys)
+
+
 def _purity(nn_y: np.ndarray, k: int) -> np.ndarray:
   """Share of the most common label among each row's neighbours ``[n, knn]``."""
   if nn_y.size == 0:
@@ -263,6 +289,9 @@ class BaseStats:
   var: float
   counts: np.ndarray  # [k] class counts
   k: int
+  keys: dict  # exact row key -> multiplicity in B
+  probe: np.ndarray  # [n_p] B points used as leave-one-out queries of the kNN proxies
+  probe_d: np.ndarray  # [n_p, n_B] squared distances, the query itself at inf
 
 
 def base_stats(xb: np.ndarray, yb: np.ndarray, k: int) -> BaseStats:
@@ -270,13 +299,10 @@ def base_stats(xb: np.ndarray, yb: np.ndarray, k: int) -> BaseStats:
     raise FeatureError("the base set is empty")
   n = len(yb)
   # Subsample very large bases for the scale estimate only.
-  probe = xb if n <= 1024 else xb[np.random.default_rng(0).choice(n, 1024, replace=False)]
+  probe = np.arange(n) if n <= PROBE else np.random.default_rng(0).choice(n, PROBE, replace=False)
+  d = _sqdist(xb[probe], xb)
+  d[np.arange(len(probe)), probe] = np.inf  # leave the query itself out
   if n > 1:
-    d = _sqdist(probe, xb)
-    if n <= 1024:
-      np.fill_diagonal(d, np.inf)
-    else:
-      d[d == 0] = np.inf  # the probe's own copies
     nn = np.sqrt(d.min(1))
     nn = nn[np.isfinite(nn) & (nn > 0)]
     scale = float(np.median(nn)) if nn.size else 1.0
@@ -293,6 +319,9 @@ def base_stats(xb: np.ndarray, yb: np.ndarray, k: int) -> BaseStats:
     var=float(xb.var(0).mean()) if n > 1 else 1.0,
     counts=np.bincount(yb, minlength=k).astype(np.float64),
     k=k,
+    keys=_key_counts(row_keys(xb)),
+    probe=probe,
+    probe_d=d,
   )
 
 
@@ -315,12 +344,13 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
     k = min(KNN, nb)
     order = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.argsort(d, 1)
     order = np.take_along_axis(order, np.argsort(np.take_along_axis(d, order, 1), 1), 1)[:, :k]
-    nn_d = np.sqrt(d[np.arange(n), order[:, 0]]) / base.scale
+    exact = _dup_flags(row_keys(xs), base.keys, own=1 if is_base else 0)
+    nn_d = np.where(exact > 0, 0.0, np.sqrt(d[np.arange(n), order[:, 0]]) / base.scale)
     nn_y = base.y[order]  # [n, k]
     agree = nn_y == ys[:, None]
     purity = _purity(nn_y, base.k)
     out[:, 0] = np.log1p(np.minimum(nn_d, CLIP))
-    out[:, 1] = nn_d < 1e-6
+    out[:, 1] = exact
     out[:, 2] = nn_d < 0.25
     out[:, 3] = agree[:, 0]
     out[:, 4] = agree.mean(1)
@@ -335,9 +365,10 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
   elif n > 1:
     ds = _sqdist(xs, xs)
     np.fill_diagonal(ds, np.inf)
-    within = np.sqrt(ds.min(1)) / base.scale
+    exact_s = _dup_flags(row_keys(xs), _key_counts(row_keys(xs)), own=1)
+    within = np.where(exact_s > 0, 0.0, np.sqrt(ds.min(1)) / base.scale)
     out[:, 8] = np.log1p(np.minimum(within, CLIP))
-    out[:, 9] = within < 1e-6
+    out[:, 9] = exact_s
   else:
     out[:, 8] = np.log1p(CLIP)
   out[:, 10] = np.log1p(np.minimum(np.sqrt(((xs - base.mean) ** 2).sum(1)) / base.radius, CLIP))
@@ -353,8 +384,63 @@ def element_features(xs, ys, rel, k: int) -> np.ndarray:
   return np.concatenate([xs.astype(np.float32), onehot, rel], 1)
 
 
-def set_features(xs, ys, rel, base: BaseStats, task: Task) -> np.ndarray:
-  """``[SET_DIM]`` hand-made statistics of the pair (also the ridge baseline's input)."""
+def knn_proxies(xs, ys, base: BaseStats) -> np.ndarray:
+  """Closed-form proxies of the label: how adding S changes kNN classifiers on B.
+
+  Each of B's probe points is classified leave-one-out by its neighbours in B and
+  by its neighbours in B ∪ S (copies of the query itself in S left out as well, so
+  a verbatim copy of B earns nothing); the features are the changes in 1-NN
+  accuracy, k-NN majority accuracy, and accuracy and mean log-likelihood of the
+  true class under a Gaussian-kernel classifier (bandwidth: B's median NN
+  distance). Clean points grow these with |S|, wrong labels shrink them, points far
+  from B leave them unchanged: a signal that carries across supplement kinds.
+
+  Returns:
+    ``[4]``: delta 1-NN accuracy, delta kNN accuracy, delta kernel accuracy, delta
+    kernel log-likelihood.
+  """
+  k = base.k
+  yq = base.y[base.probe]  # [n_p]
+  d_b = base.probe_d  # [n_p, n_B]
+  d_s = _sqdist(base.x[base.probe], xs)  # [n_p, n_S]
+  ids: dict = {}
+  s_id = np.array([ids.setdefault(key, len(ids)) for key in row_keys(xs)])
+  q_id = np.array([ids.get(key, -1) for key in row_keys(base.x[base.probe])])
+  d_s = np.where(q_id[:, None] == s_id[None, :], np.inf, d_s)
+  d_all = np.concatenate([d_b, d_s], 1)
+  y_all = np.concatenate([base.y, ys])
+
+  def knn_acc(d, y, kk):
+    kk = min(kk, d.shape[1])
+    order = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < d.shape[1] else np.argsort(d, 1)
+    fin = np.isfinite(np.take_along_axis(d, order, 1))
+    votes = np.zeros((len(d), k))
+    rows = np.repeat(np.arange(len(d)), order.shape[1])
+    np.add.at(votes, (rows, y[order].reshape(-1)), fin.reshape(-1).astype(np.float64))
+    nn1 = y[np.argmin(d, 1)] == yq
+    return nn1.mean(), (votes.argmax(1) == yq).mean()
+
+  def kernel(d, y):
+    w = np.exp(-0.5 * np.minimum(d / base.scale**2, 1e4))  # [n_p, m]
+    mass = np.zeros((len(d), k))
+    for c in range(k):
+      mass[:, c] = w[:, y == c].sum(1)
+    p = (mass + 1e-3) / (mass.sum(1, keepdims=True) + 1e-3 * k)
+    ll = np.log(p[np.arange(len(d)), yq])
+    return (p.argmax(1) == yq).mean(), ll.mean()
+
+  a1_b, ak_b = knn_acc(d_b, base.y, KNN)
+  a1_u, ak_u = knn_acc(d_all, y_all, KNN)
+  ka_b, ll_b = kernel(d_b, base.y)
+  ka_u, ll_u = kernel(d_all, y_all)
+  return np.array([a1_u - a1_b, ak_u - ak_b, ka_u - ka_b, ll_u - ll_b])
+
+
+def set_features(xs, ys, rel, base: BaseStats, task: Task, proxies: bool = True) -> np.ndarray:
+  """``[SET_DIM]`` hand-made statistics of the pair (also the ridge baseline's input).
+
+  ``proxies=False`` leaves the four ``knn_proxies`` features at zero.
+  """
   n, nb, k = len(ys), len(base.y), base.k
   s_counts = np.bincount(ys, minlength=k).astype(np.float64)
   var_s = float(xs.var(0).mean()) if n > 1 else 0.0
@@ -384,6 +470,8 @@ def set_features(xs, ys, rel, base: BaseStats, task: Task) -> np.ndarray:
       np.log1p(novel_agree / nb * 100.0),
       (rel[:, 0] > np.log1p(3.0)).mean(),
       float(task.kind == LANGUAGE_MODEL),
+      n / (n + nb),
+      *(knn_proxies(xs, ys, base) if proxies else np.zeros(4)),
     ],
     np.float32,
   )
@@ -463,9 +551,10 @@ def _subsample(n: int, cap: int, seed: int) -> np.ndarray:
 class Featurizer:
   """Turns (task, B, S, learner) into padded ``PairFeatures``, caching per-B work."""
 
-  def __init__(self, max_s: int = 128, max_b: int = 128):
+  def __init__(self, max_s: int = 128, max_b: int = 128, proxies: bool = True):
     self.max_s = int(max_s)
     self.max_b = int(max_b)
+    self.proxies = bool(proxies)  # False: the kNN proxy set features are zero
     self._base_cache: dict[str, tuple[BaseStats, np.ndarray]] = {}
 
   def base(self, view: TaskView, xb: np.ndarray, yb: np.ndarray):
@@ -496,7 +585,7 @@ class Featurizer:
       raise FeatureError("the supplemental set is empty")
     stats, b_elems = self.base(view, xb, yb)
     rel = relational(xs, ys, stats, is_base=False)
-    sets = set_features(xs, ys, rel, stats, view.task)
+    sets = set_features(xs, ys, rel, stats, view.task, proxies=self.proxies)
     sub = _subsample(len(ys), self.max_s, seed)
     s_elems = element_features(xs[sub], ys[sub], rel[sub], stats.k)
     s = np.zeros((1, self.max_s, ELEM_DIM), np.float32)
@@ -529,11 +618,12 @@ def _relational_self(xb, yb, sub, stats: BaseStats) -> np.ndarray:
     return out
   k = min(KNN, nb)
   order = np.argsort(d, 1)[:, :k]
-  nn_d = np.sqrt(d[np.arange(n), order[:, 0]]) / stats.scale
+  exact = _dup_flags(row_keys(xb[sub]), stats.keys, own=1)  # a copy of another B point
+  nn_d = np.where(exact > 0, 0.0, np.sqrt(d[np.arange(n), order[:, 0]]) / stats.scale)
   nn_y = yb[order]
   agree = nn_y == yb[sub][:, None]
   out[:, 0] = np.log1p(np.minimum(nn_d, CLIP))
-  out[:, 1] = nn_d < 1e-6
+  out[:, 1] = exact
   out[:, 2] = nn_d < 0.25
   out[:, 3] = agree[:, 0]
   out[:, 4] = agree.mean(1)

@@ -56,6 +56,7 @@ def toy_labels(
   num_seeds: int = 2,
   kinds=TOY_KINDS,
   spec: LearnerSpec | None = None,
+  learner_name: str = "toy_mlp",
   base_size: tuple[int, int] = (20, 60),
   seed: int = 0,
 ) -> LabelSet:
@@ -67,6 +68,7 @@ def toy_labels(
     num_seeds: paired seeds per pair.
     kinds: supplement kinds (``TOY_KINDS``).
     spec: learner (default: a small MLP).
+    learner_name: the learner's name in the label JSON (as the pipeline writes it).
     base_size: range of |B|.
     seed: controls every random choice.
 
@@ -111,7 +113,11 @@ def toy_labels(
   res = train_many(keys, ext, masks.reshape(-1, offset), spec)
   names = metric_names(task)
   met = np.stack([res.metrics[n] for n in names], -1).reshape(num_pairs, num_seeds, 2, -1)
-  spec_json = json.dumps(spec.to_dict(), sort_keys=True)
+  # The label pipeline's learner JSON: the spec plus its name and parameter count.
+  n_params = num_params(spec, task.feature_dim, task.num_classes)
+  spec_json = json.dumps(
+    {"name": learner_name, **spec.to_dict(), "params": n_params}, sort_keys=True
+  )
   return LabelSet(
     task=task.name,
     task_seed=task.seed,
@@ -123,7 +129,7 @@ def toy_labels(
     kind=np.array(kinds_out),
     recipe=np.array([json.dumps({"kind": k}) for k in kinds_out]),
     learner=np.array([spec_json] * num_pairs),
-    learner_params=np.full(num_pairs, num_params(spec, task.feature_dim, task.num_classes)),
+    learner_params=np.full(num_pairs, n_params),
     metric_base=met[:, :, 0],
     metric_full=met[:, :, 1],
     pair_id=np.arange(num_pairs, dtype=np.int64) + seed * 1_000_000,

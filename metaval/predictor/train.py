@@ -24,6 +24,7 @@ import json
 import os
 import time
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -131,7 +132,8 @@ def _cached_features(ls, featurizer: F.Featurizer, cache_dir: str | None) -> F.P
   if not cache_dir:
     return F.featurize_labels(ls, featurizer)
   h = hashlib.sha1()
-  for part in (ls.task, ls.task_seed, F.FEATURE_VERSION, featurizer.max_s, featurizer.max_b):
+  parts = (ls.task, ls.task_seed, F.FEATURE_VERSION, featurizer.max_s, featurizer.max_b)
+  for part in parts + (("no-proxies",) if not featurizer.proxies else ()):
     h.update(str(part).encode())
   h.update(np.asarray(ls.pair_id).tobytes())
   h.update("".join(map(str, ls.learner)).encode())
@@ -146,10 +148,16 @@ def _cached_features(ls, featurizer: F.Featurizer, cache_dir: str | None) -> F.P
       return F.PairFeatures(**{k: z[k] for k in z.files})
   xf = F.featurize_labels(ls, featurizer)
   os.makedirs(cache_dir, exist_ok=True)
-  tmp = path + ".tmp.npz"
+  tmp = f"{path}.{os.getpid()}.tmp.npz"  # per process: parallel runs may featurise at once
   np.savez(tmp, **xf.arrays())
   os.replace(tmp, path)
   return xf
+
+
+def make_featurizer(config) -> F.Featurizer:
+  """The ``Featurizer`` a predictor config describes."""
+  fc = config.features
+  return F.Featurizer(fc.max_s, fc.max_b, proxies=fc.get("proxies", True))
 
 
 def build_pairs(label_sets, targets, featurizer: F.Featurizer, cache_dir=None) -> PairData:
@@ -255,13 +263,42 @@ def model_config(config, num_targets: int) -> ModelConfig:
   )
 
 
-@nnx.jit(static_argnames=("mse_weight",))
-def _train_step(model, optimizer, batch, y, w, mse_weight):
+def pairwise_rank_loss(mean, y, temperature=0.1):
+  """RankNet-style logistic loss over every ordered pair of a batch, per target.
+
+  For pairs with ``y_i > y_j`` it charges ``softplus(-(mean_i - mean_j) / temperature)``;
+  ties (``|y_i - y_j|`` under 1e-6 standardised units) are left out. Spearman
+  depends only on such orderings, which the Gaussian NLL and MSE weigh by squared
+  size, so small-effect pairs (most of the labels) get little say without it.
+
+  Args:
+    mean: ``[n, T]`` predictions (standardised units).
+    y: ``[n, T]`` targets.
+    temperature: scale of prediction differences inside the logistic.
+
+  Returns:
+    The mean loss over ordered pairs and targets (a scalar).
+
+  References:
+    Burges et al., "Learning to Rank using Gradient Descent", ICML 2005.
+  """
+  dy = y[:, None, :] - y[None, :, :]  # [n, n, T]
+  dm = mean[:, None, :] - mean[None, :, :]
+  ordered = (dy > 1e-6).astype(mean.dtype)
+  loss = jax.nn.softplus(-dm / temperature) * ordered
+  return loss.sum() / jnp.maximum(ordered.sum(), 1.0)
+
+
+@nnx.jit(static_argnames=("mse_weight", "rank_weight"))
+def _train_step(model, optimizer, batch, y, w, mse_weight, rank_weight=0.0):
   def loss_fn(model):
     mean, log_sigma = model(**batch)
     nll = gaussian_nll(mean, log_sigma, y, w[:, None])
     mse = (jnp.square(mean - y) * w[:, None]).mean()
-    return nll + mse_weight * mse, (nll, mse)
+    loss = nll + mse_weight * mse
+    if rank_weight:
+      loss = loss + rank_weight * pairwise_rank_loss(mean, y)
+    return loss, (nll, mse)
 
   (loss, (nll, mse)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
   optimizer.update(model, grads)
@@ -395,7 +432,13 @@ def fit(config, workdir: str, train: PairData, val: PairData, *, writer=None, na
         idx = perm[i * bs : (i + 1) * bs]
         batch = {k: v[idx] for k, v in x_tr.items()}
         loss, nll, mse = _train_step(
-          model, optimizer, batch, y_tr[idx], np.ones(len(idx), np.float32), tc.mse_weight
+          model,
+          optimizer,
+          batch,
+          y_tr[idx],
+          np.ones(len(idx), np.float32),
+          tc.mse_weight,
+          float(tc.get("rank_weight", 0.0)),
         )
         losses.append((float(loss), float(nll), float(mse)))
       mean, sigma = predict_std(model, norm, val.x)
@@ -478,6 +521,11 @@ def task_defaults(label_sets, targets) -> dict:
     entry.setdefault("params", {}).update(
       {str(lj): int(p) for lj, p in zip(ls.learner, ls.learner_params)}
     )
+    # Every learner seen in training, by name: ``api`` accepts ``learner="name"``.
+    for lj in set(map(str, ls.learner)):
+      spec = json.loads(lj)
+      if spec.get("name"):
+        entry.setdefault("named_learners", {})[str(spec["name"])] = spec
   for entry in out.values():
     lj = entry.pop("learners").most_common(1)[0][0]
     entry["learner"] = json.loads(lj)
@@ -492,7 +540,11 @@ def save_meta(workdir, config, targets, norm, calib, defaults, extra=None):
     "version": 1,
     "targets": list(targets),
     "model": model_config(config, len(targets)).to_dict(),
-    "features": {"max_s": config.features.max_s, "max_b": config.features.max_b},
+    "features": {
+      "max_s": config.features.max_s,
+      "max_b": config.features.max_b,
+      "proxies": bool(config.features.get("proxies", True)),
+    },
     "normalizer": norm.to_dict(),
     "calibration": np.asarray(calib).tolist(),
     "coverage": float(config.interval),
@@ -527,7 +579,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   t0 = time.perf_counter()
   label_sets = load_label_sets(config)
   targets = choose_targets(label_sets, tuple(config.targets))
-  featurizer = F.Featurizer(config.features.max_s, config.features.max_b)
+  featurizer = make_featurizer(config)
   data = build_pairs(label_sets, targets, featurizer, config.features.get("cache_dir") or None)
   t_feat = time.perf_counter() - t0
   tr, va, te = random_split(len(data), config.train.val_frac, config.train.test_frac, config.seed)
