@@ -71,14 +71,21 @@ def _pad_rows(a: np.ndarray, multiple: int) -> np.ndarray:
   return np.concatenate([a, np.repeat(a[:1], pad, 0)]) if pad else a
 
 
-def _train_fixed(keys: np.ndarray, task: Task, masks: np.ndarray, spec: LearnerSpec, chunk: int):
+def _train_fixed(
+  keys: np.ndarray, task: Task, masks: np.ndarray, spec: LearnerSpec, chunk: int, gather=None
+):
   """``train_many`` with the model count padded to a multiple of ``chunk``.
+
+  ``gather`` is passed through as a fixed value (never "auto"), so every shard
+  compiles the same programs whatever its subset sizes.
 
   Returns:
     ``[M, T]`` float64 metrics in ``metric_names(task)`` order.
   """
   m = masks.shape[0]
-  res = train_many(_pad_rows(keys, chunk), task, _pad_rows(masks, chunk), spec, chunk=chunk)
+  res = train_many(
+    _pad_rows(keys, chunk), task, _pad_rows(masks, chunk), spec, chunk=chunk, gather=gather
+  )
   return np.stack([res.metrics[n][:m] for n in metric_names(task)], axis=1)
 
 
@@ -92,6 +99,15 @@ def _pair_keys(key: jax.Array, n_bases: int, num_seeds: int) -> np.ndarray:
   return out
 
 
+def _fixed_gather(cfg, task: Task) -> int | None:
+  """One gather size for every shard of a config: B ∪ S has at most
+  max|B| + max|S| points. Gathering pays only when that is small next to the pool."""
+  from metaval.learners.train import gather_size
+
+  k = gather_size(int(max(cfg.base_size)) + int(max(cfg.supp_size)))
+  return k if 3 * k <= task.pool_size else None
+
+
 def label_pairs(
   task: Task,
   bases: list[np.ndarray],
@@ -103,6 +119,7 @@ def label_pairs(
   key: jax.Array | None = None,
   chunk: int = 64,
   extra_capacity: int = 1024,
+  gather: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Trains on B and on B ∪ S with paired seeds; returns both sides' metrics.
 
@@ -118,6 +135,8 @@ def label_pairs(
     chunk: models per compiled batch (batches are padded to it).
     extra_capacity: appended (non-pool) points per training group; grown to the
       next multiple of 256 if one supplement alone needs more.
+    gather: ``None`` trains on the dense pool; an int k makes every model gather
+      its own (at most k) points (see ``train_many``); fixed, so shards share programs.
 
   Returns:
     ``(metric_base, metric_full)``, each ``[P, K, T]`` in ``metric_names(task)``
@@ -138,7 +157,7 @@ def label_pairs(
   for b, idx in enumerate(bases):
     np.add.at(base_w[b], np.asarray(idx), 1.0)
   masks_b = np.repeat(base_w, k_seeds, 0)  # [n_bases * K, N]
-  met_b = _train_fixed(keys.reshape(-1, 2), task, masks_b, spec, chunk)
+  met_b = _train_fixed(keys.reshape(-1, 2), task, masks_b, spec, chunk, gather)
   met_b = met_b.reshape(len(bases), k_seeds, -1)
 
   # B ∪ S: pool weights plus de-duplicated extra points per pair.
@@ -165,7 +184,7 @@ def label_pairs(
       offset += len(cnt)
     masks = np.repeat(masks, k_seeds, 0)  # rows ordered (pair, seed)
     grp_keys = keys[base_of[members]].reshape(-1, 2)  # paired: B's keys
-    met = _train_fixed(grp_keys, sub, masks, spec, chunk)
+    met = _train_fixed(grp_keys, sub, masks, spec, chunk, gather)
     met_f[members] = met.reshape(len(members), k_seeds, -1)
   return met_b[base_of], met_f
 
@@ -321,6 +340,7 @@ def run_shard(config, task_name: str, shard: int) -> dict[str, np.ndarray]:
       key=jax.random.fold_in(key, li),
       chunk=int(cfg.chunk),
       extra_capacity=int(cfg.extra_capacity),
+      gather=_fixed_gather(cfg, task),
     )
     mb.append(b)
     mf.append(f)

@@ -183,7 +183,8 @@ def _train_batch(
 _GATHER_BUCKETS = (64, 128, 256, 512, 1024, 2048)
 
 
-def _gather_size(max_active: int) -> int:
+def gather_size(max_active: int) -> int:
+  """The padded training-set size used for ``max_active`` points (a bucket)."""
   for b in _GATHER_BUCKETS:
     if max_active <= b:
       return b
@@ -286,7 +287,7 @@ def train_many(
   lm = data.kind == LANGUAGE_MODEL
   max_active = int((masks > 0).sum(1).max())
   if gather == "auto":
-    k = _gather_size(max_active)
+    k = gather_size(max_active)
     gather = k if (not spec.batch_size and 3 * max_active <= data.pool_size) else None
   elif gather:
     if int(gather) < max_active:
