@@ -156,6 +156,7 @@ def run_experiment(name, mode="quick", workdir=None, config=None, overrides=()) 
     "notes": result.notes,
     "plots": [os.path.relpath(p, workdir) for p in result.plots],
     "extra_tables": result.extra_tables,
+    "markdown": result.markdown,
   }
   _write_atomic(os.path.join(workdir, "table.json"), json.dumps(record, indent=2, default=float))
   _write_atomic(os.path.join(workdir, "table.md"), render(record))
@@ -175,8 +176,11 @@ def render(record: dict) -> str:
     f"Command: `{record['command']}` — {record['date']}, {m['cpu']} ({m['cores']} cores, "
     f"{m['accelerator']}), jax {m['jax']}, {record['seconds']:.0f} s.",
     "",
-    markdown_table(record["rows"]),
   ]
+  if record["rows"]:
+    lines.append(markdown_table(record["rows"]))
+  if record.get("markdown"):
+    lines += [record["markdown"].strip(), ""]
   for title, rows in record.get("extra_tables", {}).items():
     lines += [f"**{title}**", "", markdown_table(rows)]
   lines += [f"- {n}" for n in record["notes"]]
