@@ -167,7 +167,10 @@ class Predictor:
       ys = F.check_labels(view, ys, len(xs))
       xb, yb = self._base(view, info, base)
       spec, n_params, lf = self._learner(view, info, learner)
-      pf = self.featurizer.pair(view, xb, yb, xs, ys, lf, seed=seed)
+      novel = novel_points(xs, ys, xb, yb)
+      pf = None
+      if novel.any():
+        pf = self.featurizer.pair(view, xb, yb, xs[novel], ys[novel], lf, seed=seed)
     except F.FeatureError as e:
       raise QueryError(str(e)) from None
     ctx = {
@@ -177,6 +180,8 @@ class Predictor:
       "base_size": int(len(yb)),
       "base_default": base is None,
       "info": info,
+      "supplement_size": int(len(ys)),
+      "dropped_duplicates": int(len(ys) - novel.sum()),
     }
     return pf, ctx
 
@@ -210,6 +215,8 @@ class Predictor:
       QueryError: wrong feature width, NaN, empty set, unknown task, bad learner.
     """
     pf, ctx = self._features(supplemental, base, learner, task)
+    if pf is None:
+      return self._facts(None, ctx, np.zeros(len(self.targets)), np.zeros(len(self.targets)))
     mean, half = self._predict(pf)
     return self._facts(pf, ctx, mean[0], half[0])
 
@@ -223,9 +230,15 @@ class Predictor:
     if not supplements:
       raise QueryError("rank() needs at least one supplemental set")
     parts = [self._features(s, base, learner, task) for s in supplements]
-    pf = F.PairFeatures.concatenate([p for p, _ in parts])
-    mean, half = self._predict(pf)
-    facts = [self._facts(pf.take([i]), parts[i][1], mean[i], half[i]) for i in range(len(parts))]
+    live = [i for i, (p, _) in enumerate(parts) if p is not None]
+    n_t = len(self.targets)
+    mean, half = np.zeros((len(parts), n_t)), np.zeros((len(parts), n_t))
+    pfs = {}
+    if live:
+      pf = F.PairFeatures.concatenate([parts[i][0] for i in live])
+      mean[live], half[live] = self._predict(pf)
+      pfs = {i: pf.take([j]) for j, i in enumerate(live)}
+    facts = [self._facts(pfs.get(i), parts[i][1], mean[i], half[i]) for i in range(len(parts))]
     order = np.argsort(-mean[:, 0], kind="stable")
     return [(int(i), facts[i]) for i in order]
 
@@ -250,17 +263,28 @@ class Predictor:
           share_of_base=share,
         )
       )
-    sets = dict(zip(F.SET_FEATURES, pf.sets[0].tolist()))
+    sets = dict(zip(F.SET_FEATURES, pf.sets[0].tolist())) if pf is not None else {}
+    dropped = ctx["dropped_duplicates"]
+    warnings = [] if pf is None else warnings_for(sets, ctx, rows)
+    if dropped:
+      warnings.insert(
+        0,
+        f"{dropped} of {ctx['supplement_size']} points of S repeat points already in B or "
+        "in S (same input and label): they are valued at zero"
+        + ("; nothing new is left, so S is worth nothing" if pf is None else ""),
+      )
+    diagnostics = {k: round(float(v), 4) for k, v in sets.items()}
+    diagnostics["dropped_exact_duplicates"] = dropped
     return NutritionFacts(
       task=ctx["task"],
-      supplement_size=int(pf.s_size[0]),
+      supplement_size=ctx["supplement_size"],
       base_size=ctx["base_size"],
       learner=ctx["learner"],
       learner_params=ctx["learner_params"],
       coverage=self.coverage,
       targets=rows,
-      warnings=warnings_for(sets, ctx, rows),
-      diagnostics={k: round(float(v), 4) for k, v in sets.items()},
+      warnings=warnings,
+      diagnostics=diagnostics,
       predictor=os.path.abspath(self.path),
     )
 
@@ -289,6 +313,30 @@ def warnings_for(sets: dict, ctx: dict, rows) -> list[str]:
   if rows and rows[0].low <= 0 <= rows[0].high:
     out.append(f"the {rows[0].metric} interval includes zero: the gain may be nil")
   return out
+
+
+def novel_points(xs, ys, xb, yb) -> np.ndarray:
+  """``[n_S]`` bool: the points of S that are not exact repeats (same input *and*
+  label) of a point of B or of an earlier point of S.
+
+  The value policy of the API: data the buyer already has, or the same point sold
+  twice, is worth nothing, so exact repeats are dropped before the predictor sees
+  S (retraining agrees: repeats of B move the model by about nothing, and they are
+  the cheapest way to game a size-sensitive estimate). A repeat with a *different*
+  label is not a duplicate (it is label noise) and is kept and valued.
+  """
+
+  def key(x, y):
+    labels = np.asarray(y).reshape(-1)
+    return [k + int(c).to_bytes(8, "little", signed=True) for k, c in zip(F.row_keys(x), labels)]
+
+  seen = set(key(xb, yb))
+  keep = np.zeros(len(ys), bool)
+  for i, k in enumerate(key(xs, ys)):
+    if k not in seen:
+      keep[i] = True
+      seen.add(k)
+  return keep
 
 
 def load_predictor(path: str) -> Predictor:

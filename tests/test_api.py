@@ -41,11 +41,24 @@ def test_value_returns_facts_and_flipped_labels_are_worth_less(predictor):
   assert f_xy.targets[0].value == pytest.approx(f_clean.targets[0].value, abs=1e-5)
 
 
-def test_duplicates_are_flagged(predictor):
+def test_duplicates_are_flagged_and_worth_nothing(predictor):
   task = get_task("wine")
   base_idx = np.asarray(predictor.tasks["wine"]["base_indices"])
   facts = predictor.value((task.x[base_idx[:20]], task.y[base_idx[:20]]))
-  assert any("duplicates" in w for w in facts.warnings)
+  assert any("repeat points already in B" in w for w in facts.warnings)
+  assert facts.diagnostics["dropped_exact_duplicates"] == 20
+  assert all(t.value == t.low == t.high == 0.0 for t in facts.targets)
+  # Padding a clean set with copies of B buys nothing: same value as the clean part.
+  _, clean, _ = _clean_and_flipped()
+  padded = (
+    np.concatenate([clean[0], task.x[base_idx[:20]]]),
+    np.concatenate([clean[1], task.y[base_idx[:20]]]),
+  )
+  f_pad, f_clean = predictor.value(padded), predictor.value(clean)
+  assert f_pad.targets[0].value == pytest.approx(f_clean.targets[0].value, abs=1e-6)
+  assert f_pad.supplement_size == 50
+  ranked = predictor.rank([(task.x[base_idx[:5]], task.y[base_idx[:5]]), clean])
+  assert ranked[0][0] == 1
 
 
 def test_rank_orders_by_predicted_value(predictor):
@@ -108,3 +121,16 @@ def test_bad_queries_raise_one_line_errors(predictor):
     predictor.value((x, y), learner={"family": "cnn"})
   with pytest.raises(api.QueryError, match="no trained predictor"):
     api.load_predictor("/nonexistent/predictor")
+
+
+def test_exact_repeats_of_base_are_worth_nothing():
+  from metaval.api import novel_points
+
+  rng = np.random.default_rng(0)
+  xb = rng.normal(size=(30, 5)).astype(np.float32)
+  yb = rng.integers(0, 3, 30)
+  xs = np.concatenate([xb[[3, 7]], rng.normal(size=(2, 5)).astype(np.float32), xb[[9]]])
+  ys = np.concatenate([yb[[3, 7]], [0, 1], (yb[[9]] + 1) % 3])  # last: flipped label
+  xs = np.concatenate([xs, xs[2:3]])  # a repeat within S
+  ys = np.concatenate([ys, ys[2:3]])
+  np.testing.assert_array_equal(novel_points(xs, ys, xb, yb), [0, 0, 1, 1, 1, 0])
