@@ -83,6 +83,8 @@ def _train_fixed(
     ``[M, T]`` float64 metrics in ``metric_names(task)`` order.
   """
   m = masks.shape[0]
+  if gather and int((masks > 0).sum(1).max()) > gather:
+    gather = None  # a set larger than the config's bound (e.g. a whole package): dense
   res = train_many(
     _pad_rows(keys, chunk), task, _pad_rows(masks, chunk), spec, chunk=chunk, gather=gather
   )
@@ -100,8 +102,9 @@ def _pair_keys(key: jax.Array, n_bases: int, num_seeds: int) -> np.ndarray:
 
 
 def _fixed_gather(cfg, task: Task) -> int | None:
-  """One gather size for every shard of a config: B ∪ S has at most
-  max|B| + max|S| points. Gathering pays only when that is small next to the pool."""
+  """One gather size for every shard of a config: B ∪ S usually has at most
+  max|B| + max|S| points (larger sets fall back to the dense pool). Gathering pays
+  only when that is small next to the pool."""
   from metaval.learners.train import gather_size
 
   k = gather_size(int(max(cfg.base_size)) + int(max(cfg.supp_size)))
