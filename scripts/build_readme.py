@@ -5,7 +5,10 @@ Usage: .venv/bin/python scripts/build_readme.py [--check]
 ``--check`` exits non-zero if README.md is not what the sections assemble to
 (the test suite runs it, so a section edited without rebuilding fails CI).
 Sections whose top heading is ``#`` are demoted one level so the README has a
-single title.
+single title. A line ``<!-- include: PATH -->`` in a section is replaced by the
+file at PATH (relative to the repository; headings demoted two levels): that is
+how measured tables written by the benchmarks and experiments reach the README
+without being typed.
 """
 
 from __future__ import annotations
@@ -43,11 +46,30 @@ def _demote(text: str) -> str:
   return "\n".join(lines).strip() + "\n"
 
 
+def _include(text: str) -> str:
+  out = []
+  for ln in text.splitlines():
+    s = ln.strip()
+    if s.startswith("<!-- include:") and s.endswith("-->"):
+      rel = s[len("<!-- include:") : -len("-->")].strip()
+      path = os.path.join(ROOT, rel)
+      if not os.path.isfile(path):
+        out.append(f"*(not generated yet: `{rel}`)*")
+        continue
+      with open(path) as f:
+        body = f.read().strip()
+      out.append(f"<!-- from {rel} -->")
+      out += ["##" + b if b.startswith("#") else b for b in body.splitlines()]
+    else:
+      out.append(ln)
+  return "\n".join(out)
+
+
 def build() -> str:
   parts = []
   for i, name in enumerate(SECTIONS):
     with open(os.path.join(ROOT, "docs", name)) as f:
-      text = f.read()
+      text = _include(f.read())
     parts.append(text.strip() + "\n" if i == 0 else _demote(text))
   return BANNER + "\n" + "\n".join(parts)
 
