@@ -3,7 +3,7 @@
 # slow end-to-end suite. Fails if either pytest run collects no tests (exit 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup_env.sh
+METAVAL_EXTRAS=dev,ray bash scripts/setup_env.sh
 export PATH="$PWD/.venv/bin:$PATH"
 export WANDB_MODE=offline WANDB_SILENT=true
 echo "[test] lint: ruff format --check and ruff check"
