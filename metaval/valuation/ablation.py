@@ -254,7 +254,7 @@ def _rows(fam: str, res: dict) -> list[dict]:
         "family": fam,
         "size": name,
         "params": int(p),
-        "mean |imp|": float(np.abs(res["labels"][:, i]).mean()),
+        "mean abs improvement": float(np.abs(res["labels"][:, i]).mean()),
         "ρ vs largest": float(res["spearman"][i, last]),
         "ρ vs next size": float(res["spearman"][i, i + 1]) if i < last else float("nan"),
         "decision acc vs largest": float(res["decision_acc"][i]),
@@ -267,7 +267,7 @@ def _rows(fam: str, res: dict) -> list[dict]:
         "family": fam,
         "size": f"{res['names'][-1]} extrapolated",
         "params": int(res["params"][-1]),
-        "mean |imp|": ex["power_law"]["pred_mean_abs"],
+        "mean abs improvement": ex["power_law"]["pred_mean_abs"],
         "ρ vs largest": ex["per_pair_spearman"],
       }
     )
