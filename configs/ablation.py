@@ -18,19 +18,9 @@ measured figures are in docs/strategies.md.
 
 import ml_collections
 
-from metaval.config_defaults import learner_config
+from metaval.config_defaults import CLASSIFICATION_KINDS, learner_config
 
-ALL_KINDS = (
-  "clean",
-  "label_noise",
-  "duplicates",
-  "near_duplicates",
-  "random_bits",
-  "constant",
-  "single_class",
-  "out_of_domain",
-  "mixture",
-)
+ALL_KINDS = CLASSIFICATION_KINDS
 
 
 def _family(task, learner, sizes, labels_config, metric, **pipeline):

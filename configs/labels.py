@@ -28,19 +28,9 @@ Backends: ``--config.backend=ray`` runs shards as Ray tasks (local cluster with
 
 import ml_collections
 
-from metaval.config_defaults import learner_config, task_config
+from metaval.config_defaults import CLASSIFICATION_KINDS, learner_config, task_config
 
-ALL_KINDS = (
-  "clean",
-  "label_noise",
-  "duplicates",
-  "near_duplicates",
-  "random_bits",
-  "constant",
-  "single_class",
-  "out_of_domain",
-  "mixture",
-)
+ALL_KINDS = CLASSIFICATION_KINDS
 CODE_KINDS = ("groups", "duplicates", "near_duplicates", "random_bits", "constant")
 
 LINEAR = dict(family="linear", steps=100, lr=0.1, l2=1e-3)

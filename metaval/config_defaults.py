@@ -6,6 +6,19 @@ import ml_collections
 
 from metaval.learners.models import LearnerSpec
 
+# Every classification supplement kind, in the order the label configs sample them.
+CLASSIFICATION_KINDS = (
+  "clean",
+  "label_noise",
+  "duplicates",
+  "near_duplicates",
+  "random_bits",
+  "constant",
+  "single_class",
+  "out_of_domain",
+  "mixture",
+)
+
 
 def task_config(name: str = "digits", seed: int = 0) -> ml_collections.ConfigDict:
   """Which base task to use (see ``metaval.data.list_tasks()``)."""

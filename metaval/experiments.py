@@ -103,16 +103,20 @@ def markdown_table(rows: list[dict]) -> str:
   return "\n".join(out) + "\n"
 
 
-def machine() -> dict:
-  cpu = platform.processor() or "unknown"
+def cpu_model() -> str:
+  """The CPU's model name (from /proc/cpuinfo), for benchmark and result records."""
   try:
     with open("/proc/cpuinfo") as f:
       for line in f:
         if line.startswith("model name"):
-          cpu = line.split(":", 1)[1].strip()
-          break
+          return line.split(":", 1)[1].strip()
   except OSError:
     pass
+  return platform.processor() or "unknown"
+
+
+def machine() -> dict:
+  cpu = cpu_model()
   import jax
 
   devices = jax.devices()

@@ -26,8 +26,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 
@@ -38,20 +36,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from metaval.configlib import load  # noqa: E402
 from metaval.data import get_task  # noqa: E402
+from metaval.experiments import cpu_model  # noqa: E402
 from metaval.labeling import pipeline  # noqa: E402
 from metaval.learners import LearnerSpec, metric_names  # noqa: E402
 from metaval.protocol import agreement  # noqa: E402
-
-
-def _cpu_model() -> str:
-  try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-      if line.startswith("Model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown"
 
 
 def _fit_eval(x, y, w, l2, x_te, y_te, num_classes):
@@ -113,7 +101,7 @@ def main():
   cols = [names.index("test/accuracy"), names.index("test/neg_log_loss")]
   machine = {
     "nproc": os.cpu_count(),
-    "cpu": _cpu_model(),
+    "cpu": cpu_model(),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "loadavg_start": os.getloadavg(),
   }

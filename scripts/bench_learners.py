@@ -23,7 +23,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import time
 
 import jax
@@ -33,21 +32,11 @@ from joblib import Parallel, delayed, parallel_config
 from threadpoolctl import threadpool_limits
 
 from metaval.data import get_task
+from metaval.experiments import cpu_model
 from metaval.learners import LearnerSpec, train_flops, train_many
 
 LINEAR = LearnerSpec("linear", steps=100, lr=0.1, l2=1e-3)
 MLP = LearnerSpec("mlp", width=64, depth=1, steps=200, lr=0.01, l2=1e-4)
-
-
-def cpu_name() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown"
 
 
 def best_of(fn, repeats: int) -> float:
@@ -149,7 +138,7 @@ def main():
   batches = [int(b) for b in args.batches.split(",")]
   info = {
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    "cpu": cpu_name(),
+    "cpu": cpu_model(),
     "cores": os.cpu_count(),
     "jax": jax.__version__,
     "task": "digits",

@@ -17,27 +17,15 @@ import dataclasses
 import datetime
 import json
 import os
-import platform
-import subprocess
 import time
 
 import numpy as np
 
 import metaval.api as api
 from metaval.data import samplers
+from metaval.experiments import cpu_model
 from metaval.labeling import label_pairs
 from metaval.learners.models import LearnerSpec
-
-
-def _cpu_model() -> str:
-  try:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    for line in out.splitlines():
-      if line.startswith("Model name"):
-        return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown"
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -96,7 +84,7 @@ def main() -> None:
   true = float((mf - mb)[0, :, mi].mean())
   result = {
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
-    "machine": {"nproc": os.cpu_count(), "cpu": _cpu_model(), "load_avg_1m": os.getloadavg()[0]},
+    "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "load_avg_1m": os.getloadavg()[0]},
     "task": task.name,
     "kind": args.kind,
     "supplement_size": len(supp),
