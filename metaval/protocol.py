@@ -8,12 +8,11 @@ curves, the shared table format and plot style) live beside it here.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 from scipy import stats
 
 from metaval.errors import MetavalError
+from metaval.util import io as io_lib
 
 
 def agreement(estimate, label, *, top_frac: float = 0.1) -> dict[str, float]:
@@ -235,54 +234,9 @@ def removal_curve(
 # One table format: rows of dicts -> markdown and JSON.
 
 
-def _fmt(x, floatfmt: str) -> str:
-  if isinstance(x, bool) or x is None:
-    return str(x)
-  if isinstance(x, int | np.integer):
-    return f"{int(x):,}"
-  if isinstance(x, float | np.floating):
-    if not np.isfinite(x):
-      return "–"
-    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
-      return f"{x:.3g}"
-    return format(float(x), floatfmt)
-  return str(x).replace("|", "\\|")
-
-
 def format_table(rows: list[dict], columns: list[str] | None = None, floatfmt: str = ".3f") -> str:
-  """Markdown table of ``rows`` (missing cells print as "–").
-
-  Args:
-    rows: one dict per row.
-    columns: column order (default: keys in order of first appearance).
-    floatfmt: format of floats between 1e-3 and 1e5 (others use 3 significant digits).
-  """
-  if not rows:
-    return "(no rows)"
-  if columns is None:
-    columns = []
-    for r in rows:
-      columns += [k for k in r if k not in columns]
-  head = "| " + " | ".join(columns) + " |"
-  rule = "|" + "|".join("---" for _ in columns) + "|"
-  body = [
-    "| " + " | ".join(_fmt(r[c], floatfmt) if c in r else "–" for c in columns) + " |" for r in rows
-  ]
-  return "\n".join([head, rule] + body)
-
-
-def _jsonable(x):
-  if isinstance(x, dict):
-    return {str(k): _jsonable(v) for k, v in x.items()}
-  if isinstance(x, list | tuple):
-    return [_jsonable(v) for v in x]
-  if isinstance(x, np.ndarray):
-    return _jsonable(x.tolist())
-  if isinstance(x, np.integer):
-    return int(x)
-  if isinstance(x, float | np.floating):
-    return float(x) if np.isfinite(x) else None
-  return x
+  """Markdown table of ``rows`` (missing cells print as "–"); see ``util.io.markdown_table``."""
+  return io_lib.markdown_table(rows, columns, floatfmt)
 
 
 def write_table(
@@ -298,23 +252,13 @@ def write_table(
 
   Non-finite floats become ``null`` in JSON and "–" in markdown.
   """
-  import os
-
   md = format_table(rows, columns, floatfmt)
   if title:
     md = f"## {title}\n\n{md}"
   if meta:
     md += "\n\n" + "; ".join(f"{k}: {v}" for k, v in meta.items())
-  parent = os.path.dirname(path)
-  if parent:
-    os.makedirs(parent, exist_ok=True)
-  for ext, text in (
-    (".md", md + "\n"),
-    (".json", json.dumps(_jsonable({"title": title, "meta": meta or {}, "rows": rows}), indent=2)),
-  ):
-    with open(path + ext + ".tmp", "w") as f:
-      f.write(text)
-    os.replace(path + ext + ".tmp", path + ext)
+  io_lib.write_text(path + ".md", md + "\n")
+  io_lib.write_json(path + ".json", {"title": title, "meta": meta or {}, "rows": rows})
   return md
 
 
@@ -356,7 +300,6 @@ def plot_curves(
   Returns:
     The path written.
   """
-  import os
 
   import matplotlib
 
@@ -378,11 +321,6 @@ def plot_curves(
       ax.set_title(title)
     ax.legend(loc="best", ncol=2 if len(series) > 6 else 1)
     fig.tight_layout()
-    parent = os.path.dirname(path)
-    if parent:
-      os.makedirs(parent, exist_ok=True)
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
+    io_lib.save_figure(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
   return path
