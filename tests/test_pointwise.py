@@ -7,33 +7,25 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from metaval import protocol
+from metaval import games, protocol
 from metaval.learners.models import LearnerSpec
+from metaval.valuation import noisy
 from metaval.valuation import pointwise as pw
 
 SPEC = LearnerSpec("linear", steps=100, lr=0.05, l2=1e-3)
 
 
-class Game:
-  """A utility given by a function of the coalition (no training), counting calls."""
+class Game(games.Game):
+  """A utility given by a function of the coalition (no training, no cache), counting calls."""
 
   def __init__(self, fn, p, batch_size=64):
-    self.fn, self.num_players, self.batch_size = fn, p, batch_size
-    self.fits = self.fits_computed = 0
+    super().__init__(p, batch_size=batch_size, cache=False)
+    self.fn = fn
 
-  def __call__(self, coalitions):
-    c = np.asarray(coalitions, bool)
-    self.fits += int(c.any(1).sum())
+  def _evaluate(self, coalitions):
+    self.fits += int(coalitions.any(1).sum())
     self.fits_computed = self.fits
-    return np.array([self.fn(row) for row in c], np.float64)
-
-  @property
-  def full_value(self):
-    return self.fn(np.ones(self.num_players, bool))
-
-  @property
-  def empty_value(self):
-    return self.fn(np.zeros(self.num_players, bool))
+    return np.array([self.fn(row) for row in coalitions], np.float64)
 
 
 W = np.array([0.5, -0.2, 0.1, 0.8, 0.3, 0.05])
@@ -59,7 +51,7 @@ def _exact_semivalue(fn, p, coef):
 def test_tmc_matches_exact_shapley_within_mc_error():
   p = len(W)
   exact = _exact_semivalue(_concave, p, lambda k: 1.0 / (p * math.comb(p - 1, k)))
-  v = pw.tmc_shapley(Game(_concave, p), num_permutations=3000, rtol=None, seed=1)
+  v = games.tmc_shapley(Game(_concave, p), num_permutations=3000, rtol=None, seed=1)
   # 3000 permutations: MC standard error per player is well under 0.01 here.
   np.testing.assert_allclose(v.values, exact, atol=0.01)
   assert abs(v.values.sum() - (_concave(np.ones(p, bool)) - _concave(np.zeros(p, bool)))) < 1e-9
@@ -68,14 +60,14 @@ def test_tmc_matches_exact_shapley_within_mc_error():
 
 def test_additive_game_values_are_exact():
   p = len(W)
-  v = pw.tmc_shapley(Game(lambda c: float(W[c].sum()), p), num_permutations=5, rtol=None)
+  v = games.tmc_shapley(Game(lambda c: float(W[c].sum()), p), num_permutations=5, rtol=None)
   np.testing.assert_allclose(v.values, W, atol=1e-12)
 
 
 def test_banzhaf_msr_matches_exact_banzhaf():
   p = len(W)
   exact = _exact_semivalue(_concave, p, lambda k: 1.0 / 2 ** (p - 1))
-  v = pw.banzhaf(Game(_concave, p), num_samples=20000, seed=2)
+  v = games.banzhaf_msr(Game(_concave, p), num_samples=20000, seed=2)
   np.testing.assert_allclose(v.values, exact, atol=0.01)
   assert v.fits <= 20000
 
@@ -85,12 +77,12 @@ def test_beta_shapley_matches_exact_semivalue():
   alpha, beta = 4.0, 1.0
   pmf = stats.betabinom(p - 1, beta, alpha).pmf
   exact = _exact_semivalue(_concave, p, lambda k: pmf(k) / math.comb(p - 1, k))
-  v = pw.beta_shapley(
+  v = games.beta_shapley(
     Game(_concave, p), alpha=alpha, beta=beta, num_permutations=4000, tail=0.0, seed=3
   )
   np.testing.assert_allclose(v.values, exact, atol=0.012)
   # The weights are a probability law over prefix lengths.
-  assert abs(pw.beta_weights(50, 16, 1).sum() - 1.0) < 1e-9
+  assert abs(games.beta_weights(50, 16, 1).sum() - 1.0) < 1e-9
 
 
 def test_knn_shapley_matches_enumeration():
@@ -111,13 +103,13 @@ def test_knn_shapley_matches_enumeration():
     return total / len(yt)
 
   exact = _exact_semivalue(knn_utility, 7, lambda s: 1.0 / (7 * math.comb(6, s)))
-  v = pw.knn_shapley(x, y, xt, yt, k=k)
+  v = games.knn_shapley(x, y, xt, yt, k=k)
   np.testing.assert_allclose(v.values, exact, atol=1e-12)
 
 
 @pytest.fixture(scope="module")
 def problem():
-  return pw.noisy_problem("digits", n_train=150, noise_rate=0.1, seed=0)
+  return noisy.noisy_problem("digits", n_train=150, noise_rate=0.1, seed=0)
 
 
 def test_noisy_problem(problem):
@@ -144,7 +136,7 @@ CASES = [
 
 @pytest.mark.parametrize("method,opts,min_auroc,min_prec", CASES)
 def test_flipped_labels_rank_low(problem, method, opts, min_auroc, min_prec):
-  v = pw.value_points(method, problem.task, SPEC, batch_size=128, **opts)
+  v = games.value_points(method, problem.task, SPEC, batch_size=128, **opts)
   assert v.values.shape == (150,) and np.all(np.isfinite(v.values))
   det = protocol.noisy_label_detection(v.values, problem.is_noisy)
   assert det["auroc"] >= min_auroc, det
@@ -157,12 +149,12 @@ def test_flipped_labels_rank_low(problem, method, opts, min_auroc, min_prec):
 
 def test_shapley_efficiency_on_learner(problem):
   """Per permutation the marginals telescope: sum = U(all) - U(empty)."""
-  u = pw.Utility(problem.task, SPEC, batch_size=128)
+  u = games.RetrainingUtility(problem.task, SPEC, batch_size=128)
   gain = u.full_value - u.empty_value
-  v = pw.tmc_shapley(u, num_permutations=2, rtol=None, block=64)
+  v = games.tmc_shapley(u, num_permutations=2, rtol=None, block=64)
   assert abs(v.values.sum() - gain) < 1e-5
   # With truncation the sum stops within rtol of the full utility.
-  v = pw.tmc_shapley(u, num_permutations=8, rtol=0.05, seed=1)
+  v = games.tmc_shapley(u, num_permutations=8, rtol=0.05, seed=1)
   assert abs(v.values.sum() - gain) <= 0.05 * u.full_value + 1e-6
   assert v.fits_needed < 8 * 150  # truncation saved fits
 
@@ -170,13 +162,13 @@ def test_shapley_efficiency_on_learner(problem):
 def test_group_values_flipped_set_worth_less(problem):
   noisy = np.flatnonzero(problem.is_noisy)
   clean = np.flatnonzero(~problem.is_noisy)[:15]
-  g = pw.group_values(problem.task, SPEC, [noisy, clean], method="banzhaf", num_samples=256)
+  g = games.group_values(problem.task, SPEC, [noisy, clean], method="banzhaf", num_samples=256)
   assert g.values.shape == (2,)
   assert g.values[0] < g.values[1] - 0.02
-  players, gid = pw.players_for_groups(10, [[0, 1], [5]])
+  players, gid = games.players_for_groups(10, [[0, 1], [5]])
   assert list(gid) == [0, 1] and players[0] == players[1] == 0 and players[5] == 1
   assert sorted(players[[2, 3, 4, 6, 7, 8, 9]]) == list(range(2, 9))
-  assert pw.set_value(np.arange(5.0), [1, 3]) == 4.0
+  assert games.set_value(np.arange(5.0), [1, 3]) == 4.0
 
 
 def test_background_points_value_given_base(problem):
@@ -184,27 +176,33 @@ def test_background_points_value_given_base(problem):
   n = problem.task.pool_size
   players = np.full(n, -1)
   players[:3] = [0, 1, 2]
-  u = pw.Utility(problem.task, SPEC, players=players, batch_size=8)
+  u = games.RetrainingUtility(problem.task, SPEC, players=players, batch_size=8)
   assert u.num_players == 3
-  v = pw.loo(u)
+  v = games.loo(u)
   assert v.fits == 4 and v.values.shape == (3,)
   assert u.empty_value == pytest.approx(float(u(np.zeros((1, 3), bool))[0]))
 
 
 def test_errors(problem):
-  with pytest.raises(pw.ValuationError, match="unknown method"):
-    pw.value_points("shapley", problem.task, SPEC)
-  with pytest.raises(pw.ValuationError, match="players must be"):
-    pw.Utility(problem.task, SPEC, players=np.zeros(3, int))
-  with pytest.raises(pw.ValuationError, match="overlaps"):
-    pw.players_for_groups(5, [[0, 1], [1, 2]])
-  with pytest.raises(pw.ValuationError, match="n_train"):
-    pw.noisy_problem("digits", n_train=5000)
-  with pytest.raises(pw.ValuationError, match="no default empty-set utility"):
-    pw.Utility(problem.task, SPEC, metric="test/nope")
-  u = pw.Utility(problem.task, SPEC, metric="test/nope", batch_size=4, empty_value=0.0)
-  with pytest.raises(pw.ValuationError, match="unknown metric"):
-    u(np.ones((1, 150), bool))
+  with pytest.raises(games.GameError, match="unknown method"):
+    games.value_points("shapley", problem.task, SPEC)
+  with pytest.raises(games.GameError, match="players must be"):
+    games.RetrainingUtility(problem.task, SPEC, players=np.zeros(3, int))
+  with pytest.raises(games.GameError, match="overlaps"):
+    games.players_for_groups(5, [[0, 1], [1, 2]])
+  with pytest.raises(games.GameError, match="n_train"):
+    noisy.noisy_problem("digits", n_train=5000)
+  # A per-class accuracy has no data-free default: U(∅) must be given.
+  with pytest.raises(games.GameError, match="no default empty-set utility"):
+    games.RetrainingUtility(problem.task, SPEC, metric="test/class_0/accuracy")
+  with pytest.raises(games.GameError, match="unknown metric"):
+    games.RetrainingUtility(problem.task, SPEC, metric="test/nope", batch_size=4, empty_value=0.0)
+
+
+def test_pointwise_keeps_the_names_other_code_imports():
+  assert pw.Utility is games.RetrainingUtility and pw.banzhaf is games.banzhaf_msr
+  assert pw.value_points is games.value_points and pw.ValuationError is games.GameError
+  assert pw.noisy_problem is noisy.noisy_problem
 
 
 @pytest.mark.slow

@@ -1,0 +1,167 @@
+"""The retraining utility: U(T) = metric of a learner trained on background ∪ coalition T.
+
+One class serves per-point valuation (each pool point a player), groups of points
+and contributors (each a row of multiplicities over the pool, which may overlap: a
+copy of someone's data is the same rows again). A call trains every uncached
+coalition (× seeds) through ``train_many`` as masks over the task pool, padded to a
+multiple of ``batch_size`` so that one compiled program serves every call.
+
+**Empty-set policy** (the one metaval uses everywhere): U(∅) is the metric of the
+learner trained on the background alone. With no background there is nothing to
+train on, and U(∅) is ``empty_value`` if given, else the metric of the best data-free
+prediction (``no_data_value``): the majority class's share of the evaluation set for
+accuracy, the uniform prediction ``-log(num_classes)`` for log-loss. Other metrics
+need an explicit ``empty_value``. An empty coalition costs a fit only when there is a
+background to train on.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+from scipy import sparse
+
+from metaval.data.tasks import Task
+from metaval.games.game import Game, GameError
+from metaval.learners.models import LearnerSpec
+from metaval.learners.train import metric_names, train_many
+
+
+def no_data_value(task: Task, metric: str) -> float:
+  """The metric of the best prediction made without training data (U(∅) by default).
+
+  Accuracy: the share of the most common class in the evaluation set (a constant
+  prediction). Log-loss: the uniform prediction, ``-log(num_classes)``.
+
+  Raises:
+    GameError: for any other metric (pass ``empty_value``).
+  """
+  parts = metric.split("/")
+  if parts[0] not in task.evals:
+    raise GameError(f"metric {metric!r}: no evaluation set {parts[0]!r} in task {task.name!r}")
+  if len(parts) == 2 and parts[1] == "accuracy":
+    ey = np.asarray(task.evals[parts[0]][1])
+    return float(np.bincount(ey, minlength=task.num_classes).max() / max(len(ey), 1))
+  if len(parts) == 2 and parts[1] in ("neg_log_loss", "neg_loss"):
+    return -math.log(task.num_classes)
+  raise GameError(f"no default empty-set utility for metric {metric!r}; pass empty_value")
+
+
+def _membership(players, n: int, background) -> tuple[sparse.csr_matrix, np.ndarray]:
+  """``([P, N] sparse multiplicities, [N] background)`` from either players format."""
+  bg = np.zeros(n, np.float32) if background is None else np.asarray(background, np.float32)
+  if bg.shape != (n,):
+    raise GameError(f"background must be [pool_size={n}] multiplicities; got {bg.shape}")
+  p = np.arange(n) if players is None else np.asarray(players)
+  if p.ndim == 1:
+    if p.shape != (n,) or not np.issubdtype(p.dtype, np.integer):
+      raise GameError(
+        f"players must be [{n}] player ids or [P, {n}] multiplicities, got {p.shape} {p.dtype}"
+      )
+    if p.min() < -1:
+      raise GameError("player ids must be >= -1 (-1 = background point, always included)")
+    bg = bg + (p == -1)
+    on = np.flatnonzero(p >= 0)
+    num = int(p.max()) + 1
+    rows = sparse.csr_matrix((np.ones(on.size, np.float32), (p[on], on)), shape=(max(num, 0), n))
+  elif p.ndim == 2 and p.shape[1] == n:
+    rows = sparse.csr_matrix(np.asarray(p, np.float32))
+  else:
+    raise GameError(
+      f"players must be [{n}] player ids or [P, {n}] multiplicities, got {p.shape} {p.dtype}"
+    )
+  if rows.shape[0] < 1:
+    raise GameError("no players: every point is background")
+  for name, a in (("players", rows.data), ("background", bg)):
+    if not np.all(np.isfinite(a)) or np.any(a < 0):
+      raise GameError(f"{name} must be finite, non-negative multiplicities")
+  empty = np.flatnonzero(np.asarray(rows.sum(1)).ravel() <= 0)
+  if empty.size:
+    raise GameError(f"player {empty[0]} brings no data")
+  return rows, bg
+
+
+class RetrainingUtility(Game):
+  """``U(T)`` = mean over seeds of ``metric(train(background + Σ_{i ∈ T} players[i]))``.
+
+  All coalitions share the same seed keys on purpose (common random numbers):
+  coalitions that differ by one player then differ only by that player's data, not
+  by initialisation or data order, so seed noise cancels in marginals as far as it can.
+
+  Args:
+    task: the task whose pool the players index; ``metric`` is measured on its evals.
+    spec: the learner.
+    players: who plays: None (every pool point is a player), ``[N]`` int player ids
+      (points or disjoint groups; ``-1`` marks background points, always trained
+      on), or ``[P, N]`` non-negative multiplicities, one row per player (contributors).
+    background: ``[N]`` multiplicities always trained on (the base set B), added to
+      the ``-1`` points; values are then *given B*.
+    metric: a ``train_many`` metric name (higher is better).
+    num_seeds: models per coalition, averaged.
+    seed: root seed of the shared keys.
+    batch_size: models per compiled batch (calls are padded to a multiple); None
+      trains each call as one batch of exactly its rows.
+    empty_value: U(∅) when there is no background (see the module's empty-set policy).
+    names: optional player names.
+  """
+
+  def __init__(
+    self,
+    task: Task,
+    spec: LearnerSpec,
+    players=None,
+    background=None,
+    *,
+    metric: str = "test/accuracy",
+    num_seeds: int = 1,
+    seed: int = 0,
+    batch_size: int | None = 256,
+    empty_value: float | None = None,
+    names=None,
+  ):
+    rows, bg = _membership(players, task.pool_size, background)
+    super().__init__(rows.shape[0], players=names, num_seeds=num_seeds, batch_size=batch_size)
+    if metric not in metric_names(task):
+      raise GameError(
+        f"unknown metric {metric!r} for task {task.name!r}; available: "
+        f"{', '.join(metric_names(task)[:6])}, ..."
+      )
+    self.task, self.spec, self.metric = task, spec, metric
+    self.members, self.background = rows, bg
+    if not bg.any() and empty_value is None:
+      empty_value = no_data_value(task, metric)
+    self._empty = None if empty_value is None else float(empty_value)
+    # One key per seed, shared by every coalition (common random numbers).
+    self.seed_keys = np.asarray(
+      jax.random.key_data(jax.random.split(jax.random.key(seed), self.num_seeds))
+    )  # [K, 2]
+
+  def masks(self, coalitions) -> np.ndarray:
+    """``[M, P]`` bool coalitions -> ``[M, N]`` float32 training multiplicities."""
+    c = self.check(coalitions).astype(np.float32)
+    return self.background[None] + np.asarray((self.members.T @ c.T).T, np.float32)
+
+  def _evaluate(self, coalitions):
+    out = np.empty((len(coalitions), self.num_seeds))
+    # Empty-set policy: with no background an empty coalition is not trained.
+    train = coalitions.any(1) | self.background.any()
+    out[~train] = self._empty
+    idx = np.flatnonzero(train)
+    if idx.size:
+      k = self.num_seeds
+      # Coalition-major, seed-minor: rows [C * K, N], keys [C * K].
+      masks = np.repeat(self.masks(coalitions[idx]), k, axis=0)
+      keys = np.tile(self.seed_keys, (idx.size, 1))
+      rows = masks.shape[0]
+      b = self.batch_size
+      pad = (-rows) % b if b else 0
+      if pad:
+        masks = np.concatenate([masks, np.repeat(masks[-1:], pad, 0)])
+        keys = np.concatenate([keys, np.repeat(keys[-1:], pad, 0)])
+      res = train_many(keys, self.task, masks, self.spec, chunk=b)
+      out[idx] = res.metrics[self.metric][:rows].reshape(idx.size, k)
+      self.fits += rows
+      self.fits_computed += rows + pad
+    return out
