@@ -9,7 +9,7 @@ import os
 from _common import config, read
 
 from metaval.experiments import Result
-from metaval.valuation import attribution, royalties
+from metaval.valuation import attribution_job, royalties
 
 TITLE = "E7 fair attribution and royalties on the code corpus"
 CLAIM = (
@@ -22,7 +22,7 @@ CLAIM = (
 
 def run(mode: str, workdir: str) -> Result:
   cfg = config("attribution", "quick" if mode == "quick" else None)
-  out = attribution.run(cfg, workdir)
+  out = attribution_job.run(cfg, workdir)
   ledger = royalties.load_ledger(os.path.join(workdir, "royalties.json"))
   royalties.verify_ledger(ledger)  # raises if payments do not add up or the hash is off
   notes = [

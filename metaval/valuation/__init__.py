@@ -1,7 +1,9 @@
 """Other strategies and baselines for valuing data, on the same learners.
 
-Only the per-point baselines are imported here; sibling modules (ablations,
-untraining, attribution, royalties) are imported by their own names.
+The per-point baselines (games over pool points, from ``metaval.games``) are
+imported here under their historical names; sibling modules (ablations,
+untraining, attribution, royalties, the ``*_job`` CLI jobs) are imported by their
+own names.
 """
 
 from metaval.valuation.pointwise import (

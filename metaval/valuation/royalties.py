@@ -38,12 +38,12 @@ import fractions
 import hashlib
 import json
 import math
-import os
 from decimal import Decimal
 
 import numpy as np
 
 from metaval.errors import MetavalError
+from metaval.util import io as io_lib
 
 LEDGER_VERSION = 1
 POLICIES = ("clip", "error")
@@ -235,13 +235,9 @@ def verify_ledger(ledger: dict) -> None:
 
 
 def write_ledger(ledger: dict, path: str) -> None:
-  """Writes the ledger as JSON atomically (temporary file, then rename)."""
+  """Writes the ledger as JSON (sorted keys) atomically, after verifying it."""
   verify_ledger(ledger)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path + ".tmp", "w") as f:
-    json.dump(ledger, f, indent=2, sort_keys=True)
-    f.write("\n")
-  os.replace(path + ".tmp", path)
+  io_lib.write_json(path, ledger, sort_keys=True)
 
 
 def load_ledger(path: str) -> dict:
@@ -259,18 +255,29 @@ def format_ledger(ledger: dict) -> str:
   """A markdown table of the ledger."""
   inp = ledger["inputs"]
   cur = inp["currency"]
-  lines = [
-    f"royalty pool {ledger['pool']} {cur} = {inp['revenue_per_inference']} × "
-    f"{inp['num_inferences']:,} inferences (policy {inp['negative_policy']}, unit {inp['unit']})",
-    "",
-    "| contributor | value | share | payment |",
-    "|---|---|---|---|",
+  rows = [
+    {
+      "contributor": e["contributor"],
+      "value": f"{float(e['value']):+.4g}",
+      "share": f"{float(e['share']):.4f}",
+      "payment": f"{e['payment']} {cur}",
+    }
+    for e in ledger["entries"]
   ]
-  for e in ledger["entries"]:
-    lines.append(
-      f"| {e['contributor']} | {float(e['value']):+.4g} | {float(e['share']):.4f} | "
-      f"{e['payment']} {cur} |"
-    )
-  lines.append(f"| **total** | | | {ledger['distributed']} {cur} |")
-  lines.append(f"sha256 {ledger['sha256']}")
-  return "\n".join(lines)
+  rows.append(
+    {
+      "contributor": "**total**",
+      "value": "",
+      "share": "",
+      "payment": f"{ledger['distributed']} {cur}",
+    }
+  )
+  return "\n".join(
+    [
+      f"royalty pool {ledger['pool']} {cur} = {inp['revenue_per_inference']} × "
+      f"{inp['num_inferences']:,} inferences (policy {inp['negative_policy']}, unit {inp['unit']})",
+      "",
+      io_lib.markdown_table(rows),
+      f"sha256 {ledger['sha256']}",
+    ]
+  )
