@@ -181,14 +181,15 @@ class TableGame(Game):
   Args:
     values: ``[2^n]`` utility of every coalition.
     players: optional player names.
+    batch_size: coalitions per batch for the permutation walk (None: one batch).
   """
 
-  def __init__(self, values: Sequence[float], *, players=None):
+  def __init__(self, values: Sequence[float], *, players=None, batch_size: int | None = None):
     v = np.asarray(values, np.float64)
     n = int(round(math.log2(len(v)))) if len(v) else -1
     if n < 1 or len(v) != 2**n:
       raise GameError(f"a utility table needs 2^n entries (n >= 1), got {len(v)}")
-    super().__init__(n, players=players)
+    super().__init__(n, players=players, batch_size=batch_size)
     self.table = v
 
   def _evaluate(self, coalitions):
