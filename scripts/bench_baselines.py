@@ -317,16 +317,19 @@ def _peer_versions() -> dict:
 def driver_main(a):
   import jax
 
-  from metaval import protocol
+  from metaval import games, protocol
   from metaval.learners.models import LearnerSpec
-  from metaval.valuation import pointwise as pw
+  from metaval.util import io as io_lib
+  from metaval.valuation import noisy
 
   os.makedirs(a.out, exist_ok=True)
-  prob = pw.noisy_problem("digits", n_train=a.n_train, noise_rate=a.noise, seed=a.seed)
+  prob = noisy.noisy_problem("digits", n_train=a.n_train, noise_rate=a.noise, seed=a.seed)
   task = prob.task
   ex, ey = task.evals["test"]
   data_path = os.path.join(a.out, "data.npz")
-  np.savez(data_path, x_train=task.x, y_train=task.y, x_test=ex, y_test=ey, is_noisy=prob.is_noisy)
+  io_lib.save_npz(
+    data_path, x_train=task.x, y_train=task.y, x_test=ex, y_test=ey, is_noisy=prob.is_noisy
+  )
   spec = LearnerSpec("linear", steps=100, lr=0.05, l2=1e-3)
   info = machine_info()
   print(
@@ -346,7 +349,7 @@ def driver_main(a):
   for method in methods:
     for lib in a.libs:
       if lib == "metaval":
-        v = pw.value_points(method, task, spec, seed=a.seed, **opts[method])
+        v = games.value_points(method, task, spec, seed=a.seed, **opts[method])
         note = f"needed {v.fits_needed}" if v.fits_needed != v.fits else ""
         results.append((method, lib, v.values, v.seconds, v.fits, note))
       else:
