@@ -166,6 +166,27 @@ def walk_permutations(game: Game, perms: np.ndarray, *, block: int, rtol, max_le
   }
 
 
+def _walk_result(method, game, values, se, s, walk, samples, **info) -> Valuation:
+  """The ``Valuation`` of a permutation-walk estimator."""
+  return finish(
+    method,
+    game,
+    values,
+    se,
+    s,
+    needed=walk["needed"],
+    u_empty=walk["u_empty"],
+    u_full=walk["u_full"],
+    samples=samples,
+    info={**info, "mean_stop": float(walk["stops"].mean())},
+  )
+
+
+def _check_permutations(num_permutations: int) -> None:
+  if num_permutations < 1:
+    raise GameError(f"num_permutations must be >= 1, got {num_permutations}")
+
+
 def weighted_mean(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Self-normalised weighted mean over axis 0 and its (delta-method) standard error.
 
@@ -210,25 +231,13 @@ def tmc_shapley(
   References:
     Ghorbani & Zou, "Data Shapley", ICML 2019.
   """
-  if num_permutations < 1:
-    raise GameError(f"num_permutations must be >= 1, got {num_permutations}")
+  _check_permutations(num_permutations)
   s = start(game)
   p = game.num_players
   perms = _permutations(np.random.default_rng(seed), num_permutations, p)
   w = walk_permutations(game, perms, block=block, rtol=rtol, max_len=p)
   values, se = weighted_mean(w["marginals"], np.ones_like(w["marginals"]))
-  return finish(
-    "tmc_shapley",
-    game,
-    values,
-    se,
-    s,
-    needed=w["needed"],
-    u_empty=w["u_empty"],
-    u_full=w["u_full"],
-    samples=num_permutations,
-    info={"mean_stop": float(w["stops"].mean()), "rtol": rtol},
-  )
+  return _walk_result("tmc_shapley", game, values, se, s, w, num_permutations, rtol=rtol)
 
 
 def permutation_shapley(
@@ -250,8 +259,7 @@ def permutation_shapley(
     A ``Valuation``; each permutation's marginals telescope to U(all) - U(∅), so
     Σ values equals the gain exactly.
   """
-  if num_permutations < 1:
-    raise GameError(f"num_permutations must be >= 1, got {num_permutations}")
+  _check_permutations(num_permutations)
   s = start(game)
   n = game.num_players
   rng = np.random.default_rng(seed)
@@ -268,17 +276,7 @@ def permutation_shapley(
     se = pair.std(0, ddof=1) / np.sqrt(k // 2)
   else:
     se = marg.std(0, ddof=1) / np.sqrt(k) if k > 1 else np.full(n, np.nan)
-  return finish(
-    "permutation_shapley",
-    game,
-    values,
-    se,
-    s,
-    needed=w["needed"],
-    u_empty=w["u_empty"],
-    u_full=w["u_full"],
-    samples=k,
-  )
+  return _walk_result("permutation_shapley", game, values, se, s, w, k, antithetic=antithetic)
 
 
 def beta_weights(p: int, alpha: float = 16.0, beta: float = 1.0) -> np.ndarray:
@@ -329,8 +327,7 @@ def beta_shapley(
   References:
     Kwon & Zou, "Beta Shapley", AISTATS 2022.
   """
-  if num_permutations < 1:
-    raise GameError(f"num_permutations must be >= 1, got {num_permutations}")
+  _check_permutations(num_permutations)
   s = start(game)
   p = game.num_players
   w = beta_weights(p, alpha, beta)
@@ -340,22 +337,17 @@ def beta_shapley(
   perms = _permutations(np.random.default_rng(seed), num_permutations, p)
   walk = walk_permutations(game, perms, block=block, rtol=rtol, max_len=max_len)
   values, se = weighted_mean(walk["marginals"], p * w[walk["position"]])
-  return finish(
+  return _walk_result(
     "beta_shapley",
     game,
     values,
     se,
     s,
-    needed=walk["needed"],
-    u_empty=walk["u_empty"],
-    u_full=walk["u_full"],
-    samples=num_permutations,
-    info={
-      "alpha": alpha,
-      "beta": beta,
-      "max_len": max_len,
-      "mean_stop": float(walk["stops"].mean()),
-    },
+    walk,
+    num_permutations,
+    alpha=alpha,
+    beta=beta,
+    max_len=max_len,
   )
 
 

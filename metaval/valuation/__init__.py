@@ -6,42 +6,7 @@ untraining, attribution, royalties, the ``*_job`` CLI jobs) are imported by thei
 own names.
 """
 
-from metaval.valuation.pointwise import (
-  METHODS,
-  NoisyProblem,
-  Utility,
-  Valuation,
-  ValuationError,
-  banzhaf,
-  beta_shapley,
-  beta_weights,
-  data_oob,
-  group_values,
-  knn_shapley,
-  loo,
-  noisy_problem,
-  players_for_groups,
-  set_value,
-  tmc_shapley,
-  value_points,
-)
+from metaval.valuation import pointwise
+from metaval.valuation.pointwise import *  # noqa: F403 (the names listed in pointwise.__all__)
 
-__all__ = [
-  "METHODS",
-  "NoisyProblem",
-  "Utility",
-  "Valuation",
-  "ValuationError",
-  "banzhaf",
-  "beta_shapley",
-  "beta_weights",
-  "data_oob",
-  "group_values",
-  "knn_shapley",
-  "loo",
-  "noisy_problem",
-  "players_for_groups",
-  "set_value",
-  "tmc_shapley",
-  "value_points",
-]
+__all__ = list(pointwise.__all__)

@@ -1,6 +1,6 @@
 """``metaval attribute``: split a retraining gain among contributors and pay royalties.
 
-The job around ``metaval.valuation.attribution``: contributors and the base set
+The job around ``metaval.valuation.contributors``: contributors and the base set
 come from the config; every needed coalition is trained with ``train_many``
 (exact: all 2^n in one batch); the gain is attributed with Shapley and Banzhaf,
 optionally with a contributor who copies another's data, valued with and without
@@ -19,7 +19,7 @@ from metaval.data.tasks import Task
 from metaval.games import GameError, RetrainingUtility, Valuation
 from metaval.learners.models import LearnerSpec
 from metaval.util import io as io_lib
-from metaval.valuation import attribution, royalties
+from metaval.valuation import contributors, royalties
 
 
 def contributor_rows(task: Task, cfg, rng) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -123,7 +123,7 @@ def run(config, workdir: str | None = None) -> dict:
   )
   policies = {"plain": rows}
   if config.copy_of or config.dedupe:
-    deduped, removed = attribution.dedupe_contributors(task, rows, base)
+    deduped, removed = contributors.dedupe_contributors(task, rows, base)
     if (removed > 0).any():
       print(
         "copy policy removed rows already owned: "
@@ -145,7 +145,7 @@ def run(config, workdir: str | None = None) -> dict:
       names=[names[i] for i in keep],
     )
     t0 = time.perf_counter()
-    res = attribution.attribute(
+    res = contributors.attribute(
       game,
       method=config.method,
       max_exact=config.max_exact,
