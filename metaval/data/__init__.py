@@ -1,5 +1,7 @@
-"""Base tasks and supplement samplers."""
+"""Base tasks (built-ins and user data) and supplement samplers."""
 
+from metaval.data import corpus, loaders  # noqa: F401  (register the code task and prefixes)
+from metaval.data.loaders import from_arrays
 from metaval.data.tasks import (
   CLASSIFICATION,
   LANGUAGE_MODEL,
@@ -7,15 +9,22 @@ from metaval.data.tasks import (
   TaskError,
   get_task,
   list_tasks,
+  register_prefix,
   register_task,
+  task_prefixes,
 )
+from metaval.data.transform import Transform
 
 __all__ = [
   "CLASSIFICATION",
   "LANGUAGE_MODEL",
   "Task",
   "TaskError",
+  "Transform",
+  "from_arrays",
   "get_task",
   "list_tasks",
+  "register_prefix",
   "register_task",
+  "task_prefixes",
 ]
