@@ -25,7 +25,7 @@ import zlib
 import numpy as np
 
 from metaval.data.tasks import Task, classification_task, register_prefix
-from metaval.data.validate import TaskError, as_labels
+from metaval.data.validate import TaskError, as_labels, first_line
 
 DEFAULT_TEST_SIZE = 0.25
 
@@ -86,11 +86,6 @@ def _existing_file(spec: str, kind: str) -> str:
   return path
 
 
-def _first_line(e: BaseException) -> str:
-  lines = str(e).strip().splitlines()
-  return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
-
-
 _NPZ_KEYS = ("x", "y", "x_test", "y_test")
 
 
@@ -106,7 +101,9 @@ def _npz(spec: str, seed: int = 0, test_size=DEFAULT_TEST_SIZE, downsample: int 
   """
   path = _existing_file(spec, "npz")
   try:
-    with np.load(path, allow_pickle=False) as f:
+    # Our own handle, so a damaged archive cannot leak the file numpy would open.
+    with open(path, "rb") as fh:
+      f = np.load(fh, allow_pickle=False)
       if not isinstance(f, np.lib.npyio.NpzFile):
         raise TaskError(f"{path} is a single .npy array; save x and y with np.savez")
       missing = [k for k in ("x", "y") if k not in f.files]
@@ -119,7 +116,7 @@ def _npz(spec: str, seed: int = 0, test_size=DEFAULT_TEST_SIZE, downsample: int 
   except TaskError:
     raise
   except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, pickle.PickleError) as e:
-    raise TaskError(f"cannot read npz file {path} (damaged or not npz): {_first_line(e)}") from None
+    raise TaskError(f"cannot read npz file {path} (damaged or not npz): {first_line(e)}") from None
   return classification_task(
     f"npz:{spec}",
     arrays["x"],
@@ -179,9 +176,9 @@ def _read_csv(path: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
       rows = [r for r in csv.reader(fh, delimiter=delimiter) if any(c.strip() for c in r)]
   except UnicodeDecodeError as e:
-    raise TaskError(f"csv file {path} is not UTF-8 text: {_first_line(e)}") from None
+    raise TaskError(f"csv file {path} is not UTF-8 text: {first_line(e)}") from None
   except (csv.Error, TypeError) as e:  # TypeError: a delimiter that is not one character
-    raise TaskError(f"cannot parse csv file {path}: {_first_line(e)}") from None
+    raise TaskError(f"cannot parse csv file {path}: {first_line(e)}") from None
   if not rows:
     raise TaskError(f"csv file {path} has no rows")
   header = [h.strip() for h in rows[0]]
@@ -287,8 +284,8 @@ def _tfds(
   if test_split:
     test = _tfds_source(tfds, name, test_split, data_dir, download)
     x_test, y_test = _tfds_read(test, name, feature, label, max_examples, rng)
-  names = getattr(getattr(pool, "dataset_info", None), "features", {}).get(label)
-  names = getattr(names, "names", None)
+  features = getattr(getattr(pool, "dataset_info", None), "features", None)
+  names = getattr(features[label], "names", None) if features and label in features else None
   group_names = None
   if names and y.dtype.kind in "iu" and y.min() >= 0 and y.max() < len(names):
     group_names = tuple(names[c] for c in np.unique(y))
@@ -304,7 +301,7 @@ def _tfds_source(tfds, name: str, split: str, data_dir, download: bool):
     raise TaskError(f"unknown TFDS dataset {name!r}") from None
   except Exception as e:  # tfds raises many kinds (missing files, formats, network)
     raise TaskError(
-      f"cannot open TFDS dataset {name!r} split {split!r}: {_first_line(e)} "
+      f"cannot open TFDS dataset {name!r} split {split!r}: {first_line(e)} "
       "(it must be prepared as array_record; see tfds.data_source)"
     ) from None
   if len(ds) == 0:

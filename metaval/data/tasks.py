@@ -284,9 +284,11 @@ def classification_task(
   y = as_labels(y, "y")
   check_rows(x, y)
   raw_shape = x.shape[1:]
-  if isinstance(downsample, bool) or not isinstance(downsample, (int, np.integer)):
+  if (
+    isinstance(downsample, bool) or not isinstance(downsample, (int, np.integer)) or downsample < 1
+  ):
     raise TaskError(f"downsample must be a positive integer, got {downsample!r}")
-  if downsample != 1 and (x.ndim < 3 or downsample < 1 or min(raw_shape[:2]) < downsample):
+  if downsample != 1 and (x.ndim < 3 or min(raw_shape[:2]) < downsample):
     raise TaskError(
       f"downsample={downsample} needs images [N, H, W(, C)] with H, W >= {downsample}; "
       f"got x of shape {x.shape}"

@@ -51,8 +51,16 @@ class Transform:
 
   @classmethod
   def fit(cls, x_pool: np.ndarray, input_shape, downsample: int = 1) -> Transform:
-    """Fits standardisation on preprocessed pool inputs ``x_pool [N, d]`` (float64)."""
-    mean, scale = x_pool.mean(0), x_pool.std(0)
+    """Fits standardisation on preprocessed pool inputs ``x_pool [N, d]`` (float64).
+
+    Raises:
+      TaskError: a column whose mean or spread overflows float64.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+      mean, scale = x_pool.mean(0), x_pool.std(0)
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
+      col = int(np.argmin(np.isfinite(mean) & np.isfinite(scale)))
+      raise TaskError(f"feature column {col} has values too large to standardise")
     scale = np.where(scale < MIN_SCALE, 1.0, scale)
     return cls(tuple(int(s) for s in input_shape), mean, scale, int(downsample))
 

@@ -30,12 +30,13 @@ def _array(v, what: str) -> np.ndarray:
   try:
     return np.asarray(v)
   except (ValueError, TypeError) as e:  # ragged nested lists and the like
-    raise TaskError(f"{what} is not a rectangular array: {_first_line(e)}") from None
+    raise TaskError(f"{what} is not a rectangular array: {first_line(e)}") from None
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+  """An exception as one line, ``Type: first line of its message``."""
   lines = str(e).strip().splitlines()
-  return lines[0] if lines else type(e).__name__
+  return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
 
 
 def as_features(x, what: str = "x", min_ndim: int = 2) -> np.ndarray:
@@ -100,7 +101,7 @@ def as_labels(y, what: str = "y") -> np.ndarray:
     else:
       a = _array(a.tolist(), what)
       if a.dtype.kind not in "biuf":
-        raise TaskError(f"{what} mixes numbers and other objects; use integers or strings")
+        raise TaskError(f"{what} holds values that are neither numbers nor strings")
   if a.dtype.kind in "US":
     return a.astype(str)
   if a.dtype.kind in "bi" or a.dtype.kind == "u":
