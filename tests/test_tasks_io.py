@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits, load_wine
 
-from metaval.data import from_arrays, get_task, list_tasks, task_prefixes, tasks
+from metaval.data import from_arrays, get_task, list_tasks, read_csv, task_prefixes, tasks
 from metaval.errors import MetavalError
 
 
@@ -123,6 +123,14 @@ def test_csv_options_label_column_test_size_and_seed(tmp_path):
   assert dict(a.options) == {"label": "target", "test_size": 30}
   # Features are the columns in file order, without the label column.
   assert _matches(a.x, a.encode(d.data))
+  assert a.transform.feature_names == tuple(h for h in header if h != "target")
+  # A supplement CSV with the columns in another order is read by name.
+  shuffled = _write_csv(tmp_path / "s.csv", header[::-1], [r[::-1] for r in rows[:7]])
+  xs, ys, names = read_csv(shuffled, label="target", columns=a.transform.feature_names)
+  assert names == a.transform.feature_names
+  np.testing.assert_allclose(a.encode(xs), a.encode(d.data[:7]))
+  np.testing.assert_array_equal(a.encode_labels(ys), d.target[:7])
+  _one_line_error(read_csv, shuffled, label="target", columns=["alcohol", "ph"], match="'?ph")
 
 
 def test_file_tasks_are_reloaded_when_the_file_changes(tmp_path):

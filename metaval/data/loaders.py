@@ -89,17 +89,20 @@ def _existing_file(spec: str, kind: str) -> str:
 _NPZ_KEYS = ("x", "y", "x_test", "y_test")
 
 
-@register_prefix(
-  "npz",
-  "npz:<path> - arrays x, y and optionally x_test, y_test; options test_size, downsample",
-  stamp=_file_stamp,
-)
-def _npz(spec: str, seed: int = 0, test_size=DEFAULT_TEST_SIZE, downsample: int = 1) -> Task:
-  """An ``.npz`` archive (``np.savez``) with arrays ``x``, ``y`` (+ ``x_test``, ``y_test``).
+def read_npz(path: str) -> dict[str, np.ndarray]:
+  """Reads the arrays ``x``, ``y`` (and ``x_test``, ``y_test`` if present) of an ``.npz``.
 
-  Labels may be integers or strings; object arrays (pickles) are refused.
+  Args:
+    path: the archive written by ``np.savez`` / ``np.savez_compressed``.
+
+  Returns:
+    The arrays by name, unchecked (``classification_task`` and ``Task.encode`` check).
+
+  Raises:
+    TaskError: a missing, empty, damaged or non-npz file, object (pickled) arrays, or
+      no ``x`` / ``y``.
   """
-  path = _existing_file(spec, "npz")
+  path = _existing_file(path, "npz")
   try:
     # Our own handle, so a damaged archive cannot leak the file numpy would open.
     with open(path, "rb") as fh:
@@ -112,11 +115,24 @@ def _npz(spec: str, seed: int = 0, test_size=DEFAULT_TEST_SIZE, downsample: int 
           f"npz file {path} lacks array(s) {', '.join(missing)}; it holds: "
           f"{', '.join(f.files) or 'nothing'}"
         )
-      arrays = {k: f[k] for k in _NPZ_KEYS if k in f.files}
+      return {k: f[k] for k in _NPZ_KEYS if k in f.files}
   except TaskError:
     raise
   except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, pickle.PickleError) as e:
     raise TaskError(f"cannot read npz file {path} (damaged or not npz): {first_line(e)}") from None
+
+
+@register_prefix(
+  "npz",
+  "npz:<path> - arrays x, y and optionally x_test, y_test; options test_size, downsample",
+  stamp=_file_stamp,
+)
+def _npz(spec: str, seed: int = 0, test_size=DEFAULT_TEST_SIZE, downsample: int = 1) -> Task:
+  """An ``.npz`` archive (``np.savez``) with arrays ``x``, ``y`` (+ ``x_test``, ``y_test``).
+
+  Labels may be integers or strings; object arrays (pickles) are refused.
+  """
+  arrays = read_npz(spec)
   return classification_task(
     f"npz:{spec}",
     arrays["x"],
@@ -144,19 +160,50 @@ def _csv(
   sorted order, kept as ``task.classes``). ``task.encode`` takes the feature columns
   in file order, without the label column.
   """
-  path = _existing_file(spec, "csv")
+  x, y, names = read_csv(spec, label, delimiter)
+  return classification_task(f"csv:{spec}", x, y, seed, test_size, feature_names=names)
+
+
+def read_csv(
+  path: str, label: str = "label", delimiter: str = ",", columns=None
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+  """Reads a CSV's numeric feature columns and its label column, checked.
+
+  Use it for a supplement or a base set in the same format as a ``csv:`` task, then
+  ``task.encode(x)`` and ``task.encode_labels(y)``; pass
+  ``columns=task.transform.feature_names`` to take the task's columns by name.
+
+  Args:
+    path: a CSV with a header row.
+    label: the label column.
+    delimiter: the one-character field separator.
+    columns: feature columns to take, in this order; default every column but ``label``.
+
+  Returns:
+    ``x [N, d]`` float64, checked labels ``[N]`` (int64, or strings when any label is
+    not a number) and the feature column names.
+
+  Raises:
+    TaskError: a missing/empty/unparsable file, a missing label or feature column, a
+      non-numeric or non-finite feature cell, an empty or non-integral label.
+  """
+  path = _existing_file(path, "csv")
   header, rows = _read_csv(path, delimiter)
   if label not in header:
     raise TaskError(
       f"csv file {path} has no label column {label!r}; columns: {', '.join(header)} "
       "(name the label column with the label option)"
     )
-  feat = [j for j, h in enumerate(header) if h != label]
-  if not feat:
+  names = tuple(h for h in header if h != label) if columns is None else tuple(columns)
+  absent = [c for c in names if c not in header or c == label]
+  if absent:
+    raise TaskError(f"csv file {path} lacks feature column(s): {', '.join(absent)}")
+  if not names:
     raise TaskError(f"csv file {path} has no feature columns besides {label!r}")
-  x = np.empty((len(rows), len(feat)), np.float64)
-  for k, j in enumerate(feat):
-    x[:, k] = _numeric_column(path, header[j], [r[j] for r in rows])
+  x = np.empty((len(rows), len(names)), np.float64)
+  for k, name in enumerate(names):
+    j = header.index(name)
+    x[:, k] = _numeric_column(path, name, [r[j] for r in rows])
   raw = [r[header.index(label)].strip() for r in rows]
   if "" in raw:
     raise TaskError(
@@ -166,9 +213,7 @@ def _csv(
     y = np.array([float(v) for v in raw])
   except ValueError:
     y = np.array(raw)  # string classes
-  return classification_task(
-    f"csv:{spec}", x, as_labels(y, f"label column {label!r}"), seed, test_size
-  )
+  return x, as_labels(y, f"label column {label!r}"), names
 
 
 def _read_csv(path: str, delimiter: str) -> tuple[list[str], list[list[str]]]:

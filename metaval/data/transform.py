@@ -41,6 +41,7 @@ class Transform:
     scale: ``[d]`` float64 pool standard deviation (1 for constant columns), or None.
     downsample: average-pooling factor over the two image axes (1 = none).
     dtype: dtype of the internal inputs (``"float32"``, ``"int32"`` for tokens).
+    feature_names: name of each raw feature column where the source has them (CSV).
   """
 
   input_shape: tuple[int, ...]
@@ -48,9 +49,10 @@ class Transform:
   scale: np.ndarray | None = None
   downsample: int = 1
   dtype: str = "float32"
+  feature_names: tuple[str, ...] = ()
 
   @classmethod
-  def fit(cls, x_pool: np.ndarray, input_shape, downsample: int = 1) -> Transform:
+  def fit(cls, x_pool: np.ndarray, input_shape, downsample: int = 1, feature_names=()) -> Transform:
     """Fits standardisation on preprocessed pool inputs ``x_pool [N, d]`` (float64).
 
     Raises:
@@ -62,7 +64,8 @@ class Transform:
       col = int(np.argmin(np.isfinite(mean) & np.isfinite(scale)))
       raise TaskError(f"feature column {col} has values too large to standardise")
     scale = np.where(scale < MIN_SCALE, 1.0, scale)
-    return cls(tuple(int(s) for s in input_shape), mean, scale, int(downsample))
+    shape = tuple(int(s) for s in input_shape)
+    return cls(shape, mean, scale, int(downsample), feature_names=tuple(feature_names))
 
   @property
   def feature_dim(self) -> int:
