@@ -4,11 +4,20 @@ import csv
 import re
 import sys
 
+import ml_collections
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits, load_wine
 
-from metaval.data import from_arrays, get_task, list_tasks, read_csv, task_prefixes, tasks
+from metaval.data import (
+  from_arrays,
+  get_task,
+  list_tasks,
+  read_csv,
+  task_from_config,
+  task_prefixes,
+  tasks,
+)
 from metaval.errors import MetavalError
 
 
@@ -131,6 +140,22 @@ def test_csv_options_label_column_test_size_and_seed(tmp_path):
   np.testing.assert_allclose(a.encode(xs), a.encode(d.data[:7]))
   np.testing.assert_array_equal(a.encode_labels(ys), d.target[:7])
   _one_line_error(read_csv, shuffled, label="target", columns=["alcohol", "ph"], match="'?ph")
+
+
+def test_task_config_fields_become_options(tmp_path):
+  d = load_wine()
+  path = _write_csv(
+    tmp_path / "w.csv", ["a", *map(str, range(12)), "target"], np.c_[d.data, d.target]
+  )
+  cfg = ml_collections.ConfigDict(
+    {"name": f"csv:{path}", "seed": 2, "label": None, "test_size": None, "kwargs": {}}
+  )
+  _one_line_error(task_from_config, cfg, match="no label column 'label'")
+  cfg.label, cfg.test_size = "target", 40
+  t = task_from_config(cfg)
+  assert t.seed == 2 and len(t.evals["test"][1]) == 40 and t.num_classes == 3
+  digits = task_from_config({"name": "digits", "seed": 0, "label": None, "kwargs": {}})
+  assert digits is get_task("digits")
 
 
 def test_file_tasks_are_reloaded_when_the_file_changes(tmp_path):

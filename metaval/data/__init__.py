@@ -11,6 +11,7 @@ from metaval.data.tasks import (
   list_tasks,
   register_prefix,
   register_task,
+  task_from_config,
   task_prefixes,
 )
 from metaval.data.transform import Transform
@@ -28,5 +29,6 @@ __all__ = [
   "read_npz",
   "register_prefix",
   "register_task",
+  "task_from_config",
   "task_prefixes",
 ]

@@ -231,6 +231,29 @@ def get_task(name: str, seed: int = 0, **kwargs) -> Task:
   return _cached_task(name, int(seed), frozen, stamp)
 
 
+def task_from_config(cfg) -> Task:
+  """Builds the task a config's ``task`` section names.
+
+  Every field besides ``name`` and ``seed`` that is not None is a task option, and so
+  is every entry of an optional ``kwargs`` dict, e.g. ``--config.task.name=csv:my.csv
+  --config.task.label=target`` -> ``get_task("csv:my.csv", seed=0, label="target")``.
+  Options default to None in the config so a built-in task never sees them.
+
+  Args:
+    cfg: the ``task`` ConfigDict (or any mapping) with at least ``name``.
+
+  Returns:
+    The ``Task``.
+  """
+  d = dict(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
+  if "name" not in d:
+    raise TaskError("the task config has no 'name'")
+  name, seed = d.pop("name"), int(d.pop("seed", 0))
+  options = {k: v for k, v in d.items() if k != "kwargs" and v is not None}
+  options.update(d.get("kwargs") or {})
+  return get_task(name, seed=seed, **options)
+
+
 @functools.lru_cache(maxsize=16)
 def _cached_task(name: str, seed: int, frozen_kwargs: tuple, stamp) -> Task:
   del stamp  # only part of the cache key
