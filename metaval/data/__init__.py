@@ -1,5 +1,7 @@
-"""Base tasks and supplement samplers."""
+"""Base tasks (built-ins and user data) and supplement samplers."""
 
+from metaval.data import corpus, loaders  # noqa: F401  (register the code task and prefixes)
+from metaval.data.loaders import from_arrays, read_csv, read_npz
 from metaval.data.tasks import (
   CLASSIFICATION,
   LANGUAGE_MODEL,
@@ -7,15 +9,26 @@ from metaval.data.tasks import (
   TaskError,
   get_task,
   list_tasks,
+  register_prefix,
   register_task,
+  task_from_config,
+  task_prefixes,
 )
+from metaval.data.transform import Transform
 
 __all__ = [
   "CLASSIFICATION",
   "LANGUAGE_MODEL",
   "Task",
   "TaskError",
+  "Transform",
+  "from_arrays",
   "get_task",
   "list_tasks",
+  "read_csv",
+  "read_npz",
+  "register_prefix",
   "register_task",
+  "task_from_config",
+  "task_prefixes",
 ]

@@ -1,13 +1,18 @@
-"""Registry of named, offline base tasks.
+"""Registry of base tasks: built-ins by name, user data by prefix.
 
 A task is a training *pool* (the points any base set B or supplement S is drawn
-from), one or more held-out *evaluation sets*, and metadata. Every built-in task is
-deterministic for its seed and needs no network:
+from), one or more held-out *evaluation sets*, metadata, and the *input transform*
+that maps the user's raw inputs into the task's internal space
+(``task.encode(x_raw)``). Every built-in task is deterministic for its seed and
+needs no network:
 
 * ``digits``, ``breast_cancer``, ``wine``: scikit-learn's bundled datasets.
 * ``synthetic``: a seeded ``make_classification`` task with controllable difficulty.
 * ``code``: the Python standard library's own source files, cut into
   character windows grouped by package (a "contributor" is a set of files).
+
+User data comes in through a prefix (``metaval.data.loaders``): ``csv:<path>``,
+``npz:<path>``, ``tfds:<name>[:<config>]``, or ``from_arrays(x, y)`` in Python.
 
 Classification pools hold standardised float features ``x [N, d]`` and integer
 labels ``y [N]``. The code pool holds token windows ``x [N, T + 1]`` (input and
@@ -18,28 +23,32 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import sysconfig
+import inspect
 from collections.abc import Callable
 
 import numpy as np
 
-from metaval.errors import MetavalError
+from metaval.data.transform import Transform
+from metaval.data.validate import (
+  TaskError,
+  as_features,
+  as_labels,
+  check_pool,
+  check_rows,
+  check_split,
+  class_ids,
+)
 
 CLASSIFICATION = "classification"
 LANGUAGE_MODEL = "language_model"
 
 
-class TaskError(MetavalError):
-  """A task name or task argument is not valid."""
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class Task:
-  """A base task: training pool, evaluation sets and metadata.
+  """A base task: training pool, evaluation sets, metadata and input transform.
 
   Attributes:
-    name: registry name, e.g. ``"digits"``.
+    name: registry name, e.g. ``"digits"`` or ``"csv:data/my.csv"``.
     kind: ``"classification"`` or ``"language_model"``.
     x: training pool inputs; ``[N, d]`` float32 or ``[N, T + 1]`` int32 tokens.
     y: training pool labels ``[N]`` int32 (for the code task: the group id).
@@ -52,6 +61,10 @@ class Task:
       element's own index (classification).
     file_names: name of each file id (code task only; empty otherwise).
     seed: the seed the task was built with.
+    transform: raw inputs -> internal inputs (see ``encode``); None if unknown.
+    classes: the raw label of each class id (classification), e.g. ``(0, 1, 2)``
+      or ``("cat", "dog")``; ``y == i`` means raw label ``classes[i]``.
+    options: the keyword options the task was built with, sorted ``(key, value)``.
   """
 
   name: str
@@ -65,6 +78,9 @@ class Task:
   files: np.ndarray
   file_names: tuple[str, ...] = ()
   seed: int = 0
+  transform: Transform | None = None
+  classes: tuple = ()
+  options: tuple = ()
 
   @property
   def pool_size(self) -> int:
@@ -81,8 +97,43 @@ class Task:
       f"{self.num_classes} classes/tokens, {len(self.group_names)} groups, evals [{evals}]"
     )
 
+  def _transform(self) -> Transform:
+    if self.transform is None:
+      raise TaskError(f"task {self.name!r} has no input transform; pass internal inputs")
+    return self.transform
+
+  def encode(self, x_raw, what: str = "x") -> np.ndarray:
+    """Maps raw inputs ``[n, *transform.input_shape]`` to the internal ``[n, d]``.
+
+    Raises:
+      TaskError: inputs that are non-numeric, non-finite or of the wrong shape.
+    """
+    return self._transform().encode(x_raw, what)
+
+  def decode(self, x: np.ndarray) -> np.ndarray:
+    """Maps internal inputs back to the raw space (see ``Transform.decode``)."""
+    return self._transform().decode(x)
+
+  def encode_labels(self, y_raw, what: str = "y") -> np.ndarray:
+    """Maps raw labels (as in the user's data) to class ids ``[n]`` int32.
+
+    Raises:
+      TaskError: labels that are not among the task's classes.
+    """
+    if not self.classes:
+      raise TaskError(f"task {self.name!r} ({self.kind}) has no class labels")
+    return class_ids(as_labels(y_raw, what), np.asarray(self.classes), what)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Prefix:
+  build: Callable[..., Task]
+  usage: str
+  stamp: Callable[[str], object] | None
+
 
 _REGISTRY: dict[str, Callable[..., Task]] = {}
+_PREFIXES: dict[str, _Prefix] = {}
 
 
 def register_task(name: str):
@@ -97,65 +148,206 @@ def register_task(name: str):
   return wrap
 
 
+def register_prefix(prefix: str, usage: str, stamp: Callable[[str], object] | None = None):
+  """Decorator adding a builder ``fn(spec, seed=0, **kwargs) -> Task`` for ``prefix:spec``.
+
+  Args:
+    prefix: e.g. ``"csv"``; task names ``"csv:<spec>"`` go to this builder.
+    usage: one line shown by ``task_prefixes()`` and in unknown-task errors.
+    stamp: ``stamp(spec)`` -> a hashable that changes when the source changes (a
+      file's size and mtime), so the task cache never serves a stale file.
+  """
+
+  def wrap(fn):
+    if prefix in _PREFIXES:
+      raise TaskError(f"task prefix {prefix!r} is already registered")
+    _PREFIXES[prefix] = _Prefix(fn, usage, stamp)
+    return fn
+
+  return wrap
+
+
 def list_tasks() -> list[str]:
+  """Names of the built-in tasks.
+
+  User data needs no registration; name it with a prefix (``task_prefixes()``):
+
+  * ``csv:<path>`` — a CSV with a header; the ``label`` option names the label column
+    (default ``"label"``), every other column is a numeric feature.
+  * ``npz:<path>`` — arrays ``x``, ``y`` and optionally ``x_test``, ``y_test``.
+  * ``tfds:<name>[:<config>]`` — a TFDS dataset read with ``tfds.data_source``
+    (array_record; no TensorFlow), options ``feature``, ``label``, ``split``,
+    ``test_split``, ``downsample``, ``max_examples``, ``data_dir``, ``download``.
+
+  In Python, ``metaval.data.from_arrays(x, y)`` builds the same ``Task``.
+  """
   return sorted(_REGISTRY)
+
+
+def task_prefixes() -> dict[str, str]:
+  """Each user-data prefix (``csv``, ``npz``, ``tfds``) with a one-line usage."""
+  return {p: _PREFIXES[p].usage for p in sorted(_PREFIXES)}
+
+
+def _freeze(v):
+  return tuple(_freeze(e) for e in v) if isinstance(v, (list, tuple)) else v
 
 
 def get_task(name: str, seed: int = 0, **kwargs) -> Task:
   """Builds (and caches) the named task.
 
   Args:
-    name: a registry name; see ``list_tasks()``.
+    name: a built-in name (``list_tasks()``) or ``<prefix>:<spec>`` for user data,
+      e.g. ``"csv:data/my.csv"``, ``"npz:arrays.npz"``, ``"tfds:mnist"`` (see
+      ``task_prefixes()``).
     seed: controls the pool/test split and any synthetic generation.
-    **kwargs: task-specific options (e.g. ``test_size``, ``class_sep``).
+    **kwargs: task-specific options (e.g. ``test_size``, ``class_sep``, ``label``).
 
   Returns:
     The ``Task``.
 
   Raises:
-    TaskError: unknown name or bad options, with the list of available tasks.
+    TaskError: unknown name, bad options or bad data, in one line.
   """
-  if name not in _REGISTRY:
-    raise TaskError(f"unknown task {name!r}; available tasks: {', '.join(list_tasks())}")
-  frozen = tuple(sorted(kwargs.items()))
+  prefix, sep, spec = name.partition(":")
+  if sep and prefix in _PREFIXES:
+    entry = _PREFIXES[prefix]
+    if not spec:
+      raise TaskError(f"task {name!r} names no source; usage: {entry.usage}")
+    fn, stamp = entry.build, entry.stamp(spec) if entry.stamp else None
+    call = (spec,)
+  elif name in _REGISTRY:
+    fn, stamp, call = _REGISTRY[name], None, ()
+  else:
+    raise TaskError(
+      f"unknown task {name!r}; available tasks: {', '.join(list_tasks())}; "
+      f"or user data as {', '.join(p + ':...' for p in task_prefixes())}"
+    )
   try:
-    return _cached_task(name, int(seed), frozen)
+    inspect.signature(fn).bind(*call, seed=seed, **kwargs)
   except TypeError as e:
     raise TaskError(f"bad options for task {name!r}: {e}") from None
+  frozen = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items()))
+  return _cached_task(name, int(seed), frozen, stamp)
+
+
+def task_from_config(cfg) -> Task:
+  """Builds the task a config's ``task`` section names.
+
+  Every field besides ``name`` and ``seed`` that is not None is a task option, and so
+  is every entry of an optional ``kwargs`` dict, e.g. ``--config.task.name=csv:my.csv
+  --config.task.label=target`` -> ``get_task("csv:my.csv", seed=0, label="target")``.
+  Options default to None in the config so a built-in task never sees them.
+
+  Args:
+    cfg: the ``task`` ConfigDict (or any mapping) with at least ``name``.
+
+  Returns:
+    The ``Task``.
+  """
+  d = dict(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
+  if "name" not in d:
+    raise TaskError("the task config has no 'name'")
+  name, seed = d.pop("name"), int(d.pop("seed", 0))
+  options = {k: v for k, v in d.items() if k != "kwargs" and v is not None}
+  options.update(d.get("kwargs") or {})
+  return get_task(name, seed=seed, **options)
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_task(name: str, seed: int, frozen_kwargs: tuple) -> Task:
-  return _REGISTRY[name](seed=seed, **dict(frozen_kwargs))
+def _cached_task(name: str, seed: int, frozen_kwargs: tuple, stamp) -> Task:
+  del stamp  # only part of the cache key
+  prefix, sep, spec = name.partition(":")
+  if sep and prefix in _PREFIXES:
+    task = _PREFIXES[prefix].build(spec, seed=seed, **dict(frozen_kwargs))
+  else:
+    task = _REGISTRY[name](seed=seed, **dict(frozen_kwargs))
+  return dataclasses.replace(task, options=frozen_kwargs) if frozen_kwargs else task
 
 
 # ----------------------------------------------------------------------------
 # Classification tasks.
 
 
-def _split_standardise(name, x, y, seed, test_size, group_names=None) -> Task:
-  from sklearn.model_selection import train_test_split
+def classification_task(
+  name: str,
+  x,
+  y,
+  seed: int = 0,
+  test_size: int | float = 0.25,
+  x_test=None,
+  y_test=None,
+  group_names=None,
+  downsample: int = 1,
+  feature_names: tuple[str, ...] = (),
+) -> Task:
+  """Validates raw arrays and builds a standardised classification ``Task``.
 
-  x = np.asarray(x, np.float64)
-  y = np.asarray(y)
-  _, y = np.unique(y, return_inverse=True)
-  if not 0 < test_size < len(y):
-    raise TaskError(f"test_size must be in (0, {len(y)}), got {test_size}")
-  x_tr, x_te, y_tr, y_te = train_test_split(
-    x, y, test_size=test_size, random_state=seed, stratify=y
-  )
-  # Statistics of the pool only, so nothing about the test set leaks into training.
-  mu, sd = x_tr.mean(0), x_tr.std(0)
-  sd = np.where(sd < 1e-8, 1.0, sd)
-  x_tr = ((x_tr - mu) / sd).astype(np.float32)
-  x_te = ((x_te - mu) / sd).astype(np.float32)
-  num_classes = int(y.max()) + 1
+  Without ``x_test``/``y_test`` a seeded stratified split holds out ``test_size``
+  rows. Standardisation is fitted on the pool only (nothing about the evaluation set
+  leaks into training) and kept on the task as ``task.transform``.
+
+  Args:
+    name: the task's name.
+    x: raw inputs ``[N, d]``, or images ``[N, H, W]`` / ``[N, H, W, C]`` (flattened).
+    y: ``[N]`` class labels: integers, integral floats or strings (see ``validate``).
+    seed: seed of the held-out split.
+    test_size: held-out rows (int) or share (float in (0, 1)) when no test set is given.
+    x_test: optional raw evaluation inputs shaped like ``x``.
+    y_test: labels of ``x_test``; each must be one of the pool's classes.
+    group_names: name of each class id; default the raw label (``class_<k>`` for ints).
+    downsample: average-pool images by this factor per side before flattening.
+    feature_names: name of each raw feature column (CSV headers), kept on the transform.
+
+  Returns:
+    The ``Task`` with one evaluation set, ``"test"``.
+
+  Raises:
+    TaskError: any invalid input, in one line.
+  """
+  x = as_features(x, "x")
+  y = as_labels(y, "y")
+  check_rows(x, y)
+  raw_shape = x.shape[1:]
+  if (
+    isinstance(downsample, bool) or not isinstance(downsample, (int, np.integer)) or downsample < 1
+  ):
+    raise TaskError(f"downsample must be a positive integer, got {downsample!r}")
+  if downsample != 1 and (x.ndim < 3 or min(raw_shape[:2]) < downsample):
+    raise TaskError(
+      f"downsample={downsample} needs images [N, H, W(, C)] with H, W >= {downsample}; "
+      f"got x of shape {x.shape}"
+    )
+  pre = Transform(raw_shape, downsample=int(downsample))
+  x = pre.preprocess(x)
+  classes = np.unique(y)
+  ids = class_ids(y, classes)
+  check_pool(x, ids)
+  if (x_test is None) != (y_test is None):
+    raise TaskError("give both x_test and y_test, or neither (then a split is held out)")
+  if x_test is None:
+    from sklearn.model_selection import train_test_split
+
+    check_split(ids, test_size)
+    x_tr, x_te, y_tr, y_te = train_test_split(
+      x, ids, test_size=test_size, random_state=seed, stratify=ids
+    )
+  else:
+    x_tr, y_tr = x, ids
+    x_te = pre.preprocess(x_test, "x_test")
+    y_te_raw = as_labels(y_test, "y_test")
+    check_rows(x_te, y_te_raw, "_test")
+    y_te = class_ids(y_te_raw, classes, "y_test")
+  transform = Transform.fit(x_tr, raw_shape, int(downsample), tuple(feature_names))
+  x_tr = transform.standardise(x_tr)
+  x_te = transform.standardise(x_te)
+  num_classes = len(classes)
   y_tr = y_tr.astype(np.int32)
-  names = (
-    tuple(group_names)
-    if group_names is not None
-    else tuple(f"class_{c}" for c in range(num_classes))
-  )
+  raw = tuple(c.item() for c in classes)
+  if group_names is not None:
+    names = tuple(group_names)
+  else:
+    names = tuple(c if isinstance(c, str) else f"class_{c}" for c in raw)
   return Task(
     name=name,
     kind=CLASSIFICATION,
@@ -167,7 +359,13 @@ def _split_standardise(name, x, y, seed, test_size, group_names=None) -> Task:
     group_names=names,
     files=np.arange(len(y_tr), dtype=np.int32),
     seed=seed,
+    transform=transform,
+    classes=raw,
   )
+
+
+def _split_standardise(name, x, y, seed, test_size, group_names=None) -> Task:
+  return classification_task(name, x, y, seed, test_size, group_names=group_names)
 
 
 @register_task("digits")
@@ -226,137 +424,3 @@ def _synthetic(
     random_state=seed,
   )
   return _split_standardise("synthetic", x, y, seed, test_size)
-
-
-# ----------------------------------------------------------------------------
-# Code corpus: the Python standard library's own sources.
-
-# Printable ASCII plus newline and tab; everything else maps to UNK (id 0).
-_VOCAB = "\n\t" + "".join(chr(c) for c in range(32, 127))
-VOCAB_SIZE = len(_VOCAB) + 1
-_CHAR_TO_ID = np.zeros(256, np.int32)
-for _i, _c in enumerate(_VOCAB):
-  _CHAR_TO_ID[ord(_c)] = _i + 1
-
-DEFAULT_CODE_PACKAGES = (
-  "json",
-  "email",
-  "http",
-  "logging",
-  "urllib",
-  "xml",
-  "unittest",
-  "importlib",
-  "concurrent",
-  "asyncio",
-  "collections",
-  "sqlite3",
-  "wsgiref",
-  "html",
-  "dbm",
-  "xmlrpc",
-)
-
-
-def encode_text(text: str) -> np.ndarray:
-  """Maps text to token ids (0 = unknown character)."""
-  raw = np.frombuffer(text.encode("ascii", errors="replace"), np.uint8)
-  return _CHAR_TO_ID[raw]
-
-
-def decode_tokens(tokens) -> str:
-  return "".join(_VOCAB[t - 1] if 0 < t <= len(_VOCAB) else "?" for t in np.asarray(tokens))
-
-
-def stdlib_dir() -> str:
-  return sysconfig.get_paths()["stdlib"]
-
-
-@register_task("code")
-def _code(
-  seed: int = 0,
-  packages: tuple[str, ...] | str = DEFAULT_CODE_PACKAGES,
-  seq_len: int = 64,
-  chars_per_group: int = 24_000,
-  eval_chars_per_group: int = 6_000,
-  root: str | None = None,
-) -> Task:
-  """Character windows from standard-library packages, one group per package.
-
-  Within a package, files are shuffled with ``seed``; the first files fill the
-  held-out budget (``eval_chars_per_group``, at least one file) and the rest fill
-  the training budget (``chars_per_group``), so evaluation is on unseen files of
-  the same package. Packages with fewer than two files are skipped.
-  """
-  if isinstance(packages, str):
-    packages = tuple(p for p in packages.split(",") if p)
-  root = root or stdlib_dir()
-  rng = np.random.default_rng(seed)
-  win = seq_len + 1
-  xs, groups, files, file_names, names = [], [], [], [], []
-  eval_x = {}
-  for pkg in packages:
-    pdir = os.path.join(root, pkg)
-    if not os.path.isdir(pdir):
-      continue
-    paths = sorted(
-      os.path.join(dp, f)
-      for dp, dn, fs in os.walk(pdir)
-      if "test" not in os.path.relpath(dp, root).split(os.sep)[1:]
-      for f in fs
-      if f.endswith(".py")
-    )
-    paths = [paths[i] for i in rng.permutation(len(paths))]
-    windows = []
-    for path in paths:
-      with open(path, encoding="utf-8", errors="replace") as fh:
-        toks = encode_text(fh.read())
-      n_win = len(toks) // win
-      if n_win > 0:
-        windows.append((os.path.relpath(path, root), toks[: n_win * win].reshape(n_win, win)))
-    if len(windows) < 2:
-      continue  # A package needs one file for training and another held out.
-    # Held-out files first (at least one), the rest fill the training budget.
-    ev, budget = [], eval_chars_per_group
-    while budget > 0 and len(windows) > 1 and (not ev or len(windows) > 2):
-      _, w = windows.pop(0)
-      ev.append(w[: max(1, budget // win)])
-      budget -= ev[-1].size
-    gid, budget = len(names), chars_per_group
-    names.append(pkg)
-    eval_x[pkg] = np.concatenate(ev).astype(np.int32)
-    for rel, w in windows:
-      if budget <= 0:
-        break
-      w = w[: max(1, budget // win)]
-      budget -= w.size
-      xs.append(w)
-      groups.append(np.full(len(w), gid, np.int32))
-      files.append(np.full(len(w), len(file_names), np.int32))
-      file_names.append(rel)
-  if len(names) < 2:
-    raise TaskError(f"code task needs >= 2 usable packages under {root!r}; found {names}")
-  x = np.concatenate(xs).astype(np.int32)
-  g = np.concatenate(groups)
-  f = np.concatenate(files)
-  # One held-out set; its labels are group ids so the trainer can report the
-  # overall held-out loss and each package's loss from one forward pass.
-  evals = {
-    "heldout": (
-      np.concatenate(list(eval_x.values())),
-      np.concatenate([np.full(len(v), i, np.int32) for i, v in enumerate(eval_x.values())]),
-    )
-  }
-  return Task(
-    name="code",
-    kind=LANGUAGE_MODEL,
-    x=x,
-    y=g.copy(),
-    num_classes=VOCAB_SIZE,
-    evals=evals,
-    groups=g,
-    group_names=tuple(names),
-    files=f,
-    file_names=tuple(file_names),
-    seed=seed,
-  )
