@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import ml_collections
 
+from metaval.data import samplers
 from metaval.learners.models import LearnerSpec
 
-# Every classification supplement kind, in the order the label configs sample them.
-CLASSIFICATION_KINDS = (
-  "clean",
-  "label_noise",
-  "duplicates",
-  "near_duplicates",
-  "random_bits",
-  "constant",
-  "single_class",
-  "out_of_domain",
-  "mixture",
-)
+# The supplement kinds come from the one registry (``metaval.data.samplers``).
+CLASSIFICATION_KINDS = samplers.CLASSIFICATION_KINDS
+LANGUAGE_MODEL_KINDS = samplers.LANGUAGE_MODEL_KINDS
 
 
 def task_config(name: str = "digits", seed: int = 0) -> ml_collections.ConfigDict:

@@ -487,3 +487,22 @@ def _groups(task, base_idx, rng, size=None, groups=None, num_groups=None):
     raise SamplerError(f"groups {groups} have no windows outside the base set")
   recipe = {"groups": groups, "group_names": [task.group_names[g] for g in groups]}
   return task.x[avail], task.y[avail], avail, recipe
+
+
+# ----------------------------------------------------------------------------
+# The kinds registry's named lists (the one source for configs and samplers).
+
+
+def kinds_of(task_kind: str, first: tuple[str, ...] = ()) -> tuple[str, ...]:
+  """Registered kinds for a task kind, ``first`` leading, then registration order."""
+  names = [k for k, v in SUPPLEMENT_KINDS.items() if task_kind in v.task_kinds]
+  missing = [k for k in first if k not in names]
+  if missing:
+    raise SamplerError(f"kind(s) {missing} are not registered for {task_kind} tasks")
+  return tuple(first) + tuple(k for k in names if k not in first)
+
+
+# Every classification kind, in the order the label configs sample them.
+CLASSIFICATION_KINDS = kinds_of(CLASSIFICATION)
+# Every code-corpus kind; whole packages ("groups") first, as the code labels sample them.
+LANGUAGE_MODEL_KINDS = kinds_of(LANGUAGE_MODEL, first=("groups",))
