@@ -10,18 +10,21 @@ import optax
 import pytest
 
 from metaval import cli
+from metaval import pairs as pairs_lib
 from metaval.configlib import load
 from metaval.data import get_task
 from metaval.errors import MetavalError
 from metaval.learners import LearnerSpec
+from metaval.protocol import agreement
 from metaval.valuation import untrain as U
+from metaval.valuation import untrain_job as J
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "untrain.py")
 SMALL = LearnerSpec("mlp", width=32, steps=100, lr=0.01, l2=1e-4)
 
 
 def _pairs(task, n, seed=0, kinds=("clean", "label_noise")):
-  return U.sample_pairs(
+  return J.sample_pairs(
     task, n, 200, (50, 100), kinds, np.random.default_rng(seed), supps_per_base=2
   )
 
@@ -86,7 +89,7 @@ def test_loss_cap_stops_a_runaway_ascent():
 
 def test_untraining_ranks_supplements_like_retraining(tmp_path):
   task = get_task("digits")
-  pairs = _pairs(task, 10, seed=5, kinds=("clean", "label_noise", "random_inputs", "duplicate"))
+  pairs = _pairs(task, 10, seed=5, kinds=("clean", "label_noise", "random_bits", "duplicates"))
   out = U.untrain_pairs(
     task,
     pairs,
@@ -98,7 +101,7 @@ def test_untraining_ranks_supplements_like_retraining(tmp_path):
   )
   j = out["metric_names"].index("test/neg_log_loss")
   est, lab = out["estimate"][:, :, j].mean(1), out["label"][:, :, j].mean(1)
-  assert U.agreement(est, lab)["spearman"] > 0.5
+  assert agreement(est, lab)["spearman"] > 0.5
   # Noisy labels hurt in retraining and untraining them must not look valuable.
   clean, noisy = pairs.kind == "clean", pairs.kind == "label_noise"
   assert lab[clean].mean() > lab[noisy].mean()
@@ -115,9 +118,10 @@ def test_untraining_ranks_supplements_like_retraining(tmp_path):
 
 def test_leave_group_out_trains_one_model_for_all_subsets(tmp_path):
   task = get_task("wine")
-  pairs = U.leave_group_out_pairs(task)
-  assert len(pairs) == 3 and list(pairs.kind) == [f"group:{g}" for g in task.group_names]
-  ext, base, supp = U.training_set(task, pairs)
+  pairs = J.leave_group_out_pairs(task)
+  assert len(pairs) == 3 and list(J.slice_names(pairs)) == [f"group:{g}" for g in task.group_names]
+  assert set(pairs.kind) == {"single_class"}  # a registry kind: one class of wine
+  ext, base, supp = pairs_lib.training_pool(task, pairs)
   assert np.unique(base + supp, axis=0).shape[0] == 1
   spec = LearnerSpec("mlp", width=8, steps=50)
   out = U.untrain_pairs(
@@ -143,8 +147,8 @@ def test_leave_group_out_trains_one_model_for_all_subsets(tmp_path):
 
 def test_synthetic_points_are_appended_to_the_pool():
   task = get_task("wine")
-  pairs = U.sample_pairs(task, 2, 40, (10,), ("random_inputs",), np.random.default_rng(0))
-  ext, base, supp = U.training_set(task, pairs)
+  pairs = J.sample_pairs(task, 2, 40, (10,), ("random_bits",), np.random.default_rng(0))
+  ext, base, supp = pairs_lib.training_pool(task, pairs)
   assert ext.pool_size == task.pool_size + 20
   assert supp[0, task.pool_size : task.pool_size + 10].sum() == 10
   assert supp[1, task.pool_size + 10 :].sum() == 10 and supp[:, : task.pool_size].sum() == 0
@@ -154,7 +158,7 @@ def test_synthetic_points_are_appended_to_the_pool():
 def test_bad_settings_are_user_errors():
   task = get_task("wine")
   with pytest.raises(MetavalError, match="unknown supplement kind"):
-    U.sample_pairs(task, 2, 40, (10,), ("poison",), np.random.default_rng(0))
+    J.sample_pairs(task, 2, 40, (10,), ("poison",), np.random.default_rng(0))
   with pytest.raises(MetavalError, match="lr"):
     U.AscentSpec(lr=float("nan"))
   with pytest.raises(MetavalError, match="optimizer"):

@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import os
 import time
 
@@ -44,233 +42,17 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-from metaval.data.tasks import LANGUAGE_MODEL, Task, get_task
+from metaval import pairs as pairs_lib
+from metaval.data.tasks import LANGUAGE_MODEL, Task
 from metaval.errors import MetavalError
 from metaval.learners import models
-from metaval.learners.models import LearnerSpec, num_params
+from metaval.learners.models import LearnerSpec
 from metaval.learners.train import evaluate_one, metric_names, train_many
-from metaval.protocol import agreement
+from metaval.util import io as io_lib
 
 
 class UntrainError(MetavalError):
   """Bad untraining or pair-sampling settings."""
-
-
-# ----------------------------------------------------------------------------
-# Pairs. ``Pairs`` has the fields of ``metaval.labeling.LabelSet`` that describe a
-# pair, so a LabelSet can be passed wherever Pairs is expected.
-
-
-@dataclasses.dataclass
-class Pairs:
-  """P (base, supplement) pairs over a task pool.
-
-  Attributes:
-    base_indices: per pair, ``[n_B]`` pool indices of B.
-    supp_indices: per pair, ``[n_S]`` pool index of each S point, -1 if synthetic.
-    supp_x: per pair, S's inputs (pool points included).
-    supp_y: per pair, S's labels as trained on.
-    kind: ``[P]`` supplement kind.
-  """
-
-  base_indices: list[np.ndarray]
-  supp_indices: list[np.ndarray]
-  supp_x: list[np.ndarray]
-  supp_y: list[np.ndarray]
-  kind: np.ndarray
-
-  def __len__(self) -> int:
-    return len(self.kind)
-
-
-CLASSIFICATION_KINDS = ("clean", "label_noise", "duplicate", "single_class", "random_inputs")
-CODE_KINDS = ("package", "mixed", "duplicate")
-
-
-def _classification_supplement(kind, task, base, size, rng, noise_rate):
-  n = task.pool_size
-  outside = np.setdiff1d(np.arange(n), base)
-  if kind == "clean":
-    idx = rng.choice(outside, min(size, len(outside)), replace=False)
-    return idx, task.x[idx], task.y[idx]
-  if kind == "label_noise":
-    idx = rng.choice(outside, min(size, len(outside)), replace=False)
-    y = task.y[idx].copy()
-    flip = rng.random(len(idx)) < noise_rate
-    y[flip] = (y[flip] + rng.integers(1, task.num_classes, flip.sum())) % task.num_classes
-    pool_idx = np.where(flip, -1, idx)  # a flipped point is not the pool's point
-    return pool_idx, task.x[idx], y.astype(np.int32)
-  if kind == "duplicate":
-    idx = rng.choice(base, min(size, len(base)), replace=False)
-    return idx, task.x[idx], task.y[idx]
-  if kind == "single_class":
-    c = rng.integers(task.num_classes)
-    cand = outside[task.y[outside] == c]
-    idx = rng.choice(cand, min(size, len(cand)), replace=False)
-    return idx, task.x[idx], task.y[idx]
-  if kind == "random_inputs":
-    x = rng.normal(size=(size, task.feature_dim)).astype(np.float32)
-    y = rng.integers(0, task.num_classes, size).astype(np.int32)
-    return np.full(size, -1, np.int32), x, y
-  raise UntrainError(f"unknown supplement kind {kind!r}; available: {CLASSIFICATION_KINDS}")
-
-
-def _code_supplement(kind, task, base, size, rng, exclude_group):
-  outside = np.setdiff1d(np.arange(task.pool_size), base)
-  if kind == "package":
-    # S = whole files of one package (a contributor), up to ``size`` windows.
-    cand = outside[task.groups[outside] == exclude_group]
-    files = rng.permutation(np.unique(task.files[cand]))
-    idx = []
-    for f in files:
-      if len(idx) >= size:
-        break
-      idx.extend(cand[task.files[cand] == f].tolist())
-    idx = np.asarray(idx[:size], np.int64)
-  elif kind == "mixed":
-    idx = rng.choice(outside, min(size, len(outside)), replace=False)
-  elif kind == "duplicate":
-    idx = rng.choice(base, min(size, len(base)), replace=False)
-  else:
-    raise UntrainError(f"unknown code supplement kind {kind!r}; available: {CODE_KINDS}")
-  return idx, task.x[idx], task.y[idx]
-
-
-def sample_pairs(
-  task: Task,
-  num_pairs: int,
-  base_size: int,
-  supp_sizes,
-  kinds,
-  rng: np.random.Generator,
-  *,
-  supps_per_base: int = 1,
-  noise_rate: float = 0.5,
-) -> Pairs:
-  """Random (B, S) pairs with supplements of several kinds and sizes.
-
-  A small local sampler (the label pipeline's ``sample_supplement`` registry is
-  richer); every ``supps_per_base`` consecutive pairs share one B, so supplements
-  can be compared head to head on the same base. For the code task B excludes
-  one package and a ``package`` supplement is whole files of that package.
-
-  Args:
-    task: the base task.
-    num_pairs: number of pairs P.
-    base_size: points in B.
-    supp_sizes: sizes to draw S's size from.
-    kinds: supplement kinds to cycle through.
-    rng: numpy generator.
-    supps_per_base: consecutive pairs sharing one B.
-    noise_rate: label-flip rate of ``label_noise`` supplements.
-
-  Returns:
-    ``Pairs``.
-  """
-  if num_pairs < 1 or base_size < 1 or supps_per_base < 1:
-    raise UntrainError("num_pairs, base_size and supps_per_base must be >= 1")
-  if base_size >= task.pool_size:
-    raise UntrainError(f"base_size must be < pool size {task.pool_size}, got {base_size}")
-  allowed = CODE_KINDS if task.kind == LANGUAGE_MODEL else CLASSIFICATION_KINDS
-  for k in kinds:
-    if k not in allowed:
-      raise UntrainError(f"unknown supplement kind {k!r} for task {task.name!r}; use {allowed}")
-  out = Pairs([], [], [], [], np.empty(0, object))
-  kinds_out = []
-  base, group = None, 0
-  for p in range(num_pairs):
-    if p % supps_per_base == 0:
-      if task.kind == LANGUAGE_MODEL:
-        group = int(rng.integers(len(task.group_names)))
-        cand = np.flatnonzero(task.groups != group)
-      else:
-        cand = np.arange(task.pool_size)
-      base = np.sort(rng.choice(cand, min(base_size, len(cand)), replace=False))
-    kind = kinds[p % len(kinds)]
-    size = int(rng.choice(np.asarray(supp_sizes)))
-    if task.kind == LANGUAGE_MODEL:
-      idx, x, y = _code_supplement(kind, task, base, size, rng, group)
-    else:
-      idx, x, y = _classification_supplement(kind, task, base, size, rng, noise_rate)
-    out.base_indices.append(base.astype(np.int32))
-    out.supp_indices.append(np.asarray(idx, np.int32))
-    out.supp_x.append(np.asarray(x))
-    out.supp_y.append(np.asarray(y, np.int32))
-    kinds_out.append(kind)
-  out.kind = np.asarray(kinds_out)
-  return out
-
-
-def leave_group_out_pairs(task: Task, groups=None, pool_indices=None) -> Pairs:
-  """Pairs (D \\ S_i, S_i) where D is fixed and S_i is D's points of group i.
-
-  Every pair has the same B ∪ S = D, so one trained model serves all subsets. For
-  the code task S_i is one package's files; for classification one class.
-  """
-  d = np.arange(task.pool_size) if pool_indices is None else np.asarray(pool_indices)
-  names = list(task.group_names)
-  gids = range(len(names)) if groups is None else [names.index(g) for g in groups]
-  out = Pairs([], [], [], [], np.empty(0, object))
-  kinds = []
-  for g in gids:
-    s = d[task.groups[d] == g]
-    if len(s) == 0 or len(s) == len(d):
-      continue
-    kinds.append(f"group:{names[g]}")
-    out.base_indices.append(np.setdiff1d(d, s).astype(np.int32))
-    out.supp_indices.append(s.astype(np.int32))
-    out.supp_x.append(task.x[s])
-    out.supp_y.append(task.y[s].astype(np.int32))
-  out.kind = np.asarray(kinds)
-  return out
-
-
-def training_set(task: Task, pairs) -> tuple[Task, np.ndarray, np.ndarray]:
-  """Appends S's synthetic points to a copy of the pool and builds the masks.
-
-  Returns:
-    ``(extended_task, base_masks [P, N'], supp_masks [P, N'])``: multiplicities of
-    B's and S's points over the extended pool (S may duplicate B's points, so the
-    full training set of pair p is ``base_masks[p] + supp_masks[p]``).
-  """
-  n = task.pool_size
-  extra_x, extra_y, extra_pos = [], [], []
-  offset = n
-  for idx, x, y in zip(pairs.supp_indices, pairs.supp_x, pairs.supp_y):
-    syn = np.flatnonzero(np.asarray(idx) < 0)
-    extra_x.append(np.asarray(x)[syn])
-    extra_y.append(np.asarray(y)[syn])
-    extra_pos.append(offset + np.arange(len(syn)))
-    offset += len(syn)
-  ext = task
-  if offset > n:
-    ext = dataclasses.replace(
-      task,
-      x=np.concatenate([task.x] + extra_x).astype(task.x.dtype),
-      y=np.concatenate([task.y] + extra_y).astype(np.int32),
-      groups=np.concatenate([task.groups, np.full(offset - n, -1, np.int32)]),
-      files=np.concatenate([task.files, np.full(offset - n, -1, np.int32)]),
-    )
-  p = len(pairs)
-  base = np.zeros((p, offset), np.float32)
-  supp = np.zeros((p, offset), np.float32)
-  for i in range(p):
-    np.add.at(base[i], np.asarray(pairs.base_indices[i]), 1.0)
-    idx = np.asarray(pairs.supp_indices[i])
-    np.add.at(supp[i], idx[idx >= 0], 1.0)
-    np.add.at(supp[i], extra_pos[i], 1.0)
-  if np.any(supp.sum(1) == 0):
-    raise UntrainError("a supplement is empty; every S needs at least one point")
-  return ext, base, supp
-
-
-def pair_keys(seed: int, num_pairs: int, num_seeds: int) -> jax.Array:
-  """``[P, K]`` keys. B and B ∪ S of one pair use the *same* keys on purpose
-  (paired seeds), so the improvement's init and data-order noise cancels."""
-  root = jax.random.key(seed)
-  return jax.vmap(lambda p: jax.random.split(jax.random.fold_in(root, p), num_seeds))(
-    jnp.arange(num_pairs)
-  )
 
 
 # ----------------------------------------------------------------------------
@@ -412,13 +194,6 @@ def _public_names(raw: dict, task: Task) -> dict:
 # The run.
 
 
-def _write_json(path: str, obj) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, default=float)
-  os.replace(tmp, path)
-
-
 def _block(tree):
   return jax.tree.map(
     lambda a: a.block_until_ready() if hasattr(a, "block_until_ready") else a, tree
@@ -446,11 +221,12 @@ def untrain_pairs(
 
   Args:
     task: base task.
-    pairs: ``Pairs`` (or a ``LabelSet``).
+    pairs: ``metaval.pairs.Pairs`` (or a ``LabelSet``).
     spec: learner spec.
     asc: ascent settings.
     num_seeds: K paired seeds per pair.
-    seed: root of the PRNG keys.
+    seed: root of the PRNG keys (``metaval.pairs.keys``: model (base b, seed k)
+      uses ``fold_in(fold_in(key(seed), b), k)``).
     ckpt_dir: orbax checkpoint directory for the trained B ∪ S models; models
       already there are restored instead of retrained (resume).
     log: progress printer.
@@ -461,10 +237,16 @@ def untrain_pairs(
     ``final_loss`` ``[P, K]`` (S's loss after ascent), ``kind`` and ``timing``.
   """
   lm = task.kind == LANGUAGE_MODEL
+  pairs = pairs_lib.as_pairs(pairs)
   p_count = len(pairs)
-  ext, base_masks, supp_masks = training_set(task, pairs)
+  try:
+    ext, base_masks, supp_masks = pairs_lib.training_pool(task, pairs)
+  except pairs_lib.PairsError as e:
+    raise UntrainError(str(e)) from None
   full_masks = base_masks + supp_masks
-  keys = pair_keys(seed, p_count, num_seeds)  # [P, K]
+  # [P, K, 2] raw keys: the paired-seed scheme, one row per pair's base.
+  keys = pairs_lib.pair_keys(pairs_lib.root_key(seed), len(pairs.bases), num_seeds)
+  keys = keys[pairs.base_of]
   names = metric_names(task)
   evals = {k: (jnp.asarray(a), jnp.asarray(b)) for k, (a, b) in task.evals.items()}
   statics = dict(spec=spec, num_classes=task.num_classes, num_groups=len(task.group_names), lm=lm)
@@ -499,8 +281,7 @@ def untrain_pairs(
     mngr.save(u, args=ocp.args.StandardSave(res.params))
     mngr.wait_until_finished()
     before_cache[f"m{u}"] = before[u]
-    np.savez(before_path + ".tmp.npz", **before_cache)
-    os.replace(before_path + ".tmp.npz", before_path)
+    io_lib.save_npz(before_path, **before_cache)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, res.params)
   if abstract is None:
     in_dim = 0 if lm else task.feature_dim
@@ -535,7 +316,8 @@ def untrain_pairs(
     sy = np.concatenate([y_all[pos], np.zeros(pad, np.int32)])
     sw = np.concatenate([supp_masks[p][pos], np.zeros(pad, np.float32)])
     share = float(supp_masks[p].sum() / full_masks[p].sum())
-    akeys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(keys[p])
+    # The ascent's minibatch keys: derived from the pair's model keys.
+    akeys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(jnp.asarray(keys[p]))
     met, final = _untrain_batch(
       params,
       akeys,
@@ -619,151 +401,13 @@ def cost_summary(timing: dict) -> dict:
   }
 
 
-def _score(out: dict, metrics) -> dict:
-  names = out["metric_names"]
-  rows = {}
-  for m in metrics:
-    if m not in names:
-      raise UntrainError(f"unknown metric {m!r}; available: {', '.join(names)}")
-    j = names.index(m)
-    est = out["estimate"][:, :, j].mean(1)
-    lab = out["label"][:, :, j].mean(1)
-    rows[m] = agreement(est, lab)
-    # Label repeatability ceiling: seed 0's label against the other seeds' mean.
-    if out["label"].shape[1] >= 2:
-      rows[m]["label_split_half_spearman"] = agreement(
-        out["label"][:, 0, j], out["label"][:, 1:, j].mean(1)
-      )["spearman"]
-  return rows
-
-
-def _markdown(rows: dict, cost: dict, timing: dict, header: str) -> str:
-  lines = [
-    header,
-    "",
-    "| metric | n | Spearman | Pearson | sign acc | top-10% | label split-half ρ |",
-  ]
-  lines.append("|---|---|---|---|---|---|---|")
-  for m, r in rows.items():
-    lines.append(
-      f"| {m} | {int(r['n'])} | {r['spearman']:.3f} | {r['pearson']:.3f} | {r['sign_acc']:.2f} "
-      f"| {r['topk_precision']:.2f} | {r.get('label_split_half_spearman', float('nan')):.3f} |"
-    )
-  lines += [
-    "",
-    "| cost (per subset, K seeds, steady state) | seconds | × one retraining of B |",
-    "|---|---|---|",
-    f"| retrain B | {timing['retrain_base_s']:.3f} | 1.00 |",
-    f"| train B∪S (amortised over {timing['models_per_full_training']:.0f} subset(s))"
-    f"{' (estimated from B, see notes)' if cost['train_full_estimated'] else ''} | "
-    f"{timing['train_full_s'] / timing['models_per_full_training']:.3f} | "
-    f"{cost['retrain_label_x'] - 1:.2f} |",
-    f"| untrain: restore + ascent + eval | {timing['restore_s'] + timing['ascent_eval_s']:.3f} "
-    f"| {cost['untrain_marginal_x']:.2f} |",
-    f"| untrain total (B∪S training + untrain) | | {cost['untrain_total_x']:.2f} |",
-    f"| retraining label (B∪S + B) | | {cost['retrain_label_x']:.2f} |",
-    "",
-    f"Example-gradients: ascent {timing['ascent_example_grads']:.0f} vs training "
-    f"{timing['train_example_grads']:.0f} per model "
-    f"({cost['ascent_vs_train_example_grads']:.3f}×).",
-  ]
-  return "\n".join(lines)
-
-
-def config_hash(config) -> str:
-  d = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-  return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def build_pairs(config, task: Task) -> Pairs:
-  """The pairs a config describes (``pairs.mode``: ``random`` or ``leave_group_out``)."""
-  pc = config.pairs
-  if pc.mode == "leave_group_out":
-    d = None
-    if pc.base_size and pc.base_size < task.pool_size:
-      d = np.sort(
-        np.random.default_rng(pc.seed).choice(task.pool_size, pc.base_size, replace=False)
-      )
-    groups = list(pc.groups) if pc.groups else None
-    return leave_group_out_pairs(task, groups=groups, pool_indices=d)
-  if pc.mode == "random":
-    return sample_pairs(
-      task,
-      pc.num_pairs,
-      pc.base_size,
-      tuple(pc.supp_sizes),
-      tuple(pc.kinds),
-      np.random.default_rng(pc.seed),
-      supps_per_base=pc.supps_per_base,
-      noise_rate=pc.noise_rate,
-    )
-  raise UntrainError(f"unknown pairs.mode {pc.mode!r}; use random or leave_group_out")
-
-
 def run(config, workdir: str | None = None) -> dict:
   """``metaval untrain``: untraining estimates vs retraining labels, and their cost.
 
   Writes ``untrain.json`` and ``untrain.md`` under ``workdir`` (orbax checkpoints
-  under ``workdir/ckpt_<config hash>``, reused on rerun) and returns the summary.
+  under ``workdir/ckpt_<config fingerprint>``, reused on rerun); see
+  ``metaval.valuation.untrain_job``.
   """
-  task = get_task(config.task.name, seed=config.task.seed)
-  spec = LearnerSpec.from_config(config.learner)
-  asc = AscentSpec(**dict(config.ascent))
-  pairs = build_pairs(config, task)
-  if len(pairs) < 3:
-    raise UntrainError(f"need at least 3 pairs to score untraining, got {len(pairs)}")
-  workdir = workdir or os.path.join("runs", "untrain")
-  os.makedirs(workdir, exist_ok=True)
-  ckpt_dir = os.path.join(workdir, f"ckpt_{config_hash(config)}")
-  in_dim = 0 if spec.family == "lm" else task.feature_dim
-  print(task.describe())
-  print(
-    f"learner {spec.family} width {spec.width} ({num_params(spec, in_dim, task.num_classes):,} "
-    f"params), {len(pairs)} pairs x {config.num_seeds} seeds, ascent {asc}"
-  )
-  t0 = time.perf_counter()
-  out = untrain_pairs(
-    task, pairs, spec, asc, num_seeds=config.num_seeds, seed=config.seed, ckpt_dir=ckpt_dir
-  )
-  metrics = list(config.metrics) or [n for n in out["metric_names"] if n.count("/") == 1]
-  rows = _score(out, metrics)
-  cost = cost_summary(out["timing"])
-  kinds = {}
-  j = out["metric_names"].index(metrics[0])
-  for k in np.unique(out["kind"]):
-    sel = out["kind"] == k
-    kinds[str(k)] = {
-      "n": int(sel.sum()),
-      "label_mean": float(out["label"][sel, :, j].mean()),
-      "estimate_mean": float(out["estimate"][sel, :, j].mean()),
-    }
-  md = _markdown(
-    rows,
-    cost,
-    out["timing"],
-    f"Untraining vs retraining on `{task.name}` ({spec.family} width {spec.width}, "
-    f"{len(pairs)} pairs × {config.num_seeds} seeds, {asc.steps} ascent steps)",
-  )
-  print(md)
-  summary = {
-    "task": task.name,
-    "learner": spec.to_dict(),
-    "ascent": dataclasses.asdict(asc),
-    "num_pairs": len(pairs),
-    "num_seeds": int(config.num_seeds),
-    "agreement": rows,
-    "cost": cost,
-    "timing": out["timing"],
-    "by_kind": kinds,
-    "seconds": time.perf_counter() - t0,
-    "two_x_training_claim": {
-      "untrain_total_x": cost["untrain_total_x"],
-      "holds_within_25pct": bool(abs(cost["untrain_total_x"] - 2.0) <= 0.5),
-    },
-  }
-  _write_json(os.path.join(workdir, "untrain.json"), summary)
-  with open(os.path.join(workdir, "untrain.md.tmp"), "w") as f:
-    f.write(md + "\n")
-  os.replace(os.path.join(workdir, "untrain.md.tmp"), os.path.join(workdir, "untrain.md"))
-  print(f"wrote {os.path.join(workdir, 'untrain.json')} ({summary['seconds']:.1f}s)")
-  return summary
+  from metaval.valuation import untrain_job  # the job imports this library
+
+  return untrain_job.run_job(config, workdir)
