@@ -10,7 +10,7 @@
 from metaval.pairs.keys import pair_keys, root_key, shard_key
 from metaval.pairs.labels import PairLabels, label
 from metaval.pairs.pairs import Pairs, PairsError, as_pairs
-from metaval.pairs.pool import extended_task, training_pool
+from metaval.pairs.pool import extended_task, training_pool, union_pool
 
 __all__ = [
   "PairLabels",
@@ -23,4 +23,5 @@ __all__ = [
   "root_key",
   "shard_key",
   "training_pool",
+  "union_pool",
 ]

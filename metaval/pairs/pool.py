@@ -108,3 +108,37 @@ def training_pool(task: Task, pairs: Pairs) -> tuple[Task, np.ndarray, np.ndarra
   if np.any(supp.sum(1) == 0):
     raise PairsError("a supplement is empty; every S needs at least one point")
   return ext, base, supp
+
+
+def union_pool(task: Task, pairs: Pairs, p: int, size: int | None = None):
+  """A task whose pool is pair ``p``'s B ∪ S alone: B's points, S's, then padding.
+
+  The compact pool the per-point games train on (players are S's points, or all
+  of B ∪ S). Zero padding up to ``size`` lets one compiled program serve pairs of
+  different sizes; padding rows must get weight 0 in every mask.
+
+  Args:
+    task: the base task.
+    pairs: the pairs.
+    p: which pair.
+    size: rows in all (default ``|B| + |S|``: no padding).
+
+  Returns:
+    ``(task', players [size], weights [size])``: B and padding are background
+    (player -1), S's i-th point is player i; padding weighs 0, B and S weigh 1.
+  """
+  base = pairs.base(p)
+  sx, sy = np.asarray(pairs.supp_x[p]), np.asarray(pairs.supp_y[p])
+  n_b, n_s = len(base), len(sy)
+  size = n_b + n_s if size is None else int(size)
+  if n_b + n_s > size:
+    raise PairsError(f"B ∪ S has {n_b + n_s} points, more than the padded size {size}")
+  pad = size - n_b - n_s
+  x = np.concatenate([task.x[base], sx, np.zeros((pad, *task.x.shape[1:]), task.x.dtype)])
+  y = np.concatenate([task.y[base], sy, np.zeros(pad, np.int32)]).astype(np.int32)
+  sub = dataclasses.replace(
+    task, x=x.astype(task.x.dtype), y=y, groups=y.copy(), files=np.arange(size, dtype=np.int32)
+  )
+  players = np.concatenate([np.full(n_b, -1), np.arange(n_s), np.full(pad, -1)]).astype(np.int64)
+  weights = np.concatenate([np.ones(n_b + n_s), np.zeros(pad)]).astype(np.float32)
+  return sub, players, weights
