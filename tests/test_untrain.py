@@ -17,14 +17,13 @@ from metaval.errors import MetavalError
 from metaval.learners import LearnerSpec
 from metaval.protocol import agreement
 from metaval.valuation import untrain as U
-from metaval.valuation import untrain_job as J
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "untrain.py")
 SMALL = LearnerSpec("mlp", width=32, steps=100, lr=0.01, l2=1e-4)
 
 
 def _pairs(task, n, seed=0, kinds=("clean", "label_noise")):
-  return J.sample_pairs(
+  return U.sample_pairs(
     task, n, 200, (50, 100), kinds, np.random.default_rng(seed), supps_per_base=2
   )
 
@@ -118,8 +117,8 @@ def test_untraining_ranks_supplements_like_retraining(tmp_path):
 
 def test_leave_group_out_trains_one_model_for_all_subsets(tmp_path):
   task = get_task("wine")
-  pairs = J.leave_group_out_pairs(task)
-  assert len(pairs) == 3 and list(J.slice_names(pairs)) == [f"group:{g}" for g in task.group_names]
+  pairs = U.leave_group_out_pairs(task)
+  assert len(pairs) == 3 and list(U.slice_names(pairs)) == [f"group:{g}" for g in task.group_names]
   assert set(pairs.kind) == {"single_class"}  # a registry kind: one class of wine
   ext, base, supp = pairs_lib.training_pool(task, pairs)
   assert np.unique(base + supp, axis=0).shape[0] == 1
@@ -147,7 +146,7 @@ def test_leave_group_out_trains_one_model_for_all_subsets(tmp_path):
 
 def test_synthetic_points_are_appended_to_the_pool():
   task = get_task("wine")
-  pairs = J.sample_pairs(task, 2, 40, (10,), ("random_bits",), np.random.default_rng(0))
+  pairs = U.sample_pairs(task, 2, 40, (10,), ("random_bits",), np.random.default_rng(0))
   ext, base, supp = pairs_lib.training_pool(task, pairs)
   assert ext.pool_size == task.pool_size + 20
   assert supp[0, task.pool_size : task.pool_size + 10].sum() == 10
@@ -158,7 +157,7 @@ def test_synthetic_points_are_appended_to_the_pool():
 def test_bad_settings_are_user_errors():
   task = get_task("wine")
   with pytest.raises(MetavalError, match="unknown supplement kind"):
-    J.sample_pairs(task, 2, 40, (10,), ("poison",), np.random.default_rng(0))
+    U.sample_pairs(task, 2, 40, (10,), ("poison",), np.random.default_rng(0))
   with pytest.raises(MetavalError, match="lr"):
     U.AscentSpec(lr=float("nan"))
   with pytest.raises(MetavalError, match="optimizer"):

@@ -8,7 +8,7 @@ from metaval import pairs as pairs_lib
 from metaval.data.tasks import Task
 from metaval.estimators.base import Estimate, Estimator, check_metric
 from metaval.learners.models import LearnerSpec
-from metaval.valuation import untrain
+from metaval.valuation import ascent as untrain
 
 
 class Untraining(Estimator):
