@@ -27,7 +27,7 @@ untraining fail on several attacks.
 
 import ml_collections
 
-from metaval.config_defaults import learner_config, task_config
+from metaval.config_defaults import ascent_config, learner_config, task_config
 
 ATTACKS = (
   "random_bits",
@@ -84,21 +84,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # A smaller learner's retraining label: ``metaval.learners.models.ladder(learner,
   # (size,))`` (linear: 16 fixed random ReLU features instead of the 64 raw inputs).
   cfg.ablation = ml_collections.ConfigDict({"size": 16})
-  cfg.untrain = ml_collections.ConfigDict(
-    {
-      "ascent": ml_collections.ConfigDict(
-        {
-          "steps": 5,
-          "lr": 0.01,
-          "max_grad_norm": 1.0,
-          "loss_cap": 5.0,
-          "batch_size": 0,
-          "fraction_scaled": True,
-          "optimizer": "adam",
-        }
-      )
-    }
-  )
+  cfg.untrain = ml_collections.ConfigDict({"ascent": ascent_config()})
   cfg.baselines = ml_collections.ConfigDict(
     {"knn_k": 5, "oob_bags": 64, "tmc_permutations": 8, "tmc_rtol": 0.05, "tmc_batch": 64}
   )

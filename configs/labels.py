@@ -28,10 +28,15 @@ Backends: ``--config.backend=ray`` runs shards as Ray tasks (local cluster with
 
 import ml_collections
 
-from metaval.config_defaults import CLASSIFICATION_KINDS, learner_config, task_config
+from metaval.config_defaults import (
+  CLASSIFICATION_KINDS,
+  LANGUAGE_MODEL_KINDS,
+  learner_config,
+  task_config,
+)
 
 ALL_KINDS = CLASSIFICATION_KINDS
-CODE_KINDS = ("groups", "duplicates", "near_duplicates", "random_bits", "constant")
+CODE_KINDS = LANGUAGE_MODEL_KINDS
 
 LINEAR = dict(family="linear", steps=100, lr=0.1, l2=1e-3)
 MLP = dict(family="mlp", width=32, depth=1, steps=150, lr=0.01, l2=1e-4)

@@ -23,10 +23,12 @@ import jax
 import numpy as np
 from _common import REPO, config
 
+from metaval import estimators as E
 from metaval.data import get_task
 from metaval.experiments import Result
-from metaval.learners.models import LearnerSpec, ladder
+from metaval.learners.models import LearnerSpec
 from metaval.predictor.train import META_FILE, train_and_evaluate
+from metaval.util import io as io_lib
 from metaval.valuation import compare as C
 from metaval.valuation import untrain as U
 
@@ -35,7 +37,7 @@ CLAIM = (
   "On the same held-out (B, S) pairs of digits (every supplement kind) the value of S "
   "for the linear learner is estimated by a trained predictor, smaller-learner "
   "retraining, gradient-ascent untraining and Shapley-family sums over S's points "
-  "(B as background); each is scored against the retraining label with "
+  "(B as background), each a metaval.estimators estimator; each is scored against the retraining label with "
   "metaval.protocol.agreement next to its measured cost per pair (wall seconds, "
   "x one retraining of the pair, model fits)."
 )
@@ -68,6 +70,31 @@ def _ensure_predictor(mode: str, label_variant: str, epochs, log=print) -> tuple
   return path, time.perf_counter() - t0
 
 
+def estimators(mode: str, spec: LearnerSpec, k: int, predictor: str, fits_per_label: float):
+  """The estimators E3 compares (``metaval.estimators``; one meaning per name)."""
+  st = _settings(mode)
+  key = jax.random.key(HELDOUT_SEED)
+  ckpt = os.path.join(REPO, "runs", "experiments", "e3_strategies_ckpt", mode)
+  # Small-model ablations: fewer random features (the linear ladder), fewer steps.
+  # Paired keys of their own (fold_in 1): an ablation is an independent label.
+  abl = dict(num_seeds=k, key=jax.random.fold_in(key, 1))
+  out = [
+    E.ValueModel(predictor),
+    E.Ablation(size=16, name="ablation: 16 random features", **abl),
+    E.Ablation(steps_fraction=0.25, name="ablation: 1/4 steps", **abl),
+  ]
+  out += [
+    E.Untraining(U.AscentSpec(steps=steps), num_seeds=k, ckpt_dir=ckpt)
+    for steps in st["ascent_steps"]
+  ]
+  out.append(E.KnnShapleySum(k=5))
+  # Banzhaf at the fits of one retraining of the pair (equal compute) and at a larger budget.
+  equal = max(2, int(round(fits_per_label)))
+  out += [E.BanzhafSum(num_samples=b) for b in (equal, st["banzhaf_big"])]
+  out.append(E.TmcShapleySum(num_permutations=st["tmc_perms"]))
+  return out
+
+
 def run(mode: str, workdir: str) -> Result:
   st = _settings(mode)
   lcfg = config("labels", st["labels"])
@@ -76,38 +103,19 @@ def run(mode: str, workdir: str) -> Result:
   k = int(lcfg.num_seeds)
   task = get_task(str(lcfg.task.name), seed=int(lcfg.task.seed))
   pairs = C.heldout_pairs(lcfg, task, st["pairs"], HELDOUT_SEED)
-  key = jax.random.key(HELDOUT_SEED)
 
   # Ground truth: the target learner's retraining label (also the cost unit).
-  truth, per_seed = C.retraining(task, pairs, spec, METRIC, num_seeds=k, key=key, name="retraining")
+  retrain = E.Retraining(num_seeds=k, key=jax.random.key(HELDOUT_SEED))
+  truth = retrain.estimate(task, pairs, spec, METRIC)
   truth.name = f"retraining label ({name}, K={k})"
-  ests = [truth]
+  per_seed = E.per_seed(truth)
 
   ppath, t_pred_train = _ensure_predictor(mode, st["labels"], st["epochs"])
-  ests.append(C.predictor_values(ppath, task, pairs, METRIC))
+  ests = [truth]
+  for est in estimators(mode, spec, k, ppath, truth.fits):
+    ests.append(est.estimate(task, pairs, spec, METRIC))
 
-  # Small-model ablations: fewer random features (the linear ladder), fewer steps.
-  (small,) = ladder(spec, (16,))
-  short = LearnerSpec(**{**spec.to_dict(), "steps": max(1, spec.steps // 4)})
-  for sname, sspec in (("ablation: 16 random features", small), ("ablation: 1/4 steps", short)):
-    # Paired keys of their own (fold_in 1): the ablation is an independent label.
-    e, _ = C.retraining(task, pairs, sspec, METRIC, num_seeds=k, key=jax.random.fold_in(key, 1))
-    e.name = sname
-    ests.append(e)
-
-  ckpt = os.path.join(REPO, "runs", "experiments", "e3_strategies_ckpt", mode)
-  for steps in st["ascent_steps"]:
-    asc = U.AscentSpec(steps=steps)
-    ests.append(C.untraining_values(task, pairs, spec, asc, METRIC, num_seeds=k, ckpt_dir=ckpt))
-
-  ests.append(C.knn_shapley_sums(task, pairs, METRIC, k=5))
-  # Banzhaf at the fits of one retraining of the pair (equal compute) and at a larger budget.
-  equal = max(2, int(round(truth.fits)))
-  for b in (equal, st["banzhaf_big"]):
-    ests.append(C.shapley_sums(task, pairs, spec, METRIC, "banzhaf", budget=b))
-  ests.append(C.shapley_sums(task, pairs, spec, METRIC, "tmc_shapley", budget=st["tmc_perms"]))
-
-  rows = C.score(ests, truth.values, per_seed, truth.seconds)
+  rows = C.score(ests, truth.value, per_seed, truth.seconds)
   for r in rows:
     if r["estimator"].startswith("retraining label"):
       r["note"] = "ground truth (cost unit)"
@@ -128,25 +136,24 @@ def run(mode: str, workdir: str) -> Result:
     "predictor_query_s_per_pair": pred.seconds / len(pairs),
   }
   by_kind = []
-  label = truth.values
+  label = truth.value
   for kind in sorted(set(pairs.kind)):
     m = pairs.kind == kind
     by_kind.append(
       {"kind": kind, "pairs": int(m.sum()), "mean_label": float(label[m].mean())}
-      | {e.name: float(np.mean(e.values[m])) for e in ests[1:] if e.same_scale}
+      | {e.name: float(np.mean(e.value[m])) for e in ests[1:] if e.same_scale}
     )
-  with open(os.path.join(workdir, "estimates.json.tmp"), "w") as f:
-    json.dump(
-      {
-        "kind": pairs.kind.tolist(),
-        "label_per_seed": per_seed.tolist(),
-        "estimates": {e.name: e.values.tolist() for e in ests},
-        "seconds": {e.name: e.seconds for e in ests},
-        "amortised": amort,
-      },
-      f,
-    )
-  os.replace(os.path.join(workdir, "estimates.json.tmp"), os.path.join(workdir, "estimates.json"))
+  io_lib.write_json(
+    os.path.join(workdir, "estimates.json"),
+    {
+      "kind": pairs.kind.tolist(),
+      "label_per_seed": per_seed.tolist(),
+      "estimates": {e.name: e.value.tolist() for e in ests},
+      "seconds": {e.name: e.seconds for e in ests},
+      "amortised": amort,
+    },
+    indent=None,
+  )
 
   cands = [r for r in rows[1:] if not r["estimator"].startswith("ceiling")]
   best = max((r for r in cands if r["spearman"] == r["spearman"]), key=lambda r: r["spearman"])
@@ -167,9 +174,11 @@ def run(mode: str, workdir: str) -> Result:
     f"{(amort['label_generation_s_estimated'] + amort['predictor_training_s']) / len(pairs):.1f} s "
     f"over these {len(pairs)} pairs (less the more pairs it values).",
     f"Highest Spearman besides the label: {best['estimator']} ({best['spearman']:.3f}).",
-    "TMC-Shapley with B as background is efficient: each permutation's contributions sum "
-    "to U(B ∪ S) - U(B), the label, so its set sum departs from the label only by "
-    "truncation; Banzhaf and KNN-Shapley sums are different quantities (rank metrics only "
-    "for KNN; MAE n/a).",
+    "tmc_shapley = the sum over S's points of their TMC-Shapley values in the game whose "
+    "players are S's points and whose utility is the learner trained on B ∪ (coalition), "
+    "B always present (the same meaning in E5). It is efficient: each permutation's "
+    "contributions sum to U(B ∪ S) - U(B), the label, so its set sum departs from the label "
+    "only by truncation; Banzhaf and KNN-Shapley sums are different quantities (rank metrics "
+    "only for KNN; MAE n/a).",
   ]
   return Result(rows=rows, notes=notes, extra_tables={"Mean value by supplement kind": by_kind})

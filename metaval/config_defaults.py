@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
+from metaval.data import samplers
 from metaval.learners.models import LearnerSpec
 
-# Every classification supplement kind, in the order the label configs sample them.
-CLASSIFICATION_KINDS = (
-  "clean",
-  "label_noise",
-  "duplicates",
-  "near_duplicates",
-  "random_bits",
-  "constant",
-  "single_class",
-  "out_of_domain",
-  "mixture",
-)
+# The supplement kinds come from the one registry (``metaval.data.samplers``).
+CLASSIFICATION_KINDS = samplers.CLASSIFICATION_KINDS
+LANGUAGE_MODEL_KINDS = samplers.LANGUAGE_MODEL_KINDS
 
 
 def task_config(name: str = "digits", seed: int = 0) -> ml_collections.ConfigDict:
@@ -31,6 +25,22 @@ def learner_config(**overrides) -> ml_collections.ConfigDict:
   unknown = set(overrides) - set(cfg)
   if unknown:
     raise KeyError(f"unknown learner field(s): {sorted(unknown)}")
+  cfg.update(overrides)
+  return ml_collections.ConfigDict(cfg)
+
+
+def ascent_config(**overrides) -> ml_collections.ConfigDict:
+  """All ``AscentSpec`` fields (untraining's gradient ascent) with their defaults.
+
+  The defaults were tuned on digits pairs of ``pairs.seed=0`` (the untrain quick
+  pairs); score on others.
+  """
+  from metaval.valuation.ascent import AscentSpec  # optax/orbax: only when a config needs it
+
+  cfg = dataclasses.asdict(AscentSpec())
+  unknown = set(overrides) - set(cfg)
+  if unknown:
+    raise KeyError(f"unknown ascent field(s): {sorted(unknown)}")
   cfg.update(overrides)
   return ml_collections.ConfigDict(cfg)
 

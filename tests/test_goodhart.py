@@ -81,7 +81,7 @@ def test_judge_marks_failures():
   assert s["est"]["failures"] == "random_bits, label_noise"
   assert s["est"]["padding_pays"] == "padded_random_bits"
   assert s["est"]["below_genuine"] == "2/3" and s["est"]["junk_at_or_below_zero"] == "0/1"
-  mean, half = G._interval(v[:, 0])
+  mean, half = G.interval(v[:, 0])
   assert mean == pytest.approx(0.10) and half == pytest.approx(4.303 * 0.01 / np.sqrt(3), 1e-3)
 
 

@@ -10,10 +10,12 @@ import optax
 import pytest
 
 from metaval import cli
+from metaval import pairs as pairs_lib
 from metaval.configlib import load
 from metaval.data import get_task
 from metaval.errors import MetavalError
 from metaval.learners import LearnerSpec
+from metaval.protocol import agreement
 from metaval.valuation import untrain as U
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "untrain.py")
@@ -86,7 +88,7 @@ def test_loss_cap_stops_a_runaway_ascent():
 
 def test_untraining_ranks_supplements_like_retraining(tmp_path):
   task = get_task("digits")
-  pairs = _pairs(task, 10, seed=5, kinds=("clean", "label_noise", "random_inputs", "duplicate"))
+  pairs = _pairs(task, 10, seed=5, kinds=("clean", "label_noise", "random_bits", "duplicates"))
   out = U.untrain_pairs(
     task,
     pairs,
@@ -98,7 +100,7 @@ def test_untraining_ranks_supplements_like_retraining(tmp_path):
   )
   j = out["metric_names"].index("test/neg_log_loss")
   est, lab = out["estimate"][:, :, j].mean(1), out["label"][:, :, j].mean(1)
-  assert U.agreement(est, lab)["spearman"] > 0.5
+  assert agreement(est, lab)["spearman"] > 0.5
   # Noisy labels hurt in retraining and untraining them must not look valuable.
   clean, noisy = pairs.kind == "clean", pairs.kind == "label_noise"
   assert lab[clean].mean() > lab[noisy].mean()
@@ -116,8 +118,9 @@ def test_untraining_ranks_supplements_like_retraining(tmp_path):
 def test_leave_group_out_trains_one_model_for_all_subsets(tmp_path):
   task = get_task("wine")
   pairs = U.leave_group_out_pairs(task)
-  assert len(pairs) == 3 and list(pairs.kind) == [f"group:{g}" for g in task.group_names]
-  ext, base, supp = U.training_set(task, pairs)
+  assert len(pairs) == 3 and list(U.slice_names(pairs)) == [f"group:{g}" for g in task.group_names]
+  assert set(pairs.kind) == {"single_class"}  # a registry kind: one class of wine
+  ext, base, supp = pairs_lib.training_pool(task, pairs)
   assert np.unique(base + supp, axis=0).shape[0] == 1
   spec = LearnerSpec("mlp", width=8, steps=50)
   out = U.untrain_pairs(
@@ -143,8 +146,8 @@ def test_leave_group_out_trains_one_model_for_all_subsets(tmp_path):
 
 def test_synthetic_points_are_appended_to_the_pool():
   task = get_task("wine")
-  pairs = U.sample_pairs(task, 2, 40, (10,), ("random_inputs",), np.random.default_rng(0))
-  ext, base, supp = U.training_set(task, pairs)
+  pairs = U.sample_pairs(task, 2, 40, (10,), ("random_bits",), np.random.default_rng(0))
+  ext, base, supp = pairs_lib.training_pool(task, pairs)
   assert ext.pool_size == task.pool_size + 20
   assert supp[0, task.pool_size : task.pool_size + 10].sum() == 10
   assert supp[1, task.pool_size + 10 :].sum() == 10 and supp[:, : task.pool_size].sum() == 0

@@ -29,6 +29,7 @@ import numpy as np
 
 from metaval.data.tasks import CLASSIFICATION, LANGUAGE_MODEL, Task, get_task, list_tasks
 from metaval.errors import MetavalError
+from metaval.util import io as io_lib
 
 DEFAULT_BASE_SIZE = (50, 400)
 DEFAULT_SUPP_SIZE = (10, 400)
@@ -151,7 +152,7 @@ def sample_supplement(
     raise SamplerError(f"sampler {kind!r} returned inconsistent shapes {x.shape}, {y.shape}")
   if not lm and not np.all(np.isfinite(x)):
     raise SamplerError(f"sampler {kind!r} produced non-finite inputs")
-  recipe = {"size": int(y.shape[0]), **_jsonable(recipe)}
+  recipe = {"size": int(y.shape[0]), **io_lib.jsonable(recipe)}
   return Supplement(x=x, y=y, pool_indices=idx, kind=kind, recipe=recipe)
 
 
@@ -195,20 +196,6 @@ def sample_pair(
 
 # ----------------------------------------------------------------------------
 # Helpers.
-
-
-def _jsonable(v):
-  if isinstance(v, dict):
-    return {str(k): _jsonable(x) for k, x in v.items()}
-  if isinstance(v, list | tuple):
-    return [_jsonable(x) for x in v]
-  if isinstance(v, np.ndarray):
-    return [_jsonable(x) for x in v.tolist()]
-  if isinstance(v, np.integer):
-    return int(v)
-  if isinstance(v, np.floating):
-    return float(v)
-  return v
 
 
 def _size(rng, size, lo=DEFAULT_SUPP_SIZE[0], hi=DEFAULT_SUPP_SIZE[1]) -> int:
@@ -487,3 +474,22 @@ def _groups(task, base_idx, rng, size=None, groups=None, num_groups=None):
     raise SamplerError(f"groups {groups} have no windows outside the base set")
   recipe = {"groups": groups, "group_names": [task.group_names[g] for g in groups]}
   return task.x[avail], task.y[avail], avail, recipe
+
+
+# ----------------------------------------------------------------------------
+# The kinds registry's named lists (the one source for configs and samplers).
+
+
+def kinds_of(task_kind: str, first: tuple[str, ...] = ()) -> tuple[str, ...]:
+  """Registered kinds for a task kind, ``first`` leading, then registration order."""
+  names = [k for k, v in SUPPLEMENT_KINDS.items() if task_kind in v.task_kinds]
+  missing = [k for k in first if k not in names]
+  if missing:
+    raise SamplerError(f"kind(s) {missing} are not registered for {task_kind} tasks")
+  return tuple(first) + tuple(k for k in names if k not in first)
+
+
+# Every classification kind, in the order the label configs sample them.
+CLASSIFICATION_KINDS = kinds_of(CLASSIFICATION)
+# Every code-corpus kind; whole packages ("groups") first, as the code labels sample them.
+LANGUAGE_MODEL_KINDS = kinds_of(LANGUAGE_MODEL, first=("groups",))

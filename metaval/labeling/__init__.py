@@ -2,7 +2,10 @@
 
 ``generate(config, workdir)`` builds or resumes a TFDS ``array_record`` label
 dataset and returns it as a ``LabelSet``; ``load_labels(workdir)`` reads it back.
-``label_pairs`` labels explicit (B, S) pairs without storing anything.
+``label_pairs`` labels explicit (B, S) pairs without storing anything (it wraps
+``metaval.pairs.label``, the one label function). Modules: ``shards`` (one shard:
+pairs, keys, labels), ``pipeline`` (the driver: workers, Ray, resume), ``storage``
+(shard files and the TFDS dataset), ``schema`` (``LabelSet``), ``quality``.
 """
 
 from metaval.labeling.schema import LabelError, LabelSet
@@ -30,10 +33,10 @@ def load_label_suite(workdir):
 
 
 def label_pairs(*args, **kwargs):
-  """Paired-seed metrics on B and B ∪ S; see ``pipeline.label_pairs``."""
-  from metaval.labeling import pipeline
+  """Paired-seed metrics on B and B ∪ S; see ``shards.label_pairs``."""
+  from metaval.labeling import shards
 
-  return pipeline.label_pairs(*args, **kwargs)
+  return shards.label_pairs(*args, **kwargs)
 
 
 __all__ = [

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import stats
 
 from metaval.labeling.schema import LabelSet
+from metaval.util import io as io_lib
 
 
 def _learner_name(ls: LabelSet, i: int) -> str:
@@ -99,14 +100,20 @@ def per_kind(ls: LabelSet, metric: str) -> list[dict]:
 
 
 def kind_table(rows: list[dict], metric: str) -> str:
-  head = f"| kind | n | mean Δ {metric} | std | median | share > 0 | mean SE |"
-  lines = [head, "|---|---:|---:|---:|---:|---:|---:|"]
-  for r in rows:
-    lines.append(
-      f"| {r['kind']} | {r['n']} | {r['mean']:+.4f} | {r['std']:.4f} | {r['median']:+.4f} "
-      f"| {r['positive']:.0%} | {r['mean_se']:.4f} |"
-    )
-  return "\n".join(lines)
+  return io_lib.markdown_table(
+    [
+      {
+        "kind": r["kind"],
+        "n": str(r["n"]),
+        f"mean Δ {metric}": f"{r['mean']:+.4f}",
+        "std": f"{r['std']:.4f}",
+        "median": f"{r['median']:+.4f}",
+        "share > 0": f"{r['positive']:.0%}",
+        "mean SE": f"{r['mean_se']:.4f}",
+      }
+      for r in rows
+    ]
+  )
 
 
 def plot_kinds(ls: LabelSet, metric: str, path: str, title: str = "") -> None:
@@ -127,10 +134,8 @@ def plot_kinds(ls: LabelSet, metric: str, path: str, title: str = "") -> None:
   ax.set_xlabel(f"improvement in {metric} (B ∪ S minus B, mean over seeds)")
   ax.set_title(title or f"{ls.task}: label per supplement kind")
   fig.tight_layout()
-  tmp = path + ".tmp.png"
-  fig.savefig(tmp, dpi=110)
+  io_lib.save_figure(fig, path, dpi=110)
   plt.close(fig)
-  os.replace(tmp, path)
 
 
 def main_metrics(ls: LabelSet) -> list[str]:
@@ -176,11 +181,8 @@ def summarize(ls: LabelSet, out_dir: str) -> dict:
       md.append(kind_table(rows, metric))
     report["learners"][name] = entry
   text = "\n".join(md) + "\n"
-  for fname, content in (("quality.json", json.dumps(report, indent=1)), ("quality.md", text)):
-    path = os.path.join(out_dir, fname)
-    with open(path + ".tmp", "w") as fh:
-      fh.write(content)
-    os.replace(path + ".tmp", path)
+  io_lib.write_text(os.path.join(out_dir, "quality.json"), json.dumps(report, indent=1))
+  io_lib.write_text(os.path.join(out_dir, "quality.md"), text)
   report["markdown"] = text
   return report
 

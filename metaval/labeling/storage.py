@@ -22,6 +22,7 @@ import glob
 import io
 import json
 import os
+import re
 import shutil
 import zipfile
 
@@ -29,6 +30,7 @@ import numpy as np
 
 from metaval.data import LANGUAGE_MODEL, get_task
 from metaval.labeling.schema import LabelError, LabelSet
+from metaval.util import io as io_lib
 
 BUILDER_NAME = "metaval_labels"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -44,17 +46,12 @@ def shard_path(task_dir: str, shard: int) -> str:
 
 def write_shard(path: str, arrays: dict[str, np.ndarray]) -> None:
   """Writes ``arrays`` to ``path`` atomically (temp file, fsync, rename), byte-stable."""
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "wb") as fh:
+  with io_lib.atomic_write(path, "wb") as fh:
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
       for name in sorted(arrays):
         buf = io.BytesIO()
         np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
         zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME), buf.getvalue())
-    fh.flush()
-    os.fsync(fh.fileno())
-  os.replace(tmp, path)
 
 
 def read_shard(path: str) -> dict[str, np.ndarray]:
@@ -62,11 +59,21 @@ def read_shard(path: str) -> dict[str, np.ndarray]:
     return {k: z[k] for k in z.files}
 
 
+# A finished shard file; temporary files in flight ("shard-00007.tmp-<pid>.npz") do not match.
+_SHARD_FILE = re.compile(r"shard-(\d{5})\.npz")
+
+
+def shard_files(shard_dir: str) -> list[str]:
+  """The finished shard files in ``shard_dir``, in shard order."""
+  names = [n for n in os.listdir(shard_dir) if _SHARD_FILE.fullmatch(n)]
+  return [os.path.join(shard_dir, n) for n in sorted(names)]
+
+
 def finished_shards(task_dir: str) -> set[int]:
-  out = set()
-  for p in glob.glob(os.path.join(task_dir, "shards", "shard-*.npz")):
-    out.add(int(os.path.basename(p)[6:11]))
-  return out
+  d = os.path.join(task_dir, "shards")
+  if not os.path.isdir(d):
+    return set()
+  return {int(_SHARD_FILE.fullmatch(os.path.basename(p)).group(1)) for p in shard_files(d)}
 
 
 def _split(flat: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
@@ -186,8 +193,7 @@ def _builder_class():
       return {"train": self._generate_examples()}
 
     def _generate_examples(self):
-      paths = sorted(glob.glob(os.path.join(self._shard_dir, "shard-*.npz")))
-      for p in paths:
+      for p in shard_files(self._shard_dir):
         yield from shard_rows(read_shard(p))
 
   _BUILDER = MetavalLabels
@@ -230,9 +236,7 @@ def _build_locked(task_dir: str, num_shards: int) -> None:
   cls = _builder_class()
   with _deterministic_protos():
     _prepare(cls, task_dir, data_dir)
-  with open(marker + ".tmp", "w") as fh:
-    json.dump({"num_shards": num_shards}, fh)
-  os.replace(marker + ".tmp", marker)
+  io_lib.write_json(marker, {"num_shards": num_shards}, indent=None)
 
 
 @contextlib.contextmanager

@@ -2,7 +2,9 @@
 
 The label pipeline labels the *same* (B, S) pairs with every size of a learner
 family (``metaval.learners.ladder``; one ``generate`` call with all sizes as its
-learners, so pairs, bases and paired seeds are shared). Per family this module
+learners, so pairs, bases and paired seeds are shared: ``metaval.pairs.label``).
+A single cheaper learner as an estimator of one target's label is
+``metaval.estimators.Ablation``. Per family this module
 reports:
 
 * the Spearman matrix of the labels between every pair of sizes;
@@ -33,6 +35,7 @@ from metaval.errors import MetavalError
 from metaval.labeling.schema import LabelSet
 from metaval.learners.models import LearnerSpec, ladder
 from metaval.protocol import STYLE, write_table
+from metaval.util import io as io_lib
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -239,10 +242,8 @@ def _plot(results: dict, path: str) -> None:
       ax.set_title(f"{fam}: scaling of the label magnitude")
       ax.legend()
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp)
+    io_lib.save_figure(fig, path)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _rows(fam: str, res: dict) -> list[dict]:
@@ -340,9 +341,6 @@ def run(config, workdir: str | None = None) -> dict:
   for s in summary.values():
     if "mean_abs" in s["extrapolation"]:
       s["extrapolation"]["mean_abs"] = np.asarray(s["extrapolation"]["mean_abs"]).tolist()
-  path = os.path.join(workdir, "ablation_summary.json")
-  with open(path + ".tmp", "w") as f:
-    json.dump(summary, f, indent=2, default=float)
-  os.replace(path + ".tmp", path)
+  io_lib.write_json(os.path.join(workdir, "ablation_summary.json"), summary)
   print(f"wrote {os.path.join(workdir, 'ablation.md')}, ablation.png, ablation_summary.json")
   return summary

@@ -1,0 +1,140 @@
+"""The pair engine: Pairs, the pool with appended points, paired keys, kinds registry."""
+
+import ast
+import glob
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from metaval import pairs as pairs_lib
+from metaval.data import get_task, samplers
+from metaval.learners.models import LearnerSpec
+from metaval.learners.train import metric_names, train_many
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _pairs(task, rng):
+  bases = [samplers.sample_base(task, rng, 40), samplers.sample_base(task, rng, 50)]
+  supps = [
+    samplers.sample_supplement("clean", task, bases[0], rng, size=12),
+    samplers.sample_supplement("random_bits", task, bases[0], rng, size=7, mode="bits"),
+    samplers.sample_supplement("label_noise", task, bases[1], rng, size=10, rate=0.5),
+    samplers.sample_supplement("duplicates", task, bases[1], rng, size=5),
+  ]
+  return pairs_lib.Pairs.from_supplements(bases, supps, [0, 0, 1, 1])
+
+
+def test_pair_keys_are_shared_between_b_and_b_union_s():
+  """Model (base b, seed k) is keyed fold_in(fold_in(key, b), k) on both sides: a
+  B ∪ S model equals the plain trainer run with its base's B key."""
+  task = get_task("wine")
+  spec = LearnerSpec("mlp", width=8, steps=30, lr=0.02, l2=1e-4)
+  pairs = _pairs(task, np.random.default_rng(3))
+  key = jax.random.key(5)
+  out = pairs_lib.label(task, pairs, spec, num_seeds=2, key=key, chunk=4, extra_capacity=32)
+  keys = pairs_lib.pair_keys(key, len(pairs.bases), 2)
+  for b in range(2):
+    for k in range(2):
+      want = jax.random.key_data(jax.random.fold_in(jax.random.fold_in(key, b), k))
+      np.testing.assert_array_equal(keys[b, k], np.asarray(want))
+  # Pair 0 (clean: pool points only) with seed 1: B ∪ S trained with B's key (0, 1).
+  mask = np.zeros((1, task.pool_size), np.float32)
+  np.add.at(mask[0], pairs.base(0), 1.0)
+  np.add.at(mask[0], pairs.supp_indices[0], 1.0)
+  ref = train_many(keys[0, 1][None], task, mask, spec).metrics
+  np.testing.assert_allclose(
+    out.metric_full[0, 1], [ref[n][0] for n in metric_names(task)], atol=1e-5
+  )
+  np.testing.assert_array_equal(out.metric_base[0], out.metric_base[1])  # shared B models
+  assert out.fits == (2 + 4) * 2
+  # Seeds matter for the MLP: different keys give different B models.
+  assert not np.array_equal(out.metric_base[0, 0], out.metric_base[0, 1])
+
+
+def test_appended_points_land_where_recorded():
+  task = get_task("wine")
+  pairs = _pairs(task, np.random.default_rng(0))
+  ext, base, supp = pairs_lib.training_pool(task, pairs)
+  n = task.pool_size
+  offset = n
+  for p in range(len(pairs)):
+    np.testing.assert_array_equal(np.flatnonzero(base[p]), np.unique(pairs.base(p)))
+    exact = pairs.pool_exact(p, task)
+    idx = pairs.supp_indices[p]
+    # Pool points with their own label: weight on the pool; the rest appended in order.
+    assert supp[p, :n].sum() == exact.sum()
+    np.testing.assert_array_equal(np.flatnonzero(supp[p, :n]), np.unique(idx[exact]))
+    k = int((~exact).sum())
+    rows = np.flatnonzero(supp[p, n:]) + n
+    np.testing.assert_array_equal(rows, np.arange(offset, offset + len(rows)))
+    x_u, y_u, counts = pairs_lib.pool.dedup(pairs.supp_x[p][~exact], pairs.supp_y[p][~exact])
+    np.testing.assert_array_equal(ext.x[rows], x_u)
+    np.testing.assert_array_equal(ext.y[rows], y_u)
+    np.testing.assert_array_equal(supp[p, rows], counts)
+    assert counts.sum() == k  # duplicates merge into counts, none is lost
+    offset += len(rows)
+  assert ext.pool_size == offset
+  assert (ext.groups[n:] == -1).all()
+
+
+def test_union_pool_pads_with_weightless_rows():
+  task = get_task("wine")
+  pairs = _pairs(task, np.random.default_rng(1))
+  sub, players, weights = pairs_lib.union_pool(task, pairs, 2, size=80)
+  n_b, n_s = len(pairs.base(2)), len(pairs.supp_y[2])
+  np.testing.assert_array_equal(sub.x[:n_b], task.x[pairs.base(2)])
+  np.testing.assert_array_equal(sub.y[n_b : n_b + n_s], pairs.supp_y[2])
+  assert (players[n_b : n_b + n_s] == np.arange(n_s)).all() and (players[:n_b] == -1).all()
+  assert weights.sum() == n_b + n_s and sub.pool_size == 80
+  with pytest.raises(pairs_lib.PairsError):
+    pairs_lib.union_pool(task, pairs, 2, size=n_b)
+
+
+def test_pairs_from_lists_merges_identical_bases_and_checks_lengths():
+  task = get_task("wine")
+  pairs = _pairs(task, np.random.default_rng(2))
+  again = pairs_lib.as_pairs(
+    type(
+      "L",
+      (),
+      {
+        f: getattr(pairs, f)
+        for f in ("base_indices", "supp_indices", "supp_x", "supp_y", "kind", "recipe")
+      },
+    )()
+  )
+  assert len(again.bases) == 2 and list(again.base_of) == [0, 0, 1, 1]
+  with pytest.raises(pairs_lib.PairsError):
+    pairs_lib.Pairs(
+      [np.arange(3)], [0, 0], [np.arange(2)], [np.zeros((2, 1))], [np.zeros(2)], ["a"], [{}]
+    )
+
+
+def test_kinds_registry_is_the_one_source():
+  """Every kinds list in configs and code is the registry's; no module defines its own."""
+  from metaval import config_defaults
+
+  assert config_defaults.CLASSIFICATION_KINDS == samplers.CLASSIFICATION_KINDS
+  cls = [k for k, v in samplers.SUPPLEMENT_KINDS.items() if "classification" in v.task_kinds]
+  assert set(samplers.CLASSIFICATION_KINDS) == set(cls)
+  assert samplers.LANGUAGE_MODEL_KINDS[0] == "groups"
+  from metaval.configlib import load
+
+  for name in ("labels.py", "labels.py:code", "untrain.py", "ablation.py"):
+    cfg = load(os.path.join(REPO, "configs", name))
+    kinds = list(cfg.kinds) if "kinds" in cfg else list(cfg.pairs.kinds) if "pairs" in cfg else []
+    for fam in cfg.get("families", {}).values():
+      kinds += list(fam.pipeline.get("kinds", ()))
+    assert set(kinds) <= set(samplers.SUPPLEMENT_KINDS), (name, kinds)
+  # Any other tuple of kinds in the package is a choice among registered kinds.
+  for path in glob.glob(os.path.join(REPO, "metaval", "**", "*.py"), recursive=True):
+    for node in ast.walk(ast.parse(open(path).read())):
+      if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple):
+        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if any(n.endswith("_KINDS") for n in names):
+          values = [ast.literal_eval(e) for e in node.value.elts]
+          unknown = set(values) - set(samplers.SUPPLEMENT_KINDS)
+          assert not unknown, f"{path}: {names} holds unregistered kinds {unknown}"
