@@ -9,6 +9,9 @@ Variants:
            (17 s per 32-pair shard under load: about 10 min on 2 CPU cores).
   quick    digits, linear learner (deterministic: K=1), 2,048 pairs, every
            supplement kind (measured 49-55 s on 2 shared CPU cores; target < 5 min).
+  quick_solved  quick with the linear learner solved to its optimum by L-BFGS
+           (``solver="lbfgs"``, at most ``steps`` iterations; B ∪ S warm-started
+           from B): the labels ``scripts/bench_labels.py`` times.
   tiny     digits, linear learner, 4 shards x 8 pairs, K=2 (seconds; tests).
   code     standard-library code corpus, tiny character LM, S = whole packages
            or junk windows, K=2, 128 labels (a warm 16-pair shard took 207 s on a
@@ -66,8 +69,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.progress = True
   if arg is None or arg == "default":
     pass
-  elif arg == "quick":
-    cfg.learners = ml_collections.ConfigDict({"linear": learner_config(**LINEAR)})
+  elif arg in ("quick", "quick_solved"):
+    solver = "lbfgs" if arg == "quick_solved" else "adam"
+    cfg.learners = ml_collections.ConfigDict({"linear": learner_config(**LINEAR, solver=solver)})
     cfg.num_seeds = 1  # zero init + full batch: the linear learner ignores its seed
     cfg.num_shards = 64
   elif arg == "tiny":
@@ -107,5 +111,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.num_seeds = 2
     cfg.base_size = (30, 300)
   else:
-    raise ValueError(f"unknown variant {arg!r}; use default, quick, tiny, code or suite")
+    raise ValueError(
+      f"unknown variant {arg!r}; use default, quick, quick_solved, tiny, code or suite"
+    )
   return cfg

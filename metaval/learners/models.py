@@ -18,6 +18,9 @@ import jax.numpy as jnp
 from metaval.errors import MetavalError
 
 FAMILIES = ("linear", "mlp", "lm")
+# "adam" steps full-batch or minibatch Adam; "lbfgs" solves the (convex) linear
+# family to its optimum (``metaval.learners.solve``).
+SOLVERS = ("adam", "lbfgs")
 
 
 class SpecError(MetavalError):
@@ -36,11 +39,13 @@ class LearnerSpec:
       through k fixed random ReLU features (a random-features model, still linear
       in its trained weights), giving the linear family a size ladder.
     heads: attention heads (LM).
-    steps: optimisation steps.
-    lr: Adam learning rate.
+    steps: optimisation steps (Adam), or the iteration bound of a solver.
+    lr: Adam learning rate (unused by solvers).
     l2: L2 penalty on weights, added to the (weighted) mean training loss.
     batch_size: 0 for full-batch training (classification); otherwise the number
       of examples sampled per step, in proportion to their weights.
+    solver: ``"adam"`` (default, every family) or ``"lbfgs"`` (linear family,
+      full batch: solved to the optimum, see ``metaval.learners.solve``).
   """
 
   family: str = "mlp"
@@ -52,6 +57,7 @@ class LearnerSpec:
   lr: float = 0.01
   l2: float = 1e-3
   batch_size: int = 0
+  solver: str = "adam"
 
   def __post_init__(self):
     if self.family not in FAMILIES:
@@ -65,6 +71,10 @@ class LearnerSpec:
       raise SpecError(f"learner lr must be positive and finite, got {self.lr}")
     if self.l2 < 0:
       raise SpecError(f"learner l2 must be >= 0, got {self.l2}")
+    if self.solver not in SOLVERS:
+      raise SpecError(f"unknown solver {self.solver!r}; available: {', '.join(SOLVERS)}")
+    if self.solver != "adam" and (self.family != "linear" or self.batch_size):
+      raise SpecError(f"solver {self.solver!r} needs the linear family with batch_size 0")
     if self.family == "lm":
       if self.width % self.heads:
         raise SpecError(f"lm width {self.width} must be divisible by heads {self.heads}")

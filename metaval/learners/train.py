@@ -22,7 +22,7 @@ import optax
 
 from metaval.data.tasks import CLASSIFICATION, LANGUAGE_MODEL, Task
 from metaval.errors import MetavalError
-from metaval.learners import models
+from metaval.learners import models, solve
 from metaval.learners.models import LearnerSpec
 
 # Number of times the batched trainer was traced, per (spec, kind). Python side
@@ -161,7 +161,7 @@ def evaluate_one(params, evals, spec: LearnerSpec, num_classes: int, num_groups:
   jax.jit, static_argnames=("spec", "num_classes", "num_groups", "lm", "return_params")
 )
 def _train_batch(
-  keys, masks, idx, x, y, evals, *, spec, num_classes, num_groups, lm, return_params
+  keys, masks, idx, x, y, evals, init, *, spec, num_classes, num_groups, lm, return_params
 ):
   TRACE_COUNTS[(spec, lm)] += 1
 
@@ -169,13 +169,21 @@ def _train_batch(
     # Dense: every model reads the whole shared pool (rows is None). Gathered: the
     # model's own points x[rows] [k, d], with weights w [k] (0 for padding).
     xx, yy = (x, y) if rows is None else (x[rows], y[rows])
-    params = train_one(key, w, xx, yy, spec, num_classes, lm)
+    return train_one(key, w, xx, yy, spec, num_classes, lm)
+
+  def evaluate(params):
     metrics = evaluate_one(params, evals, spec, num_classes, num_groups, lm)
     return metrics, (params if return_params else None)
 
   # keys [M]; masks [M, N] (dense) or [M, k] (gathered, with idx [M, k]);
   # x, y, evals are shared by all models (in_axes None).
-  return jax.vmap(one)(keys, masks, idx)
+  if spec.solver == "adam":
+    return jax.vmap(lambda key, w, rows: evaluate(one(key, w, rows)))(keys, masks, idx)
+  # A convex solver: x [M, k, d], y [M, k] are each model's own points, gathered
+  # on the host (so the program does not depend on the pool's size); init holds
+  # start parameters [M, ...]. All models run in lockstep.
+  params = solve.fit_linear(masks, x, y, spec, num_classes, init_params=init)
+  return jax.vmap(evaluate)(params)
 
 
 # Gathered training sets are padded to one of these sizes (or a multiple of the
@@ -251,6 +259,7 @@ def train_many(
   return_params: bool = False,
   chunk: int | None = None,
   gather: str | int | None = "auto",
+  init_params=None,
 ) -> TrainResult:
   """Trains one model per mask row, all in one compiled program, and evaluates them.
 
@@ -272,6 +281,10 @@ def train_many(
       the largest subset is at most a third of the pool and training is full-batch
       (minibatch training costs the same either way). Results agree with the
       dense path to float round-off.
+    init_params: convex solvers only (``spec.solver`` in
+      ``solve.CONVEX_SOLVERS``): stacked parameters ``[M, ...]`` to start each
+      model from (a warm start, e.g. B's solution for B ∪ S: same optimum, fewer
+      iterations). ``None`` starts from ``models.init``.
 
   Returns:
     ``TrainResult`` with ``[M]`` arrays of higher-is-better metrics.
@@ -285,6 +298,11 @@ def train_many(
   if data.kind == CLASSIFICATION and spec.family == "lm":
     raise TrainInputError(f"task {data.name!r} is a classification task; 'lm' does not apply")
   lm = data.kind == LANGUAGE_MODEL
+  if init_params is not None and spec.solver not in solve.CONVEX_SOLVERS:
+    raise TrainInputError(
+      f"init_params needs a convex solver ({', '.join(solve.CONVEX_SOLVERS)}); "
+      f"spec.solver is {spec.solver!r}"
+    )
   max_active = int((masks > 0).sum(1).max())
   if gather == "auto":
     k = gather_size(max_active)
@@ -302,21 +320,38 @@ def train_many(
   if pad:
     keys = jnp.concatenate([keys, jnp.repeat(keys[-1:], pad, 0)])
     masks = np.concatenate([masks, np.repeat(masks[-1:], pad, 0)])
+    if init_params is not None:
+      init_params = jax.tree.map(
+        lambda a: np.concatenate([a, np.repeat(a[-1:], pad, 0)]), init_params
+      )
   x, y = jnp.asarray(data.x), jnp.asarray(data.y)
   evals = {k: (jnp.asarray(a), jnp.asarray(b)) for k, (a, b) in data.evals.items()}
   idx = None
   if gather:
     idx, masks = _compact(masks, gather)
+  convex = spec.solver in solve.CONVEX_SOLVERS
+  if convex:
+    # Solvers read each model's points gathered here ([M, k, d]; the whole pool
+    # when dense) and always take start parameters: one program per (M, k).
+    if idx is None:
+      idx = np.broadcast_to(np.arange(data.pool_size), masks.shape)
+    if init_params is None:
+      in_dim = spec.features or data.x.shape[-1]
+      init_params = {
+        "w": np.zeros((len(masks), in_dim, data.num_classes), np.float32),
+        "b": np.zeros((len(masks), data.num_classes), np.float32),
+      }
   outs, params = [], []
   for i in range(n_chunks):
     sl = slice(i * chunk, (i + 1) * chunk)
     met, par = _train_batch(
       keys[sl],
       jnp.asarray(masks[sl]),
-      None if idx is None else jnp.asarray(idx[sl]),
-      x,
-      y,
+      None if idx is None or convex else jnp.asarray(idx[sl]),
+      jnp.asarray(data.x[idx[sl]]) if convex else x,
+      jnp.asarray(data.y[idx[sl]]) if convex else y,
       evals,
+      None if init_params is None else jax.tree.map(functools.partial(_rows, sl=sl), init_params),
       spec=spec,
       num_classes=data.num_classes,
       num_groups=len(data.group_names),
@@ -345,3 +380,7 @@ def _rename(raw: str, task: Task) -> str:
     g = task.group_names[int(parts[1])]
     return f"{parts[0]}/{g}/{'accuracy' if parts[2] == 'class_accuracy' else parts[2]}"
   return raw
+
+
+def _rows(a, sl):
+  return a[sl]

@@ -10,6 +10,9 @@ Training layout (why it is fast):
   pairs are packed into groups that fit it.
 * Model batches are padded to ``chunk`` models, so every call reuses one compiled
   program per (learner, pool shape): at most two shapes per learner.
+* Convex solvers (``LearnerSpec.solver``, e.g. ``"lbfgs"``): every model gathers
+  its own points (padded to a fixed size bucket), and B ∪ S starts from B's
+  solution: the optimum is unique, so the label is the same, reached sooner.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import numpy as np
 from metaval.data.tasks import Task
 from metaval.errors import MetavalError
 from metaval.learners.models import LearnerSpec
-from metaval.learners.train import metric_names, train_many
+from metaval.learners.solve import CONVEX_SOLVERS
+from metaval.learners.train import gather_size, metric_names, train_many
 from metaval.pairs import keys as keys_lib
 from metaval.pairs import pool as pool_lib
 from metaval.pairs.pairs import Pairs
@@ -63,22 +67,38 @@ def _pad_rows(a: np.ndarray, multiple: int) -> np.ndarray:
   return np.concatenate([a, np.repeat(a[:1], pad, 0)]) if pad else a
 
 
-def _train_fixed(keys, task: Task, masks, spec: LearnerSpec, chunk: int, gather=None):
+def _train_fixed(keys, task: Task, masks, spec: LearnerSpec, chunk: int, gather=None, init=None):
   """``train_many`` with the model count padded to a multiple of ``chunk``.
 
   ``gather`` is passed through as a fixed value (never "auto"), so every call
-  compiles the same programs whatever its subset sizes.
+  compiles the same programs whatever its subset sizes. A convex solver always
+  gathers (its cost is per row), to the size bucket of the largest set.
 
   Returns:
-    ``[M, T]`` float64 metrics in ``metric_names(task)`` order.
+    ``[M, T]`` float64 metrics in ``metric_names(task)`` order, and the trained
+    parameters ``[M, ...]`` for a convex solver (else None).
   """
   m = masks.shape[0]
-  if gather and int((masks > 0).sum(1).max()) > gather:
+  max_active = int((masks > 0).sum(1).max())
+  if gather and max_active > gather:
     gather = None  # a set larger than the config's bound (e.g. a whole package): dense
+  convex = spec.solver in CONVEX_SOLVERS
+  if convex and not gather:
+    gather = gather_size(max_active)
+  if init is not None:
+    init = jax.tree.map(lambda a: _pad_rows(np.asarray(a), chunk), init)
   res = train_many(
-    _pad_rows(keys, chunk), task, _pad_rows(masks, chunk), spec, chunk=chunk, gather=gather
+    _pad_rows(keys, chunk),
+    task,
+    _pad_rows(masks, chunk),
+    spec,
+    chunk=chunk,
+    gather=gather,
+    init_params=init,
+    return_params=convex,
   )
-  return np.stack([res.metrics[n][:m] for n in metric_names(task)], axis=1)
+  params = jax.tree.map(lambda a: np.asarray(a)[:m], res.params) if convex else None
+  return np.stack([res.metrics[n][:m] for n in metric_names(task)], axis=1), params
 
 
 def _pack(extras, cap: int, max_pairs: int) -> list[tuple[list[int], int]]:
@@ -110,6 +130,7 @@ def label(
   chunk: int = 64,
   extra_capacity: int = 1024,
   gather: int | None = None,
+  warm_start: bool = True,
 ) -> PairLabels:
   """Trains on B and on B ∪ S with paired seeds; returns both sides' metrics.
 
@@ -125,6 +146,8 @@ def label(
       next multiple of 256 if one supplement alone needs more.
     gather: ``None`` trains on the dense pool; an int k makes every model gather
       its own (at most k) points (see ``train_many``); fixed, so calls share programs.
+    warm_start: with a convex solver, start each B ∪ S model from its B model's
+      solution (same optimum, fewer iterations); ignored otherwise.
 
   Returns:
     ``PairLabels``.
@@ -139,7 +162,7 @@ def label(
   # B models: one per (base, seed), rows ordered (base, seed).
   base_w = pool_lib.base_weights(task, pairs)  # [n_bases, N]
   masks_b = np.repeat(base_w, k_seeds, 0)  # [n_bases * K, N]
-  met_b = _train_fixed(keys.reshape(-1, 2), task, masks_b, spec, chunk, gather)
+  met_b, params_b = _train_fixed(keys.reshape(-1, 2), task, masks_b, spec, chunk, gather)
   met_b = met_b.reshape(n_bases, k_seeds, -1)
 
   # B ∪ S: pool weights plus de-duplicated appended points per pair.
@@ -164,7 +187,11 @@ def label(
       offset += len(cnt)
     masks = np.repeat(masks, k_seeds, 0)  # rows ordered (pair, seed)
     grp_keys = keys[pairs.base_of[members]].reshape(-1, 2)  # paired: B's keys
-    met = _train_fixed(grp_keys, sub, masks, spec, chunk, gather)
+    init = None
+    if warm_start and params_b is not None:  # rows (base, seed) of B's solutions
+      rows = (pairs.base_of[members][:, None] * k_seeds + np.arange(k_seeds)).reshape(-1)
+      init = {name: a[rows] for name, a in params_b.items()}
+    met, _ = _train_fixed(grp_keys, sub, masks, spec, chunk, gather, init)
     met_f[members] = met.reshape(len(members), k_seeds, -1)
   return PairLabels(
     metric_names=metric_names(task),
