@@ -3,21 +3,27 @@
 Command (about 1-2 min on 2 CPU cores):
   .venv/bin/python scripts/bench_labels.py --shards 16
 
-Both sides label the *same* (B, S) pairs (the quick config's shards: digits, the
-linear learner) and compute the same quantity: test accuracy and log-loss of the
+Both sides label the *same* (B, S) pairs (the ``quick_solved`` config's shards:
+digits, the linear learner) and compute the same quantity: test accuracy and log-loss of the
 model trained on B ∪ S minus that of the model trained on B. Both fit one B
 model per base set and share it among the base's supplements.
 
 * pipeline: ``pipeline.run_shard`` in 2 worker processes with single-threaded
-  XLA, as ``metaval generate`` runs it.
+  XLA, as ``metaval generate`` runs it, with the learner's ``--solver``
+  (default ``lbfgs``: solved to the optimum, B ∪ S warm-started from B;
+  ``adam`` gives the stepped learner of the ``quick`` config).
 * scikit-learn: ``LogisticRegression`` with the linear learner's objective
   (weighted-mean cross-entropy + ``l2/2 ||W||^2``, bias unpenalised, i.e.
   ``C = 1 / (l2 * sum of weights)``, duplicates as ``sample_weight``), one BLAS
   thread per process (threadpoolctl) and joblib with 2 worker processes.
 
 Both sides include pair sampling. Each side is timed warm (workers started, the
-pipeline compiled on two extra warm-up shards) and cold (start-up included). Writes ``runs/bench/labels.{json,md}`` and
-prints the table. Spearman/Pearson compare the two label sets pair by pair.
+pipeline compiled on two extra warm-up shards) and cold (start-up included).
+Compiled programs are kept in JAX's persistent cache (``--jax-cache``), so a
+cold start after an earlier run loads them instead of compiling; the JSON
+records how many cache entries existed at the start. Writes
+``runs/bench/labels.{json,md}`` and prints the table, with the machine and its
+load average. Spearman/Pearson compare the two label sets pair by pair.
 """
 
 from __future__ import annotations
@@ -26,20 +32,19 @@ import argparse
 import datetime
 import json
 import os
-import sys
 import time
 
 import ml_collections
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from metaval.configlib import load  # noqa: E402
-from metaval.data import get_task  # noqa: E402
-from metaval.experiments import cpu_model  # noqa: E402
-from metaval.labeling import pipeline  # noqa: E402
-from metaval.learners import LearnerSpec, metric_names  # noqa: E402
-from metaval.protocol import agreement  # noqa: E402
+from metaval.configlib import load
+from metaval.data import get_task
+from metaval.experiments import cpu_model
+from metaval.labeling import pipeline
+from metaval.learners import LearnerSpec, metric_names
+from metaval.learners.models import SOLVERS
+from metaval.protocol import agreement
+from metaval.util import io as io_lib
 
 
 def _fit_eval(x, y, w, l2, x_te, y_te, num_classes):
@@ -85,7 +90,9 @@ def _warm_worker(cfg_dict: dict) -> int:
 
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--config", default="configs/labels.py:quick")
+  ap.add_argument("--config", default="configs/labels.py:quick_solved")
+  ap.add_argument("--solver", default="lbfgs", choices=SOLVERS, help="the learner's solver")
+  ap.add_argument("--jax-cache", default="runs/bench/jax_cache", help="'' disables it")
   ap.add_argument("--shards", type=int, default=16)
   ap.add_argument("--out", default="runs/bench")
   ap.add_argument("overrides", nargs="*", help="config overrides, e.g. --config.seed=1")
@@ -96,6 +103,13 @@ def main():
   cfg = load(args.config, args.overrides)
   if "," in cfg.task.name or len(cfg.learners) != 1:
     raise SystemExit("the benchmark needs a single-task, single-learner config")
+  next(iter(cfg.learners.values())).solver = args.solver
+  cache_entries = 0
+  if args.jax_cache:
+    # Worker processes inherit this: JAX reads its flags from the environment.
+    os.makedirs(args.jax_cache, exist_ok=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.abspath(args.jax_cache)
+    cache_entries = len(os.listdir(args.jax_cache))
   cfg_dict = cfg.to_dict()
   names = metric_names(get_task(cfg.task.name, seed=cfg.task.seed))
   cols = [names.index("test/accuracy"), names.index("test/neg_log_loss")]
@@ -104,6 +118,7 @@ def main():
     "cpu": cpu_model(),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "loadavg_start": os.getloadavg(),
+    "jax_cache_entries_at_start": cache_entries,
   }
 
   # Pipeline (vmapped JAX) the way `metaval generate` runs it: 2 worker processes
@@ -149,6 +164,7 @@ def main():
     "machine": machine,
     "config": args.config,
     "overrides": args.overrides,
+    "solver": args.solver,
     "learner": next(iter(cfg_dict["learners"].values())),
     "pairs": n,
     "seconds": {
@@ -167,36 +183,51 @@ def main():
       "sklearn": theirs.mean(0).tolist(),
     },
   }
-  md = [
-    f"Labels benchmark ({args.config} {' '.join(args.overrides)}, {n} pairs of digits, "
-    f"learner {json.dumps(next(iter(cfg_dict['learners'].values())))}) on "
-    f"{machine['nproc']} x {machine['cpu']}, {machine['date']}, load average at start "
-    f"{machine['loadavg_start'][0]:.1f}",
-    "",
-    "| method | labels/s | seconds |",
-    "|---|---:|---:|",
-    f"| pipeline, vmapped JAX, 2 procs x 1 thread (incl. worker start + compile) | {rates['pipeline (incl. compile)']:.1f} | {t_ours:.1f} |",
-    f"| pipeline, vmapped JAX, 2 procs x 1 thread (warm workers) | {rates['pipeline (warm)']:.1f} | {t_warm:.1f} |",
-    f"| scikit-learn LogisticRegression, joblib 2 procs x 1 thread (incl. worker start) | {rates['scikit-learn, joblib x2 (incl. worker start)']:.1f} | {t_sk + t_sk_start:.1f} |",
-    f"| scikit-learn LogisticRegression, joblib 2 procs x 1 thread (warm workers) | {rates['scikit-learn, joblib x2']:.1f} | {t_sk:.1f} |",
-    "",
-    f"speed-up, warm vs warm: {result['speedup_warm']:.2f}x; "
-    f"cold vs cold (compile / worker start included): {result['speedup_incl_compile']:.2f}x",
-    "",
-    "| label | Spearman | Pearson | MAE | sign agreement |",
-    "|---|---:|---:|---:|---:|",
+  learner = json.dumps(next(iter(cfg_dict["learners"].values())))
+  label = f"pipeline, vmapped JAX ({args.solver}), 2 procs x 1 thread"
+  sk_label = "scikit-learn LogisticRegression, joblib 2 procs x 1 thread"
+  timing_rows = [
+    (f"{label} (incl. worker start + compile)", "pipeline (incl. compile)", t_ours),
+    (f"{label} (warm workers)", "pipeline (warm)", t_warm),
+    (
+      f"{sk_label} (incl. worker start)",
+      "scikit-learn, joblib x2 (incl. worker start)",
+      t_sk + t_sk_start,
+    ),
+    (f"{sk_label} (warm workers)", "scikit-learn, joblib x2", t_sk),
   ]
-  for m, a in agree.items():
-    md.append(
-      f"| Δ test {m} | {a['spearman']:.3f} | {a['pearson']:.3f} | {a['mae']:.4f} | {a['sign_acc']:.2f} |"
-    )
-  text = "\n".join(md)
-  os.makedirs(args.out, exist_ok=True)
-  for name, content in (("labels.json", json.dumps(result, indent=1)), ("labels.md", text + "\n")):
-    path = os.path.join(args.out, name)
-    with open(path + ".tmp", "w") as fh:
-      fh.write(content)
-    os.replace(path + ".tmp", path)
+  load_end = machine["loadavg_end"]
+  text = "\n".join(
+    [
+      f"Labels benchmark ({args.config} {' '.join(args.overrides)}, {n} pairs of digits, "
+      f"learner {learner}) on {machine['nproc']} x {machine['cpu']}, {machine['date']}, "
+      f"load average (1, 5, 15 min) at start {machine['loadavg_start']}, at end {load_end}; "
+      f"JAX cache entries at start: {cache_entries}",
+      "",
+      io_lib.markdown_table(
+        [{"method": m, "labels/s": rates[k], "seconds": t} for m, k, t in timing_rows],
+        floatfmt=".1f",
+      ),
+      "",
+      f"speed-up, warm vs warm: {result['speedup_warm']:.2f}x; "
+      f"cold vs cold (compile / worker start included): {result['speedup_incl_compile']:.2f}x",
+      "",
+      io_lib.markdown_table(
+        [
+          {
+            "label": f"Δ test {m}",
+            "Spearman": a["spearman"],
+            "Pearson": a["pearson"],
+            "MAE": f"{a['mae']:.4f}",
+            "sign agreement": f"{a['sign_acc']:.2f}",
+          }
+          for m, a in agree.items()
+        ]
+      ),
+    ]
+  )
+  io_lib.write_json(os.path.join(args.out, "labels.json"), result, indent=1)
+  io_lib.write_text(os.path.join(args.out, "labels.md"), text + "\n")
   print(text)
   print(f"wrote {args.out}/labels.json and labels.md")
 

@@ -1,0 +1,125 @@
+"""The linear family solved to its optimum (``metaval.learners.solve``)."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from metaval.data import get_task
+from metaval.learners import TRACE_COUNTS, LearnerSpec, SpecError, TrainInputError, train_many
+from metaval.pairs import Pairs, label
+
+SOLVED = LearnerSpec("linear", steps=200, l2=1e-3, solver="lbfgs")
+
+
+def _subsets(pool, sizes, seed):
+  rng = np.random.default_rng(seed)
+  return [rng.choice(pool, s, replace=False) for s in sizes]
+
+
+def _masks(pool, subsets):
+  masks = np.zeros((len(subsets), pool), np.float32)
+  for i, s in enumerate(subsets):
+    masks[i, s] = 1.0
+  return masks
+
+
+def _objective(w, b, x, y, l2):
+  z = x.astype(np.float64) @ w + b
+  z -= z.max(1, keepdims=True)
+  logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+  return -logp[np.arange(len(y)), y].mean() + 0.5 * l2 * np.sum(w * w)
+
+
+@pytest.fixture(scope="module")
+def digits():
+  return get_task("digits")
+
+
+@pytest.fixture(scope="module")
+def solved(digits):
+  subsets = _subsets(digits.pool_size, [120, 160, 200], seed=0)
+  keys = jax.random.split(jax.random.key(0), 3)
+  res = train_many(keys, digits, _masks(digits.pool_size, subsets), SOLVED, return_params=True)
+  return subsets, keys, res
+
+
+def test_reaches_scikit_learns_optimum(digits, solved):
+  subsets, _, res = solved
+  x_te = digits.evals["test"][0]
+  for i, s in enumerate(subsets):
+    x, y = digits.x[s], digits.y[s]
+    ref = LogisticRegression(C=1.0 / (SOLVED.l2 * len(s)), tol=1e-8, max_iter=10_000).fit(x, y)
+    w, b = np.asarray(res.params["w"][i]), np.asarray(res.params["b"][i])
+    ours = _objective(w, b, x, y, SOLVED.l2)
+    theirs = _objective(ref.coef_.T, ref.intercept_, x, y, SOLVED.l2)
+    # f32 solution to max|grad| <= 1e-5 on a strongly convex objective: the excess
+    # objective is ~1e-6 relative; 1e-4 leaves two orders of margin.
+    assert abs(ours - theirs) / theirs < 1e-4, (ours, theirs)
+    agree = np.mean((x_te @ w + b).argmax(1) == ref.predict(x_te))
+    assert agree >= 0.99, agree
+
+
+def test_batched_equals_one_at_a_time(digits, solved):
+  subsets, keys, res = solved
+  masks = _masks(digits.pool_size, subsets)
+  single = train_many(keys, digits, masks, SOLVED, return_params=True, chunk=1)
+  np.testing.assert_allclose(single.params["w"], res.params["w"], atol=2e-3)
+  for name in ("test/accuracy", "test/neg_log_loss"):
+    np.testing.assert_allclose(single.metrics[name], res.metrics[name], atol=4e-3)
+
+
+def test_one_compilation_per_size_bucket_cold_or_warm(digits):
+  spec = dataclasses.replace(SOLVED, l2=2e-3)  # a spec no other test compiles
+  keys = jax.random.split(jax.random.key(1), 4)
+  for seed, size in enumerate((90, 110, 128)):  # all in the 128-point bucket
+    masks = _masks(digits.pool_size, _subsets(digits.pool_size, [size] * 4, seed))
+    res = train_many(keys, digits, masks, spec, return_params=True)
+  # A warm start reuses the same program (solvers always take start parameters).
+  train_many(keys, digits, masks, spec, init_params=res.params, return_params=True)
+  assert TRACE_COUNTS[(spec, False)] == 1
+
+
+def test_warm_start_from_b_gives_the_cold_label(digits):
+  rng = np.random.default_rng(3)
+  bases = _subsets(digits.pool_size, [60, 100, 150], seed=4)
+  supp_idx, base_of = [], []
+  for b, base in enumerate(bases):
+    rest = np.setdiff1d(np.arange(digits.pool_size), base)
+    for size in (20, 80):
+      supp_idx.append(rng.choice(rest, size, replace=False))
+      base_of.append(b)
+  pairs = Pairs.from_lists(
+    [bases[b] for b in base_of],
+    supp_idx,
+    [digits.x[i] for i in supp_idx],
+    [digits.y[i] for i in supp_idx],
+    ["clean"] * len(supp_idx),
+  )
+  warm = label(digits, pairs, SOLVED, num_seeds=1, chunk=4, warm_start=True)
+  cold = label(digits, pairs, SOLVED, num_seeds=1, chunk=4, warm_start=False)
+  # Same optimum to the solver's tolerance: log-loss labels agree to 1e-3 (the
+  # spread of labels here is ~1e-1); accuracy may flip at most one of 500 test
+  # points whose two top logits are within round-off.
+  loss = warm.metric_names.index("test/neg_log_loss")
+  acc = warm.metric_names.index("test/accuracy")
+  np.testing.assert_allclose(warm.metric_full[..., loss], cold.metric_full[..., loss], atol=1e-3)
+  np.testing.assert_allclose(warm.metric_full[..., acc], cold.metric_full[..., acc], atol=2.1e-3)
+
+
+def test_bad_solver_settings_raise_one_line_errors(digits):
+  with pytest.raises(SpecError, match="unknown solver 'newtn'"):
+    LearnerSpec("linear", solver="newtn")
+  with pytest.raises(SpecError, match="needs the linear family"):
+    LearnerSpec("mlp", solver="lbfgs")
+  masks = _masks(digits.pool_size, _subsets(digits.pool_size, [50], seed=5))
+  with pytest.raises(TrainInputError, match="init_params needs a convex solver"):
+    train_many(
+      jax.random.split(jax.random.key(0), 1),
+      digits,
+      masks,
+      LearnerSpec("linear", steps=2),
+      init_params={"w": np.zeros((1, 64, 10)), "b": np.zeros((1, 10))},
+    )
