@@ -97,7 +97,8 @@ def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=N
       ``spec.l2`` is the penalty.
     num_classes: C.
     init_params: optional ``{"w": [M, d, C], "b": [M, C]}`` to start from (warm
-      start); default zeros, as ``models.init`` gives and scikit-learn uses.
+      start; a model starts from zero instead where that has the lower
+      objective); default zeros, as ``models.init`` gives and scikit-learn uses.
     tol: stop when the gradient's largest absolute entry is below this.
 
   Returns:
@@ -120,6 +121,10 @@ def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=N
 
   def logits_of(v):  # [M, P] -> [M, n, C]
     return jnp.einsum("mnd,mdc->mnc", phi, v[:, :nw].reshape(m, d, c)) + v[:, None, nw:]
+
+  def objective(theta, z):  # [M]
+    nll = -jnp.sum(y1h * jax.nn.log_softmax(z), -1)
+    return jnp.sum(wn * nll, -1) + 0.5 * l2 * _dot(pen * theta, theta)
 
   def grad_at(theta, z):
     gz = wn[..., None] * (jax.nn.softmax(z) - y1h)  # [M, n, C]
@@ -174,6 +179,12 @@ def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=N
     return theta_new, z_new, g_new, s_mem, y_mem, rho, it + 1
 
   z0 = logits_of(theta0)
+  # A warm start far from this set's optimum (B's solution when S is off the
+  # distribution, e.g. random bits with huge logits) can be worse than zero:
+  # start each model from whichever of the two has the lower objective.
+  worse = objective(theta0, z0) > objective(jnp.zeros_like(theta0), jnp.zeros_like(z0))
+  theta0 = jnp.where(worse[:, None], 0.0, theta0)
+  z0 = jnp.where(worse[:, None, None], 0.0, z0)
   size = theta0.shape[1]
   state = (
     theta0,

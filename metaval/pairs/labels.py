@@ -84,7 +84,7 @@ def _train_fixed(keys, task: Task, masks, spec: LearnerSpec, chunk: int, gather=
     gather = None  # a set larger than the config's bound (e.g. a whole package): dense
   convex = spec.solver in CONVEX_SOLVERS
   if convex and not gather:
-    gather = gather_size(max_active)
+    gather = gather_size(max_active)  # label() passes one size for all its calls
   if init is not None:
     init = jax.tree.map(lambda a: _pad_rows(np.asarray(a), chunk), init)
   res = train_many(
@@ -162,6 +162,11 @@ def label(
   # B models: one per (base, seed), rows ordered (base, seed).
   base_w = pool_lib.base_weights(task, pairs)  # [n_bases, N]
   masks_b = np.repeat(base_w, k_seeds, 0)  # [n_bases * K, N]
+  if spec.solver in CONVEX_SOLVERS and not gather:
+    # A solver's cost is per row: gather every model's points, padded to one size
+    # bucket (that of the largest B ∪ S) for B and B ∪ S alike: one program.
+    sizes = [len(pairs.bases[pairs.base_of[i]]) + len(pairs.supp_x[i]) for i in range(p_count)]
+    gather = gather_size(max(sizes + [1]))
   met_b, params_b = _train_fixed(keys.reshape(-1, 2), task, masks_b, spec, chunk, gather)
   met_b = met_b.reshape(n_bases, k_seeds, -1)
 
