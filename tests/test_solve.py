@@ -8,7 +8,14 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from metaval.data import get_task
-from metaval.learners import TRACE_COUNTS, LearnerSpec, SpecError, TrainInputError, train_many
+from metaval.learners import (
+  TRACE_COUNTS,
+  LearnerSpec,
+  SpecError,
+  TrainInputError,
+  solve,
+  train_many,
+)
 from metaval.pairs import Pairs, label
 
 SOLVED = LearnerSpec("linear", steps=200, l2=1e-3, solver="lbfgs")
@@ -46,20 +53,41 @@ def solved(digits):
   return subsets, keys, res
 
 
+def _scikit_learn(digits, s):
+  x, y = digits.x[s], digits.y[s]
+  return LogisticRegression(C=1.0 / (SOLVED.l2 * len(s)), tol=1e-8, max_iter=10_000).fit(x, y)
+
+
 def test_reaches_scikit_learns_optimum(digits, solved):
   subsets, _, res = solved
   x_te = digits.evals["test"][0]
   for i, s in enumerate(subsets):
     x, y = digits.x[s], digits.y[s]
-    ref = LogisticRegression(C=1.0 / (SOLVED.l2 * len(s)), tol=1e-8, max_iter=10_000).fit(x, y)
+    ref = _scikit_learn(digits, s)
     w, b = np.asarray(res.params["w"][i]), np.asarray(res.params["b"][i])
     ours = _objective(w, b, x, y, SOLVED.l2)
     theirs = _objective(ref.coef_.T, ref.intercept_, x, y, SOLVED.l2)
-    # f32 solution to max|grad| <= 1e-5 on a strongly convex objective: the excess
-    # objective is ~1e-6 relative; 1e-4 leaves two orders of margin.
-    assert abs(ours - theirs) / theirs < 1e-4, (ours, theirs)
+    # The default stopping rule is scikit-learn's (max |grad| <= 1e-4), which
+    # leaves ~1e-3 of relative excess objective here (measured 1.6e-3 at most).
+    assert 0 <= (ours - theirs) / theirs < 5e-3, (ours, theirs)
     agree = np.mean((x_te @ w + b).argmax(1) == ref.predict(x_te))
-    assert agree >= 0.99, agree
+    assert agree >= 0.98, agree
+
+
+def test_tight_tolerance_reaches_the_exact_optimum(digits):
+  subsets = _subsets(digits.pool_size, [120, 200], seed=0)
+  x = np.stack([np.pad(digits.x[s], ((0, 200 - len(s)), (0, 0))) for s in subsets])
+  y = np.stack([np.pad(digits.y[s], (0, 200 - len(s))) for s in subsets])
+  w = np.stack([np.pad(np.ones(len(s), np.float32), (0, 200 - len(s))) for s in subsets])
+  out = solve.fit_linear(w, x, y, dataclasses.replace(SOLVED, steps=1000, tol=1e-6), 10)
+  for i, s in enumerate(subsets):
+    ref = _scikit_learn(digits, s)
+    ours = _objective(
+      np.asarray(out["w"][i]), np.asarray(out["b"][i]), digits.x[s], digits.y[s], SOLVED.l2
+    )
+    theirs = _objective(ref.coef_.T, ref.intercept_, digits.x[s], digits.y[s], SOLVED.l2)
+    # f32 at max |grad| <= 1e-6: the excess is float round-off (~1e-6 relative).
+    assert abs(ours - theirs) / theirs < 1e-4, (ours, theirs)
 
 
 def test_batched_equals_one_at_a_time(digits, solved):
@@ -98,20 +126,24 @@ def test_warm_start_from_b_gives_the_cold_label(digits):
     [digits.y[i] for i in supp_idx],
     ["clean"] * len(supp_idx),
   )
-  warm = label(digits, pairs, SOLVED, num_seeds=1, chunk=4, warm_start=True)
-  cold = label(digits, pairs, SOLVED, num_seeds=1, chunk=4, warm_start=False)
-  # Same optimum to the solver's tolerance: log-loss labels agree to 1e-3 (the
-  # spread of labels here is ~1e-1); accuracy may flip at most one of 500 test
-  # points whose two top logits are within round-off.
+  tight = dataclasses.replace(SOLVED, steps=1000, tol=1e-6)
+  warm = label(digits, pairs, tight, num_seeds=1, chunk=4, warm_start=True)
+  cold = label(digits, pairs, tight, num_seeds=1, chunk=4, warm_start=False)
+  # Same optimum to the solver's tolerance: at max |grad| <= 1e-6 the log-loss
+  # labels agree to 1e-4 (their spread here is ~1e-1); accuracy may flip at most
+  # one of 500 test points whose two top logits are within round-off. (At the
+  # default tol 1e-4 they differ by up to ~4e-3 in log-loss.)
   loss = warm.metric_names.index("test/neg_log_loss")
   acc = warm.metric_names.index("test/accuracy")
-  np.testing.assert_allclose(warm.metric_full[..., loss], cold.metric_full[..., loss], atol=1e-3)
+  np.testing.assert_allclose(warm.metric_full[..., loss], cold.metric_full[..., loss], atol=1e-4)
   np.testing.assert_allclose(warm.metric_full[..., acc], cold.metric_full[..., acc], atol=2.1e-3)
 
 
 def test_bad_solver_settings_raise_one_line_errors(digits):
   with pytest.raises(SpecError, match="unknown solver 'newtn'"):
     LearnerSpec("linear", solver="newtn")
+  with pytest.raises(SpecError, match="tol must be positive"):
+    LearnerSpec("linear", solver="lbfgs", tol=0.0)
   with pytest.raises(SpecError, match="needs the linear family"):
     LearnerSpec("mlp", solver="lbfgs")
   masks = _masks(digits.pool_size, _subsets(digits.pool_size, [50], seed=5))

@@ -46,6 +46,8 @@ class LearnerSpec:
       of examples sampled per step, in proportion to their weights.
     solver: ``"adam"`` (default, every family) or ``"lbfgs"`` (linear family,
       full batch: solved to the optimum, see ``metaval.learners.solve``).
+    tol: solvers only: stop when the gradient's largest entry is below this
+      (scikit-learn's ``LogisticRegression`` stops by the same rule at 1e-4).
   """
 
   family: str = "mlp"
@@ -58,6 +60,7 @@ class LearnerSpec:
   l2: float = 1e-3
   batch_size: int = 0
   solver: str = "adam"
+  tol: float = 1e-4
 
   def __post_init__(self):
     if self.family not in FAMILIES:
@@ -73,6 +76,8 @@ class LearnerSpec:
       raise SpecError(f"learner l2 must be >= 0, got {self.l2}")
     if self.solver not in SOLVERS:
       raise SpecError(f"unknown solver {self.solver!r}; available: {', '.join(SOLVERS)}")
+    if not self.tol > 0:
+      raise SpecError(f"learner tol must be positive, got {self.tol}")
     if self.solver != "adam" and (self.family != "linear" or self.batch_size):
       raise SpecError(f"solver {self.solver!r} needs the linear family with batch_size 0")
     if self.family == "lm":

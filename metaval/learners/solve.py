@@ -13,8 +13,8 @@ iteration therefore costs two ``[n, d] x [d, C]`` products (``dZ`` and the
 gradient), and every model in a vmapped batch runs the same operations (no
 data-dependent zoom line search waiting on the slowest model).
 
-The loop stops when the gradient's largest entry is below ``tol`` (scikit-learn
-stops at its ``tol``, 1e-4, on the same quantity) or after ``spec.steps``
+The loop stops when the gradient's largest entry is below ``spec.tol``
+(scikit-learn stops by the same rule at its default 1e-4) or after ``spec.steps``
 iterations. A warm start (``init_params``, e.g. B's solution for B ∪ S) reaches
 the same optimum in fewer iterations.
 """
@@ -31,7 +31,6 @@ from metaval.learners.models import LearnerSpec
 # depend on the starting point, so warm starts are safe.
 CONVEX_SOLVERS = ("lbfgs",)
 
-TOL = 1e-5  # stop when max |gradient| is below this (scikit-learn's default is 1e-4)
 _MEMORY = 8  # L-BFGS curvature pairs kept
 _LINE_STEPS = 2  # safeguarded Newton steps of the exact line search
 
@@ -80,7 +79,7 @@ def _dot(a, b):
   return jnp.sum(a * b, -1)
 
 
-def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=None, tol=TOL):
+def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=None):
   """Minimises the linear learner's objective for M models at once (pure).
 
   The models run in lockstep: one loop counter, one L-BFGS ring-buffer slot, so
@@ -93,13 +92,13 @@ def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=N
     x: inputs ``[M, n, d]``, each model's own points (mapped through the spec's
       random features, if any).
     y: integer labels ``[M, n]``.
-    spec: a linear-family spec; ``spec.steps`` bounds the iterations and
-      ``spec.l2`` is the penalty.
+    spec: a linear-family spec; ``spec.steps`` bounds the iterations,
+      ``spec.tol`` is the stopping threshold on the gradient's largest entry
+      and ``spec.l2`` is the penalty.
     num_classes: C.
     init_params: optional ``{"w": [M, d, C], "b": [M, C]}`` to start from (warm
       start; a model starts from zero instead where that has the lower
       objective); default zeros, as ``models.init`` gives and scikit-learn uses.
-    tol: stop when the gradient's largest absolute entry is below this.
 
   Returns:
     ``{"w": [M, d, C], "b": [M, C]}`` at the optimum (to ``tol``).
@@ -153,7 +152,7 @@ def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=N
   line_search = jax.vmap(_line_search, in_axes=(0, 0, 0, 0, None, 0, 0))
 
   def active(g):
-    return jnp.max(jnp.abs(g), -1) > tol
+    return jnp.max(jnp.abs(g), -1) > spec.tol
 
   def cond(state):
     g, it = state[2], state[-1]
