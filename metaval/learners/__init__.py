@@ -3,6 +3,7 @@
 from metaval.learners.models import (
   FAMILIES,
   LADDERS,
+  SOLVERS,
   LearnerSpec,
   SpecError,
   apply,
@@ -12,6 +13,7 @@ from metaval.learners.models import (
   num_params,
   train_flops,
 )
+from metaval.learners.solve import CONVEX_SOLVERS, fit_linear
 from metaval.learners.train import (
   TRACE_COUNTS,
   TrainInputError,
@@ -22,14 +24,17 @@ from metaval.learners.train import (
 )
 
 __all__ = [
+  "CONVEX_SOLVERS",
   "FAMILIES",
   "LADDERS",
   "LearnerSpec",
+  "SOLVERS",
   "SpecError",
   "TRACE_COUNTS",
   "TrainInputError",
   "TrainResult",
   "apply",
+  "fit_linear",
   "forward_flops",
   "init",
   "ladder",

@@ -10,8 +10,11 @@ search costs no extra pass over the data: logits are linear in the step,
 ``Z(t) = Z + t * dZ``, so after one product ``dZ = X D`` the one-dimensional
 problem is solved by a few safeguarded Newton steps on ``[n, C]`` arrays. Each
 iteration therefore costs two ``[n, d] x [d, C]`` products (``dZ`` and the
-gradient), and every model in a vmapped batch runs the same operations (no
-data-dependent zoom line search waiting on the slowest model).
+gradient), and all models of a batch run the same operations in lockstep (no
+data-dependent zoom line search waiting on the slowest model). Measured on
+digits (8 models of 400 points, 2 shared cores): a vmapped per-model loop was
+3-6x slower (its ring-buffer updates become scatters); 1, 2, 3 or 5 line-search
+steps reached the same optimum, 1-2 fastest.
 
 The loop stops when the gradient's largest entry is below ``spec.tol``
 (scikit-learn stops by the same rule at its default 1e-4) or after ``spec.steps``
@@ -84,7 +87,7 @@ def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=N
 
   The models run in lockstep: one loop counter, one L-BFGS ring-buffer slot, so
   every update is a dense batched operation (vmapping a per-model loop would turn
-  them into scatters and gathers). A model whose gradient is below ``tol`` stops
+  them into scatters and gathers). A model whose gradient is below ``spec.tol`` stops
   moving; the loop ends when all have.
 
   Args:
@@ -101,7 +104,7 @@ def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=N
       objective); default zeros, as ``models.init`` gives and scikit-learn uses.
 
   Returns:
-    ``{"w": [M, d, C], "b": [M, C]}`` at the optimum (to ``tol``).
+    ``{"w": [M, d, C], "b": [M, C]}`` at the optimum (to ``spec.tol``).
   """
   phi = models.random_features(x, spec)  # [M, n, d]
   m, _, d = phi.shape
