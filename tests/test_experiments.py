@@ -1,16 +1,11 @@
-"""The experiment runner, every experiment's quick mode, and the README's freshness."""
+"""The experiment runner and every experiment's quick mode."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from metaval import experiments
 from metaval.errors import MetavalError
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_seven_experiments_are_registered():
@@ -30,15 +25,6 @@ def test_markdown_table_formats_every_column():
   lines = md.strip().splitlines()
   assert lines[0] == "| a | b | c |"
   assert "1.235" in lines[2] and "n/a" in lines[3]
-
-
-def test_readme_is_assembled_from_docs():
-  r = subprocess.run(
-    [sys.executable, os.path.join(REPO, "scripts", "build_readme.py"), "--check"],
-    capture_output=True,
-    text=True,
-  )
-  assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.slow
