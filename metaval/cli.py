@@ -1,4 +1,4 @@
-"""One entry point: ``metaval <command> --config configs/x.py[:variant] --config.a.b=value``.
+"""One entry point: ``metaval <command> --config name[:variant] --config.a.b=value``.
 
 Each command is a function ``run(config, workdir)`` in the package that owns it,
 imported only when called so start-up stays fast. User errors (``MetavalError``)
@@ -22,80 +22,80 @@ COMMANDS: dict[str, Command | dict[str, Command]] = {
   "fit": (
     "metaval.learners.fit",
     "run",
-    "configs/fit.py:quick",
+    "fit:quick",
     "train a batch of learners on random subsets and report their metrics",
   ),
   "generate": (
     "metaval.labeling.pipeline",
     "run",
-    "configs/labels.py:quick",
+    "labels:quick",
     "generate (base, supplement) improvement labels as a TFDS dataset",
   ),
   "labels": (
     "metaval.labeling.quality",
     "run",
-    "configs/labels.py:quick",
+    "labels:quick",
     "label quality: repeatability and improvement per supplement kind",
   ),
   "train": (
     "metaval.predictor.train",
     "run",
-    "configs/predictor.py:quick",
+    "predictor:quick",
     "train the set-encoder value predictor on generated labels",
   ),
   "evaluate": (
     "metaval.predictor.evaluate",
     "run",
-    "configs/predictor.py:quick",
+    "predictor:quick",
     "score the predictor on held-out splits against baselines",
   ),
   "value": (
     "metaval.api",
     "run_value",
-    "configs/value.py:quick",
+    "value:quick",
     "value a supplemental set with a trained predictor",
   ),
   "report": (
     "metaval.report.nutrition",
     "run",
-    "configs/value.py:quick",
+    "value:quick",
     "write a Nutrition Facts label (JSON, HTML, PNG)",
   ),
   "baselines": (
     "metaval.valuation.pointwise",
     "run",
-    "configs/baselines.py:quick",
+    "baselines:quick",
     "per-point valuation baselines (LOO, Shapley, Banzhaf, KNN, OOB)",
   ),
   "ablate": (
     "metaval.valuation.ablation",
     "run",
-    "configs/ablation.py:quick",
+    "ablation:quick",
     "small-model ablations across a size ladder",
   ),
   "untrain": (
     "metaval.valuation.untrain",
     "run",
-    "configs/untrain.py:quick",
+    "untrain:quick",
     "value subsets by gradient-ascent untraining",
   ),
   "attribute": (
     "metaval.valuation.attribution",
     "run",
-    "configs/attribution.py:quick",
+    "attribution:quick",
     "split a gain among contributors and write a royalty ledger",
   ),
   "audit": {
     "membership": (
       "metaval.audit.membership",
       "run",
-      "configs/membership.py:quick",
+      "membership:quick",
       "memorization spot-check: members vs non-members ROC AUC",
     ),
     "goodhart": (
       "metaval.audit.goodhart",
       "run",
-      "configs/goodhart.py:quick",
+      "goodhart:quick",
       "gaming attacks valued by every estimator",
     ),
   },
@@ -112,7 +112,8 @@ def _add_common(s, default):
   s.add_argument(
     "--config",
     default=default or None,
-    help=f"config file, optionally with ':variant' (default: {default or 'per name'})",
+    help="packaged config name or file path, optionally with ':variant' "
+    f"(default: {default or 'per name'})",
   )
   s.add_argument(
     "--workdir", default=None, help="where outputs and checkpoints go (default: runs/<command>)"
@@ -139,17 +140,6 @@ def _parser() -> argparse.ArgumentParser:
         s.add_argument("--mode", choices=("quick", "full"), default="quick")
       _add_common(s, entry[2])
   return p
-
-
-def _resolve_config_path(spec: str) -> str:
-  """Finds ``configs/x.py`` relative to the cwd, else relative to the repository."""
-  path, sep, arg = spec.partition(":")
-  if not os.path.isfile(path):
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    alt = os.path.join(repo, path)
-    if os.path.isfile(alt):
-      path = alt
-  return path + sep + arg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
       return 0
     if not args.config:
       raise ConfigError("no --config given")
-    cfg = load_config_file(_resolve_config_path(args.config))
+    cfg = load_config_file(args.config)
     parse_overrides(cfg, overrides)
     try:
       mod = importlib.import_module(module)

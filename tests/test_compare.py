@@ -1,7 +1,5 @@
 """Fast tests of metaval.valuation.compare (strategies on the same pairs)."""
 
-import os
-
 import jax
 import numpy as np
 import pytest
@@ -11,14 +9,13 @@ from metaval.data import get_task
 from metaval.learners.models import LearnerSpec
 from metaval.valuation import compare as C
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC_KW = dict(family="linear", steps=20, lr=0.1, l2=1e-3)
 METRIC = "test/accuracy"
 
 
 @pytest.fixture(scope="module")
 def setup():
-  cfg = load(os.path.join(REPO, "configs", "labels.py:tiny"), ["--config.task.name=wine"])
+  cfg = load("labels:tiny", ["--config.task.name=wine"])
   task = get_task("wine", seed=int(cfg.task.seed))
   pairs = C.heldout_pairs(cfg, task, 6, seed=11)
   return cfg, task, pairs
