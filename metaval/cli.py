@@ -14,7 +14,7 @@ import sys
 
 from metaval.configlib import ConfigError, load_config_file, parse_overrides
 from metaval.errors import MetavalError
-from metaval.jobs import COMMANDS
+from metaval.jobs import COMMANDS, EXPERIMENT_HELP
 
 
 def _add_common(s, default):
@@ -43,16 +43,16 @@ def _parser() -> argparse.ArgumentParser:
       for sname, job in entry.items():
         _add_common(inner.add_parser(sname, help=job.help), job.default_config)
     else:
-      s = sub.add_parser(name, help=entry.help)
-      if name == "experiment":
-        s.add_argument("name", help="experiment name or prefix (e1 ... e7)")
-        s.add_argument("--mode", choices=("quick", "full"), default="quick")
-        s.add_argument(
-          "--results",
-          default=None,
-          help="results folder holding README.md and results/<name>/ (default: experiments)",
-        )
-      _add_common(s, entry.default_config)
+      _add_common(sub.add_parser(name, help=entry.help), entry.default_config)
+  s = sub.add_parser("experiment", help=EXPERIMENT_HELP)
+  s.add_argument("name", help="experiment name or prefix (e1 ... e7)")
+  s.add_argument("--mode", choices=("quick", "full"), default="quick")
+  s.add_argument(
+    "--results",
+    default=None,
+    help="results folder holding README.md and results/<name>/ (default: experiments)",
+  )
+  _add_common(s, "")
   return p
 
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
   if not args.command:
     parser.print_help()
     return 2
-  entry = COMMANDS[args.command]
+  entry = COMMANDS.get(args.command)
   label = args.command
   if isinstance(entry, dict):
     if not getattr(args, "subcommand", None):

@@ -99,3 +99,13 @@ def test_cli_fit_runs_and_writes_metrics(tmp_path):
   out = json.loads((tmp_path / "fit_metrics.json").read_text())
   assert out["learner"]["steps"] == 50
   assert out["metrics"]["test/accuracy"]["mean"] > 0.8
+
+
+def test_every_command_runs_a_job_with_a_packaged_default_config():
+  from metaval.jobs import COMMANDS
+
+  jobs = [j for e in COMMANDS.values() for j in (e.values() if isinstance(e, dict) else [e])]
+  assert len(jobs) == 13
+  for job in jobs:
+    assert callable(job.load()), job
+    load_config_file(job.default_config)  # the default is a packaged name, not a repo path

@@ -19,7 +19,7 @@ class Job:
 
   Attributes:
     module: the job module's name inside ``metaval.jobs``.
-    default_config: the packaged config used without ``--config`` ("" for none).
+    default_config: the packaged config used without ``--config``.
     help: one line for ``metaval --help``.
   """
 
@@ -70,5 +70,7 @@ COMMANDS: dict[str, Job | dict[str, Job]] = {
     ),
     "goodhart": Job("audit_goodhart", "goodhart:quick", "gaming attacks valued by every estimator"),
   },
-  "experiment": Job("experiment", "", "regenerate one results table: metaval experiment <name>"),
 }
+
+# ``metaval experiment <name>`` takes a name and a mode, not a config: its own entry.
+EXPERIMENT_HELP = "regenerate one results table: metaval experiment <name>"
