@@ -26,20 +26,18 @@ import argparse
 import datetime
 import json
 import os
-import sys
 import time
 
 import ml_collections
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from metaval.configlib import load  # noqa: E402
-from metaval.data import get_task  # noqa: E402
-from metaval.experiments import cpu_model  # noqa: E402
-from metaval.labeling import pipeline  # noqa: E402
-from metaval.learners import LearnerSpec, metric_names  # noqa: E402
-from metaval.protocol import agreement  # noqa: E402
+from metaval.configlib import load
+from metaval.data import get_task
+from metaval.labeling import pipeline
+from metaval.learners import LearnerSpec, metric_names
+from metaval.protocol import agreement
+from metaval.util import env
+from metaval.util import io as uio
 
 
 def _fit_eval(x, y, w, l2, x_te, y_te, num_classes):
@@ -85,7 +83,7 @@ def _warm_worker(cfg_dict: dict) -> int:
 
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--config", default="configs/labels.py:quick")
+  ap.add_argument("--config", default="labels:quick")
   ap.add_argument("--shards", type=int, default=16)
   ap.add_argument("--out", default="runs/bench")
   ap.add_argument("overrides", nargs="*", help="config overrides, e.g. --config.seed=1")
@@ -101,7 +99,8 @@ def main():
   cols = [names.index("test/accuracy"), names.index("test/neg_log_loss")]
   machine = {
     "nproc": os.cpu_count(),
-    "cpu": cpu_model(),
+    "cpu": env.cpu_model(),
+    "versions": env.versions(),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "loadavg_start": os.getloadavg(),
   }
@@ -171,7 +170,7 @@ def main():
     f"Labels benchmark ({args.config} {' '.join(args.overrides)}, {n} pairs of digits, "
     f"learner {json.dumps(next(iter(cfg_dict['learners'].values())))}) on "
     f"{machine['nproc']} x {machine['cpu']}, {machine['date']}, load average at start "
-    f"{machine['loadavg_start'][0]:.1f}",
+    f"{machine['loadavg_start'][0]:.1f}; {env.format_versions(machine['versions'])}",
     "",
     "| method | labels/s | seconds |",
     "|---|---:|---:|",
@@ -191,12 +190,8 @@ def main():
       f"| Δ test {m} | {a['spearman']:.3f} | {a['pearson']:.3f} | {a['mae']:.4f} | {a['sign_acc']:.2f} |"
     )
   text = "\n".join(md)
-  os.makedirs(args.out, exist_ok=True)
-  for name, content in (("labels.json", json.dumps(result, indent=1)), ("labels.md", text + "\n")):
-    path = os.path.join(args.out, name)
-    with open(path + ".tmp", "w") as fh:
-      fh.write(content)
-    os.replace(path + ".tmp", path)
+  uio.write_text(os.path.join(args.out, "labels.json"), json.dumps(result, indent=1))
+  uio.write_text(os.path.join(args.out, "labels.md"), text + "\n")
   print(text)
   print(f"wrote {args.out}/labels.json and labels.md")
 

@@ -3,7 +3,6 @@
 import itertools
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from metaval.games import GameError
 from metaval.learners import LearnerSpec
 from metaval.valuation import attribution as A
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MLP = LearnerSpec("mlp", width=32, steps=150, lr=0.01, l2=1e-4)
 
 
@@ -197,7 +195,7 @@ def test_cli_attribute_quick_writes_table_and_a_verified_ledger(tmp_path):
     [
       "attribute",
       "--config",
-      os.path.join(REPO, "configs/attribution.py:quick"),
+      "attribution:quick",
       "--config.num_seeds=1",
       "--config.learner.steps=60",
       "--workdir",

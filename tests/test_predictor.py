@@ -197,9 +197,9 @@ def test_end_to_end_generate_train_value(tmp_path):
   from metaval.data import samplers
 
   cfg = load(
-    "configs/predictor.py:quick",
+    "predictor:quick",
     [
-      "--config.labels.configs=('configs/labels.py:tiny',)",
+      "--config.labels.configs=('labels:tiny',)",
       f"--config.labels.workdirs=('{tmp_path / 'labels'}',)",
       "--config.features.cache_dir=",
       "--config.train.epochs=15",

@@ -80,7 +80,7 @@ def test_report_command_writes_all_three(predictor_dir, tmp_path):
   npz = tmp_path / "supp.npz"
   np.savez(npz, x=task.x[:20], y=task.y[:20])
   cfg = load(
-    "configs/value.py:quick",
+    "value:quick",
     [f"--config.predictor={predictor_dir}", f"--config.supplement.path={npz}"],
   )
   facts = nutrition.run(cfg, str(tmp_path / "out"))

@@ -94,13 +94,10 @@ def toy_labels(
 
 
 def toy_config(**train_overrides):
-  """The ``configs/predictor.py:toy`` config (tests and demos), unlocked overrides."""
-  import os
-
+  """The packaged ``predictor:toy`` config (tests and demos), unlocked overrides."""
   from metaval.configlib import load
 
-  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  cfg = load(os.path.join(repo, "configs", "predictor.py") + ":toy")
+  cfg = load("predictor:toy")
   for k, v in train_overrides.items():
     cfg.train[k] = v
   return cfg

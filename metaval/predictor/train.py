@@ -569,7 +569,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains a predictor on the configured labels and scores it on held-out pairs.
 
   Args:
-    config: ``configs/predictor.py`` config.
+    config: ``predictor`` config.
     workdir: checkpoints, ``metrics.jsonl``, ``predictor.json``, ``results.json``.
 
   Returns:

@@ -4,7 +4,7 @@
 interval and its share of the base model's own score, plus warnings (duplicates,
 label noise, constant inputs, out of domain, extrapolation). It is written as JSON
 for machines and as a self-contained HTML page and a PNG label for people.
-``metaval report`` values a demo supplement (``configs/value.py``) and writes all
+``metaval report`` values a demo supplement (``value``) and writes all
 three.
 """
 

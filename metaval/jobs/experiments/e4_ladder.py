@@ -1,14 +1,13 @@
 """E4: does a small model's ranking of supplements agree with a larger one's?
 
-quick: ``configs/ablation.py:quick``; full: ``configs/ablation.py`` (MLP ladder on
+quick: ``ablation:quick``; full: ``ablation`` (MLP ladder on
 digits and the tiny-LM ladder on the code corpus).
 """
 
 import os
 
-from _common import config, read
-
-from metaval.experiments import Result
+from metaval.jobs.experiment import Result
+from metaval.jobs.experiments._common import config, read
 from metaval.valuation import ablation
 
 TITLE = "E4 scaling ladder: rank correlation and decision accuracy across sizes"

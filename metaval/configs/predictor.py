@@ -2,7 +2,7 @@
 
 Command (quick: about 1-2 min on 2 CPU cores when the quick labels exist; the
 labels are generated first if missing):
-  metaval train --config configs/predictor.py:quick --workdir runs/predictor_quick
+  metaval train --config predictor:quick --workdir runs/predictor_quick
 
 Variants: ``get_config()`` (the default label config, Set Transformer), ``quick``
 (quick labels, Deep Sets, short), ``toy`` (labels made on the fly with
@@ -25,7 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.labels = ml_collections.ConfigDict(
     {
       "source": "pipeline",  # or "toy"
-      "configs": ("configs/labels.py",),
+      "configs": ("labels",),
       "workdirs": ("runs/labels",),
       "overrides": (),
       "toy_tasks": ("wine",),
@@ -79,7 +79,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     }
   )
   if arg == "quick":
-    cfg.labels.configs = ("configs/labels.py:quick",)
+    cfg.labels.configs = ("labels:quick",)
     cfg.labels.workdirs = ("runs/labels_quick",)
     cfg.model.encoder = "deepsets"
     cfg.train.epochs = 40
@@ -99,7 +99,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.train.lr = 3e-3
     cfg.eval.splits = ("pairs", "kind")
   elif arg == "suite":
-    cfg.labels.configs = ("configs/labels.py:suite",)
+    cfg.labels.configs = ("labels:suite",)
     cfg.labels.workdirs = ("runs/labels_suite",)
   elif arg is not None:
     raise ValueError(f"unknown variant {arg!r}; use quick, toy or suite")

@@ -1,7 +1,7 @@
 """Size-ladder ablation: label the same pairs with every learner size and compare.
 
 Command (quick: about 1 minute on 2 CPU cores, compile included):
-  metaval ablate --config configs/ablation.py:quick --workdir /tmp/metaval_ablate
+  metaval ablate --config ablation:quick --workdir /tmp/metaval_ablate
 
 Variants:
   ``get_config()``: both families. MLP widths 16-256 on digits (256 is the held-out
@@ -45,7 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         "digits",
         learner_config(family="mlp", width=64, depth=1, steps=150, lr=0.01, l2=1e-4),
         (16, 32, 64, 128, 256),
-        "configs/labels.py:default",
+        "labels:default",
         "test/neg_log_loss",
         kinds=ALL_KINDS,
         num_shards=8,
@@ -63,7 +63,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
           family="lm", width=32, depth=1, heads=2, steps=150, lr=3e-3, l2=0.0, batch_size=32
         ),
         (8, 16, 32, 64),
-        "configs/labels.py:code",
+        "labels:code",
         "heldout/neg_loss",
         num_shards=2,
         pairs_per_shard=16,

@@ -1,10 +1,10 @@
 """Memorization spot-check: members vs non-members ROC AUC for tiny character LMs.
 
 Command (default variant: about 4 minutes on 2 CPU cores):
-  metaval audit membership --config configs/membership.py --workdir runs/membership
+  metaval audit membership --config membership --workdir runs/membership
 
 Quick variant (about 1 minute on 2 CPU cores, compile included):
-  metaval audit membership --config configs/membership.py:quick --workdir /tmp/metaval_mem
+  metaval audit membership --config membership:quick --workdir /tmp/metaval_mem
 
 The ``code`` task; contributors are standard-library source files (up to
 ``max_windows`` 65-character windows each); models come in complementary

@@ -1,12 +1,11 @@
 """E6: memorization spot-check ROC AUC (members vs non-members) on the code corpus.
 
-quick: ``configs/membership.py:quick``; full: ``configs/membership.py``.
+quick: ``membership:quick``; full: ``membership``.
 """
 
-from _common import config
-
-from metaval.audit import membership
-from metaval.experiments import Result
+from metaval.jobs import audit_membership
+from metaval.jobs.experiment import Result
+from metaval.jobs.experiments._common import config
 
 TITLE = "E6 memorization spot-check: ROC AUC of members vs non-members"
 CLAIM = (
@@ -18,7 +17,7 @@ CLAIM = (
 
 def run(mode: str, workdir: str) -> Result:
   cfg = config("membership", "quick" if mode == "quick" else None)
-  out = membership.run(cfg, workdir)
+  out = audit_membership.run(cfg, workdir)
   return Result(
     rows=list(out["rows"]),
     notes=[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
@@ -13,10 +12,19 @@ from metaval.data import get_task
 from metaval.errors import MetavalError
 from metaval.learners.models import LearnerSpec, num_params
 from metaval.learners.train import train_many
+from metaval.util import io as uio
 
 
 def run(config, workdir: str | None = None) -> dict:
-  """Trains ``config.num_models`` learners, prints and returns metric summaries."""
+  """Trains ``config.num_models`` learners, prints and returns metric summaries.
+
+  Args:
+    config: a ``fit`` config.
+    workdir: where ``fit_metrics.json`` goes (nothing is written if empty).
+
+  Returns:
+    Task, learner, seconds and the mean/std of every metric.
+  """
   task = get_task(config.task.name, seed=config.task.seed)
   spec = LearnerSpec.from_config(config.learner)
   n = task.pool_size
@@ -49,10 +57,6 @@ def run(config, workdir: str | None = None) -> dict:
   )
   out = {"task": task.name, "learner": spec.to_dict(), "seconds": seconds, "metrics": summary}
   if workdir:
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "fit_metrics.json")
-    with open(path + ".tmp", "w") as f:
-      json.dump(out, f, indent=2)
-    os.replace(path + ".tmp", path)
+    path = uio.write_json(os.path.join(workdir, "fit_metrics.json"), out)
     print(f"wrote {path}")
   return out

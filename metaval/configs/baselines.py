@@ -1,9 +1,9 @@
 """Per-point valuation baselines on a training set with flipped labels.
 
 Command (quick: about 1 minute on 2 CPU cores, compilation included):
-  metaval baselines --config configs/baselines.py:quick --workdir runs/baselines_quick
+  metaval baselines --config baselines:quick --workdir runs/baselines_quick
 Full (digits, 500 training points, 10 % flipped; about 4 minutes):
-  metaval baselines --config configs/baselines.py --workdir runs/baselines
+  metaval baselines --config baselines --workdir runs/baselines
 
 Variants: ``get_config()`` (the benchmark problem), ``quick`` (150 points, small
 budgets), ``mlp`` (the same with a one-hidden-layer MLP learner).

@@ -1,10 +1,10 @@
 """Split a retraining gain among contributors (Shapley, Banzhaf) and pay royalties.
 
 Command (default variant: 48 LMs, about 4 minutes on 2 idle CPU cores):
-  metaval attribute --config configs/attribution.py --workdir runs/attribute
+  metaval attribute --config attribution --workdir runs/attribute
 
 Quick variant (about 20 s on 2 CPU cores, compile included):
-  metaval attribute --config configs/attribution.py:quick --workdir /tmp/metaval_attr
+  metaval attribute --config attribution:quick --workdir /tmp/metaval_attr
 
 Default: the ``code`` task; contributors are three standard-library packages
 (json, email, http) plus a fourth who submits a verbatim copy of json's files;

@@ -1,14 +1,13 @@
 """E7: fair attribution among standard-library packages and the royalty ledger.
 
-quick: ``configs/attribution.py:quick`` (digits contributors); full:
-``configs/attribution.py`` (contributors = standard-library packages, plus a copier).
+quick: ``attribution:quick`` (digits contributors); full:
+``attribution`` (contributors = standard-library packages, plus a copier).
 """
 
 import os
 
-from _common import config, read
-
-from metaval.experiments import Result
+from metaval.jobs.experiment import Result
+from metaval.jobs.experiments._common import config, read
 from metaval.valuation import attribution_job, royalties
 
 TITLE = "E7 fair attribution and royalties on the code corpus"

@@ -1,8 +1,8 @@
 """Generate (base, supplement) improvement labels as a TFDS dataset.
 
 Commands:
-  metaval generate --config configs/labels.py:quick --workdir runs/labels_quick
-  metaval labels   --config configs/labels.py:quick --workdir runs/labels_quick
+  metaval generate --config labels:quick --workdir runs/labels_quick
+  metaval labels   --config labels:quick --workdir runs/labels_quick
 
 Variants:
   default  digits, linear + MLP(32) learners, K=4 paired seeds, 1,024 pairs

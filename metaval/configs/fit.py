@@ -1,7 +1,7 @@
 """Train a batch of learners on random subsets of a base task.
 
 Command (about 15 s on 2 CPU cores, compile included):
-  metaval fit --config configs/fit.py:quick --workdir /tmp/metaval_fit
+  metaval fit --config fit:quick --workdir /tmp/metaval_fit
 
 Variants: ``get_config()`` (64 MLPs on digits), ``quick`` (16 models),
 ``code`` (tiny character LMs on the standard-library code corpus).

@@ -1,13 +1,12 @@
 """E5: the Goodhart suite across estimators.
 
-quick: ``configs/goodhart.py:quick``; full: ``configs/goodhart.py`` (10 replicates,
+quick: ``goodhart:quick``; full: ``goodhart`` (10 replicates,
 TMC-Shapley included). The predictor is trained (once) inside the workdir.
 """
 
-from _common import config
-
 from metaval.audit import goodhart
-from metaval.experiments import Result
+from metaval.jobs.experiment import Result
+from metaval.jobs.experiments._common import config
 
 TITLE = "E5 Goodhart suite: what each estimator pays for gaming attacks"
 CLAIM = (

@@ -1,8 +1,8 @@
 """Goodhart suite: gaming attacks valued by every estimator next to a genuine set.
 
 Commands:
-  metaval audit goodhart --config configs/goodhart.py:quick --workdir runs/audit_goodhart
-  metaval audit goodhart --config configs/goodhart.py --workdir runs/audit_goodhart_full
+  metaval audit goodhart --config goodhart:quick --workdir runs/audit_goodhart
+  metaval audit goodhart --config goodhart --workdir runs/audit_goodhart_full
 
 The predictor is read from ``predictor.path`` or, if that is empty, trained into
 ``<workdir>/predictor`` with ``predictor.config`` (the quick labels are generated
@@ -43,7 +43,7 @@ ATTACKS = (
 )
 ESTIMATORS = ("retraining", "predictor", "ablation", "untraining", "knn_shapley", "data_oob")
 
-# The quick labels' learner (configs/labels.py LINEAR): the predictor's default.
+# The quick labels' learner (labels:quick, LINEAR): the predictor's default.
 LINEAR = dict(family="linear", steps=100, lr=0.1, l2=1e-3)
 
 
@@ -75,7 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.predictor = ml_collections.ConfigDict(
     {
       "path": "",
-      "config": "configs/predictor.py:quick",
+      "config": "predictor:quick",
       # e.g. ("--config.train.epochs=20",): applied to predictor.config when training.
       "overrides": (),
       "train_if_missing": True,
@@ -105,7 +105,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.estimators = ESTIMATORS
     cfg.baselines.oob_bags = 16
     cfg.chunk = 16
-    cfg.predictor.config = "configs/predictor.py:toy"
+    cfg.predictor.config = "predictor:toy"
   else:
     raise ValueError(f"unknown variant {arg!r}; use default, quick or tiny")
   return cfg

@@ -7,7 +7,7 @@ and a predictor trained on them, more than this experiment's budget).
 quick: the ``tiny`` labels (linear, 40 steps, K=2 seeds) train a small predictor;
   8 held-out pairs; small budgets. A few minutes on 2 CPU cores (CI).
 full: the ``quick`` labels (linear, 100 steps, K=1: the learner is deterministic)
-  train ``configs/predictor.py:quick``; 64 held-out pairs. About 10-15 minutes on
+  train ``predictor:quick``; 64 held-out pairs. About 10-15 minutes on
   2 CPU cores when the quick labels exist (generating them adds ~2 min).
 
 The predictor is trained once into ``runs/experiments/e3_strategies_predictor/<mode>``
@@ -21,11 +21,11 @@ import time
 
 import jax
 import numpy as np
-from _common import REPO, config
 
 from metaval import estimators as E
 from metaval.data import get_task
-from metaval.experiments import Result
+from metaval.jobs.experiment import Result
+from metaval.jobs.experiments._common import config
 from metaval.learners.models import LearnerSpec
 from metaval.predictor.train import META_FILE, train_and_evaluate
 from metaval.util import io as io_lib
@@ -56,12 +56,12 @@ def _settings(mode: str) -> dict:
 
 def _ensure_predictor(mode: str, label_variant: str, epochs, log=print) -> tuple[str, float]:
   """Trains the predictor if absent; returns its path and training seconds (0 if reused)."""
-  path = os.path.join(REPO, "runs", "experiments", "e3_strategies_predictor", mode)
+  path = os.path.join("runs", "experiments", "e3_strategies_predictor", mode)
   if os.path.isfile(os.path.join(path, META_FILE)):
     return path, 0.0
   pcfg = config("predictor", "quick")
-  pcfg.labels.configs = (os.path.join(REPO, "configs", f"labels.py:{label_variant}"),)
-  pcfg.labels.workdirs = (os.path.join(REPO, "runs", f"labels_{label_variant}"),)
+  pcfg.labels.configs = (f"labels:{label_variant}",)
+  pcfg.labels.workdirs = (os.path.join("runs", f"labels_{label_variant}"),)
   if epochs is not None:
     pcfg.train.epochs = int(epochs)
   log(f"[e3] training the predictor on the {label_variant} labels into {path}")
@@ -74,7 +74,7 @@ def estimators(mode: str, spec: LearnerSpec, k: int, predictor: str, fits_per_la
   """The estimators E3 compares (``metaval.estimators``; one meaning per name)."""
   st = _settings(mode)
   key = jax.random.key(HELDOUT_SEED)
-  ckpt = os.path.join(REPO, "runs", "experiments", "e3_strategies_ckpt", mode)
+  ckpt = os.path.join("runs", "experiments", "e3_strategies_ckpt", mode)
   # Small-model ablations: fewer random features (the linear ladder), fewer steps.
   # Paired keys of their own (fold_in 1): an ablation is an independent label.
   abl = dict(num_seeds=k, key=jax.random.fold_in(key, 1))

@@ -12,9 +12,11 @@ import os
 import subprocess
 import sys
 
-from _common import REPO
+from metaval.errors import MetavalError
+from metaval.jobs.experiment import Result
 
-from metaval.experiments import Result
+# The benchmark scripts belong to a checkout, not to the installed package.
+SCRIPTS = "scripts"
 
 TITLE = "E1 label throughput: vmapped pipeline vs scikit-learn, pyDVL and OpenDataVal"
 CLAIM = (
@@ -25,9 +27,14 @@ CLAIM = (
 
 
 def _script(name: str, args: list[str]) -> None:
-  cmd = [sys.executable, os.path.join(REPO, "scripts", name), *args]
+  path = os.path.join(SCRIPTS, name)
+  if not os.path.isfile(path):
+    raise MetavalError(
+      f"E1 runs the benchmark script {path}: run it from a metaval checkout's root"
+    )
+  cmd = [sys.executable, path, *args]
   print("[e1] " + " ".join(cmd), flush=True)
-  subprocess.run(cmd, check=True, cwd=REPO)
+  subprocess.run(cmd, check=True)
 
 
 def run(mode: str, workdir: str) -> Result:

@@ -1,15 +1,14 @@
 """E2: predictor quality per held-out split vs simple baselines and the noise ceiling.
 
-quick: ``configs/predictor.py:toy`` (labels made on the fly on wine: unseen pairs and
-unseen kinds); full: ``configs/predictor.py:suite`` with the Deep Sets encoder and a short schedule (digits, breast_cancer, wine and
+quick: ``predictor:toy`` (labels made on the fly on wine: unseen pairs and
+unseen kinds); full: ``predictor:suite`` with the Deep Sets encoder and a short schedule (digits, breast_cancer, wine and
 synthetic, a linear learner and two MLP sizes: unseen pairs, unseen supplement
 kinds, unseen base task, larger learner). The suite labels are generated (or
 resumed) first.
 """
 
-from _common import config
-
-from metaval.experiments import Result
+from metaval.jobs.experiment import Result
+from metaval.jobs.experiments._common import config
 from metaval.predictor import evaluate
 
 TITLE = "E2 predictor quality per split vs simple baselines and the noise ceiling"

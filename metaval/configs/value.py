@@ -1,9 +1,9 @@
 """Value a supplemental set with a trained predictor and print its Nutrition Facts.
 
 Commands (a few seconds on 2 CPU cores once the predictor is trained with
-``metaval train --config configs/predictor.py:quick --workdir runs/predictor_quick``):
-  metaval value --config configs/value.py:quick --workdir runs/value
-  metaval report --config configs/value.py:quick --workdir runs/report
+``metaval train --config predictor:quick --workdir runs/predictor_quick``):
+  metaval value --config value:quick --workdir runs/value
+  metaval report --config value:quick --workdir runs/report
 
 ``supplement.path`` values your own set: an ``.npz`` with ``x [n, d]`` and ``y [n]``;
 otherwise a demo supplement of ``supplement.kind`` is drawn against the predictor's

@@ -1,36 +1,41 @@
 """``metaval experiment <name> [--mode quick|full]``: regenerate one results table.
 
-Each experiment is a script ``experiments/<name>.py`` defining::
+Each experiment is a module ``metaval/jobs/experiments/<name>.py`` defining::
 
     TITLE = "E1 label throughput"
     CLAIM = "one sentence: what the table shows"
     def run(mode: str, workdir: str) -> Result
 
 where ``Result`` holds table rows, optional notes and optional PNG paths. This
-module runs it, then writes ``table.md``, ``table.json`` and the machine/date
-record into the experiment's results folder and rebuilds ``experiments/README.md``
-from every results folder, so the published numbers are only ever written by the
-scripts. ``full`` results go to ``experiments/results/<name>/`` (committed);
-``quick`` results go to ``runs/experiments/<name>/`` unless ``--workdir`` says
-otherwise, so CI's quick runs never overwrite the published tables.
+module runs it, then writes ``table.md``, ``table.json`` and the machine, date and
+package-version record into the experiment's workdir, and rebuilds the results
+README from every published results folder, so the published numbers are only ever
+written by the experiments.
+
+Published tables live in a results folder (``--results``, default ``experiments``
+relative to the current directory: run from a checkout's root, that is the
+checkout's ``experiments/``): ``<results>/results/<name>/`` holds each table and
+``<results>/README.md`` all of them. ``full`` runs write there by default; ``quick``
+runs go to ``runs/experiments/<name>/`` unless ``--workdir`` says otherwise, so CI's
+quick runs never overwrite the published tables.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib.util
+import importlib
 import json
 import os
-import platform
-import sys
+import pkgutil
 import time
 
 from metaval.errors import MetavalError
+from metaval.util import env
+from metaval.util import io as uio
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS_DIR = os.path.join(REPO, "experiments")
-RESULTS_DIR = os.path.join(EXPERIMENTS_DIR, "results")
+EXPERIMENTS_PACKAGE = "metaval.jobs.experiments"
+DEFAULT_RESULTS = "experiments"
 
 
 @dataclasses.dataclass
@@ -55,12 +60,12 @@ class Result:
 
 
 def list_experiments() -> list[str]:
-  if not os.path.isdir(EXPERIMENTS_DIR):
-    return []
+  """The experiment modules' names (``e1_throughput``, ...), sorted."""
+  package = importlib.import_module(EXPERIMENTS_PACKAGE)
   return sorted(
-    f[:-3]
-    for f in os.listdir(EXPERIMENTS_DIR)
-    if f.endswith(".py") and f[0] == "e" and f[1].isdigit()
+    m.name
+    for m in pkgutil.iter_modules(package.__path__)
+    if m.name[0] == "e" and m.name[1:2].isdigit()
   )
 
 
@@ -69,16 +74,11 @@ def _load(name: str):
   match = [n for n in names if n == name or n.split("_")[0] == name]
   if len(match) != 1:
     raise MetavalError(f"unknown experiment {name!r}; available: {', '.join(names)}")
-  path = os.path.join(EXPERIMENTS_DIR, match[0] + ".py")
-  if EXPERIMENTS_DIR not in sys.path:
-    sys.path.insert(0, EXPERIMENTS_DIR)  # experiments share experiments/_common.py
-  spec = importlib.util.spec_from_file_location(f"metaval_experiment_{match[0]}", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return match[0], mod
+  return match[0], importlib.import_module(f"{EXPERIMENTS_PACKAGE}.{match[0]}")
 
 
 def _fmt(v) -> str:
+  # Results tables' precision: 3 decimals, fewer for large values, "n/a" for NaN.
   if isinstance(v, float):
     if v != v:
       return "n/a"
@@ -90,55 +90,52 @@ def _fmt(v) -> str:
   return str(v)
 
 
-def markdown_table(rows: list[dict]) -> str:
-  """Rows of dicts -> a markdown table (columns in the first row's key order)."""
-  if not rows:
-    return "(no rows)\n"
-  cols = list(rows[0])
-  for r in rows[1:]:
-    cols += [c for c in r if c not in cols]
-  out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-  for r in rows:
-    out.append("| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |")
-  return "\n".join(out) + "\n"
+def results_table(rows: list[dict]) -> str:
+  """Rows of dicts -> a markdown table in the results tables' number format.
+
+  Args:
+    rows: one dict per row; columns in order of first appearance.
+
+  Returns:
+    The table (no trailing newline); ``"(no rows)"`` when ``rows`` is empty.
+  """
+  cols = list(dict.fromkeys(k for r in rows for k in r))
+  # A row without a column leaves its cell empty (the published tables' convention).
+  return uio.markdown_table([{c: _fmt(r.get(c, "")) for c in cols} for r in rows], cols)
 
 
-def cpu_model() -> str:
-  """The CPU's model name (from /proc/cpuinfo), for benchmark and result records."""
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or "unknown"
+def run_experiment(
+  name: str,
+  mode: str = "quick",
+  workdir: str | None = None,
+  results: str | None = None,
+  config=None,
+  overrides=(),
+) -> Result:
+  """Runs one experiment and writes its table; see the module docstring.
 
+  Args:
+    name: the experiment's module name or its prefix (``e2``).
+    mode: ``quick`` (CI-sized) or ``full`` (the published table).
+    workdir: where the experiment writes (default: see the module docstring).
+    results: the results folder (default ``experiments``); its README is rebuilt when
+      ``workdir`` lies inside ``<results>/results``.
+    config: must be empty (experiments pick their own configs).
+    overrides: must be empty.
 
-def machine() -> dict:
-  cpu = cpu_model()
-  import jax
-
-  devices = jax.devices()
-  return {
-    "cpu": cpu,
-    "cores": os.cpu_count(),
-    "accelerator": ", ".join(sorted({d.device_kind for d in devices})),
-    "python": platform.python_version(),
-    "jax": jax.__version__,
-  }
-
-
-def run_experiment(name, mode="quick", workdir=None, config=None, overrides=()) -> Result:
-  """Runs one experiment and writes its table; see the module docstring."""
+  Returns:
+    The experiment's ``Result``.
+  """
   if config or overrides:
     raise MetavalError("experiments take no --config; use --mode quick|full")
   if mode not in ("quick", "full"):
     raise MetavalError(f"mode must be quick or full, got {mode!r}")
   full_name, mod = _load(name)
+  results = results or DEFAULT_RESULTS
+  results_dir = os.path.join(results, "results")
   if workdir is None:
     workdir = (
-      os.path.join(RESULTS_DIR, full_name)
+      os.path.join(results_dir, full_name)
       if mode == "full"
       else os.path.join("runs", "experiments", full_name)
     )
@@ -155,38 +152,42 @@ def run_experiment(name, mode="quick", workdir=None, config=None, overrides=()) 
     "command": f"metaval experiment {full_name} --mode {mode}",
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "seconds": seconds,
-    "machine": machine(),
+    "machine": env.machine(),
     "rows": result.rows,
     "notes": result.notes,
     "plots": [os.path.relpath(p, workdir) for p in result.plots],
     "extra_tables": result.extra_tables,
     "markdown": result.markdown,
   }
-  _write_atomic(os.path.join(workdir, "table.json"), json.dumps(record, indent=2, default=float))
-  _write_atomic(os.path.join(workdir, "table.md"), render(record))
+  # Plain json.dumps (not uio.write_json): NaN cells stay NaN and render as "n/a".
+  uio.write_text(os.path.join(workdir, "table.json"), json.dumps(record, indent=2, default=float))
+  uio.write_text(os.path.join(workdir, "table.md"), render(record))
   print(render(record))
-  if os.path.abspath(workdir).startswith(os.path.abspath(RESULTS_DIR)):
-    rebuild_readme()
+  if os.path.abspath(workdir).startswith(os.path.abspath(results_dir) + os.sep):
+    rebuild_readme(results)
   return result
 
 
 def render(record: dict) -> str:
+  """One experiment's record (``table.json``) as markdown: header, tables, notes, plots."""
   m = record["machine"]
+  # Records made before versions were recorded name jax only.
+  stack = env.format_versions(m["versions"]) if "versions" in m else f"jax {m['jax']}"
   lines = [
     f"## {record['title']}",
     "",
     record["claim"],
     "",
     f"Command: `{record['command']}` — {record['date']}, {m['cpu']} ({m['cores']} cores, "
-    f"{m['accelerator']}), jax {m['jax']}, {record['seconds']:.0f} s.",
+    f"{m['accelerator']}), {stack}, {record['seconds']:.0f} s.",
     "",
   ]
   if record["rows"]:
-    lines.append(markdown_table(record["rows"]))
+    lines += [results_table(record["rows"]), ""]
   if record.get("markdown"):
     lines += [record["markdown"].strip(), ""]
   for title, rows in record.get("extra_tables", {}).items():
-    lines += [f"**{title}**", "", markdown_table(rows)]
+    lines += [f"**{title}**", "", results_table(rows), ""]
   lines += [f"- {n}" for n in record["notes"]]
   if record["notes"]:
     lines.append("")
@@ -194,8 +195,15 @@ def render(record: dict) -> str:
   return "\n".join(lines) + "\n"
 
 
-def rebuild_readme() -> str:
-  """Writes ``experiments/README.md`` from every ``results/<name>/table.json``."""
+def rebuild_readme(results: str = DEFAULT_RESULTS) -> str:
+  """Writes ``<results>/README.md`` from every ``<results>/results/<name>/table.json``.
+
+  Args:
+    results: the results folder (``experiments`` in a checkout).
+
+  Returns:
+    The README's text.
+  """
   parts = [
     "# metaval results",
     "",
@@ -205,24 +213,17 @@ def rebuild_readme() -> str:
     "",
   ]
   for name in list_experiments():
-    path = os.path.join(RESULTS_DIR, name, "table.json")
+    path = os.path.join(results, "results", name, "table.json")
     if not os.path.isfile(path):
       parts += [f"## {name}", "", f"Not run yet: `metaval experiment {name} --mode full`.", ""]
       continue
     with open(path) as f:
       record = json.load(f)
     body = render(record)
-    # Plot links are relative to the results folder; make them relative to experiments/.
+    # Plot links are relative to each table's folder; make them relative to the README's.
     for p in record["plots"]:
       body = body.replace(f"]({p})", f"](results/{name}/{p})")
     parts.append(body)
   text = "\n".join(parts)
-  _write_atomic(os.path.join(EXPERIMENTS_DIR, "README.md"), text)
+  uio.write_text(os.path.join(results, "README.md"), text)
   return text
-
-
-def _write_atomic(path: str, text: str) -> None:
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)

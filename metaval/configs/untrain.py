@@ -1,7 +1,7 @@
 """Value subsets by gradient-ascent untraining and score against retraining labels.
 
 Command (quick: about 1 minute on 2 CPU cores, compile included):
-  metaval untrain --config configs/untrain.py:quick --workdir /tmp/metaval_untrain
+  metaval untrain --config untrain:quick --workdir /tmp/metaval_untrain
 
 Variants:
   ``get_config()``: 48 random (B, S) pairs on digits (MLP width 64), 3 paired seeds,
