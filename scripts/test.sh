@@ -8,8 +8,8 @@ METAVAL_EXTRAS=dev,ray,docs bash scripts/setup_env.sh
 export PATH="$PWD/.venv/bin:$PATH"
 export WANDB_MODE=offline WANDB_SILENT=true
 echo "[test] lint: ruff format --check and ruff check"
-ruff format --check metaval configs scripts tests experiments
-ruff check metaval configs scripts tests experiments
+ruff format --check metaval scripts tests docs
+ruff check metaval scripts tests docs
 echo "[test] docs: mkdocs build --strict"
 bash scripts/build_docs.sh build/docs
 run_pytest() {
