@@ -231,7 +231,7 @@ def _blas() -> threadpoolctl.ThreadpoolController:
   return threadpoolctl.ThreadpoolController()  # scans the loaded libraries once
 
 
-def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   # One thread: these matmuls are small, and multi-threaded BLAS on a shared
   # machine spends more time synchronising than computing.
   with _blas().limit(limits=1, user_api="blas"):
@@ -300,7 +300,7 @@ def base_stats(xb: np.ndarray, yb: np.ndarray, k: int) -> BaseStats:
   n = len(yb)
   # Subsample very large bases for the scale estimate only.
   probe = np.arange(n) if n <= PROBE else np.random.default_rng(0).choice(n, PROBE, replace=False)
-  d = _sqdist(xb[probe], xb)
+  d = sqdist(xb[probe], xb)
   d[np.arange(len(probe)), probe] = np.inf  # leave the query itself out
   if n > 1:
     nn = np.sqrt(d.min(1))
@@ -335,7 +335,7 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
     is_base: the set *is* B: neighbours exclude the point itself.
   """
   n = len(ys)
-  d = _sqdist(xs, base.x)  # [n, n_B]
+  d = sqdist(xs, base.x)  # [n, n_B]
   if is_base:
     np.fill_diagonal(d, np.inf)
   nb = base.x.shape[0] - (1 if is_base else 0)
@@ -363,7 +363,7 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
   if is_base:
     out[:, 8:10] = out[:, [0, 1]]
   elif n > 1:
-    ds = _sqdist(xs, xs)
+    ds = sqdist(xs, xs)
     np.fill_diagonal(ds, np.inf)
     exact_s = _dup_flags(row_keys(xs), _key_counts(row_keys(xs)), own=1)
     within = np.where(exact_s > 0, 0.0, np.sqrt(ds.min(1)) / base.scale)
@@ -402,7 +402,7 @@ def knn_proxies(xs, ys, base: BaseStats) -> np.ndarray:
   k = base.k
   yq = base.y[base.probe]  # [n_p]
   d_b = base.probe_d  # [n_p, n_B]
-  d_s = _sqdist(base.x[base.probe], xs)  # [n_p, n_S]
+  d_s = sqdist(base.x[base.probe], xs)  # [n_p, n_S]
   ids: dict = {}
   s_id = np.array([ids.setdefault(key, len(ids)) for key in row_keys(xs)])
   q_id = np.array([ids.get(key, -1) for key in row_keys(base.x[base.probe])])
@@ -609,7 +609,7 @@ class Featurizer:
 
 def _relational_self(xb, yb, sub, stats: BaseStats) -> np.ndarray:
   n = len(sub)
-  d = _sqdist(xb[sub], xb)
+  d = sqdist(xb[sub], xb)
   d[np.arange(n), sub] = np.inf
   nb = len(yb) - 1
   out = np.zeros((n, 6), np.float32)
