@@ -27,8 +27,10 @@ from metaval.data import get_task
 from metaval.errors import MetavalError
 from metaval.predictor import features as F
 from metaval.predictor import novelty
-from metaval.predictor import train as T
-from metaval.report.nutrition import NutritionFacts, TargetValue
+from metaval.predictor.checkpoint import META_FILE, restore_model
+from metaval.predictor.data import Normalizer
+from metaval.predictor.model import ModelConfig
+from metaval.report.facts import NutritionFacts, TargetValue
 
 
 class QueryError(MetavalError):
@@ -64,18 +66,18 @@ class Predictor:
   """A trained value predictor (see ``load_predictor``)."""
 
   def __init__(self, path: str):
-    meta_path = os.path.join(path, T.META_FILE)
+    meta_path = os.path.join(path, META_FILE)
     if not os.path.isfile(meta_path):
-      raise QueryError(f"no trained predictor at {path!r} (missing {T.META_FILE})")
+      raise QueryError(f"no trained predictor at {path!r} (missing {META_FILE})")
     with open(meta_path) as f:
       self.meta = json.load(f)
     self.path = path
     self.targets: list[str] = self.meta["targets"]
     self.coverage = float(self.meta["coverage"])
-    self.norm = T.Normalizer.from_dict(self.meta["normalizer"])
+    self.norm = Normalizer.from_dict(self.meta["normalizer"])
     self.calib = np.asarray(self.meta["calibration"], np.float32)
-    self.cfg = T.ModelConfig(**self.meta["model"])
-    self.model = T.restore_model(path, self.cfg)
+    self.cfg = ModelConfig(**self.meta["model"])
+    self.model = restore_model(path, self.cfg)
     # A plain jax.jit over the split state: nnx.jit re-walks the module graph on
     # every call, which costs more than the forward pass itself at batch size 1.
     graphdef, self._state = nnx.split(self.model)

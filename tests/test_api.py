@@ -6,12 +6,12 @@ import pytest
 import metaval.api as api
 from metaval.data import get_task
 from metaval.learners.models import LearnerSpec
-from metaval.predictor import testing
+from metaval.predictor import toy
 
 
 @pytest.fixture(scope="session")
 def predictor(tmp_path_factory):
-  path = testing.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
+  path = toy.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
   return api.load_predictor(path)
 
 

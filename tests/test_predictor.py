@@ -8,7 +8,7 @@ import pytest
 
 from metaval.data import get_task
 from metaval.predictor import features as F
-from metaval.predictor import testing
+from metaval.predictor import testing, toy
 from metaval.predictor.train import (
   META_FILE,
   PredictorError,
@@ -21,7 +21,7 @@ from metaval.predictor.writers import MetricWriter
 
 @pytest.fixture(scope="session")
 def toy_dir(tmp_path_factory):
-  return testing.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
+  return toy.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
 
 
 def _view_and_base(name="digits", n_base=300, seed=0):
@@ -164,7 +164,7 @@ def test_toy_training_writes_predictor_and_ranks_noise_below_clean(toy_dir):
 
 
 def test_interrupted_training_resumes_from_latest_checkpoint(tmp_path):
-  cfg = testing.toy_config(epochs=2, patience=50)
+  cfg = toy.toy_config(epochs=2, patience=50)
   cfg.labels.toy_pairs = 10
   cfg.labels.toy_seeds = 1
   cfg.train.log_every = 1

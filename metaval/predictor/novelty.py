@@ -27,7 +27,7 @@ import dataclasses
 
 import numpy as np
 
-from metaval.predictor.features import row_keys, sqdist
+from metaval.predictor.features.relational import row_keys, sqdist
 
 NEAR_REPEAT_RADIUS = 0.5  # in units of B's median leave-one-out nearest-neighbour distance
 _CHUNK = 1024  # rows of S per distance block (bounds memory for large sets)
