@@ -267,3 +267,17 @@ def test_importing_the_features_does_not_load_the_training_stack():
     "assert callable(P.train_and_evaluate)"
   )
   subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_evaluate_writes_tables_and_json(tmp_path):
+  from metaval.predictor import evaluate
+
+  cfg = toy.toy_config(epochs=2, patience=50)
+  cfg.labels.toy_pairs = 20
+  cfg.eval.splits = ("pairs",)
+  out = evaluate.run(cfg, str(tmp_path))
+  assert out["num_pairs"] == 20 and set(out["splits"]) == {"pairs"}
+  md = (tmp_path / "eval.md").read_text()
+  assert "| estimator | spearman |" in md and "| predictor |" in md and "| ridge |" in md
+  back = json.load(open(tmp_path / "eval.json"))
+  assert back["targets"] == out["targets"]

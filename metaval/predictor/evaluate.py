@@ -149,25 +149,24 @@ def markdown(results: dict, target: str) -> str:
       f"\n**{split}** ({res['n_test']} test pairs, {target}; noise ceiling: split-half "
       f"Spearman {ceil['split_spearman']:.3f}, corrected Pearson {ceil['ceiling_pearson']:.3f})\n"
     )
-    lines.append("| estimator | " + " | ".join(METRICS) + " | coverage |")
-    lines.append("|---|" + "---:|" * (len(METRICS) + 1))
+    rows = []
     for est in ("predictor", "ridge", "knn", "size"):
       a = sc[est]
-      cov = f"{a['coverage']:.2f}" if "coverage" in a else ""
-      lines.append(f"| {est} | " + " | ".join(f"{a[m]:.3f}" for m in METRICS) + f" | {cov} |")
+      row = {"estimator": est, **{m: f"{a[m]:.3f}" for m in METRICS}}
+      row["coverage"] = f"{a['coverage']:.2f}" if "coverage" in a else ""
+      rows.append(row)
+    lines.append(io.markdown_table(rows))
     if "within" in res:
       lines.append(
         f"\nwithin each held-out group ({target}, Spearman): predictor / ridge / knn / size\n"
       )
-      lines.append("| group | n | predictor | ridge | knn | size |")
-      lines.append("|---|---:|---:|---:|---:|---:|")
+      rows = []
       for g, w in res["within"].items():
         r = w[target]
-        lines.append(
-          f"| {g} | {int(r['predictor']['n'])} | "
-          + " | ".join(f"{r[e]['spearman']:.3f}" for e in ("predictor", "ridge", "knn", "size"))
-          + " |"
-        )
+        row = {"group": g, "n": int(r["predictor"]["n"])}
+        row.update({e: f"{r[e]['spearman']:.3f}" for e in ("predictor", "ridge", "knn", "size")})
+        rows.append(row)
+      lines.append(io.markdown_table(rows))
   return "\n".join(lines) + "\n"
 
 
@@ -189,9 +188,7 @@ def run(config, workdir: str) -> dict:
   }
   # NaN (e.g. the noise ceiling with one seed) stays NaN, as readers of eval.json expect.
   io.write_text(os.path.join(workdir, "eval.json"), json.dumps(out, indent=1))
-  with open(os.path.join(workdir, "eval.md.tmp"), "w") as f:
-    f.write(md)
-  os.replace(os.path.join(workdir, "eval.md.tmp"), os.path.join(workdir, "eval.md"))
+  io.write_text(os.path.join(workdir, "eval.md"), md)
   print(md)
   print(f"[evaluate] {len(data)} pairs, {out['seconds']:.0f}s; wrote {workdir}/eval.md")
   return out
