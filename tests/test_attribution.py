@@ -250,9 +250,9 @@ def test_predictor_utility_batches_unions_and_maps_ranked_results_back():
 @pytest.mark.slow
 def test_attribution_with_the_toy_predictor_is_efficient(tmp_path):
   import metaval.api as api
-  from metaval.predictor import testing
+  from metaval.predictor import toy
 
-  p = api.load_predictor(testing.toy_predictor(str(tmp_path / "toy")))
+  p = api.load_predictor(toy.toy_predictor(str(tmp_path / "toy")))
   task = get_task("wine")
   x, y = task.x[-36:], task.y[-36:]
   parts = [(x[i::3], y[i::3]) for i in range(3)]
