@@ -6,9 +6,10 @@ quick: ``attribution:quick`` (digits contributors); full:
 
 import os
 
+from metaval.jobs import attribute as attribution_job
 from metaval.jobs.experiment import Result
 from metaval.jobs.experiments._common import config, read
-from metaval.valuation import attribution_job, royalties
+from metaval.valuation import royalties
 
 TITLE = "E7 fair attribution and royalties on the code corpus"
 CLAIM = (
