@@ -26,8 +26,11 @@ from scipy import stats as sstats
 from metaval.data import get_task
 from metaval.errors import MetavalError
 from metaval.predictor import features as F
-from metaval.predictor import train as T
-from metaval.report.nutrition import NutritionFacts, TargetValue
+from metaval.predictor import novelty
+from metaval.predictor.checkpoint import META_FILE, restore_model
+from metaval.predictor.data import Normalizer
+from metaval.predictor.model import ModelConfig
+from metaval.report.facts import NutritionFacts, TargetValue
 
 
 class QueryError(MetavalError):
@@ -63,18 +66,18 @@ class Predictor:
   """A trained value predictor (see ``load_predictor``)."""
 
   def __init__(self, path: str):
-    meta_path = os.path.join(path, T.META_FILE)
+    meta_path = os.path.join(path, META_FILE)
     if not os.path.isfile(meta_path):
-      raise QueryError(f"no trained predictor at {path!r} (missing {T.META_FILE})")
+      raise QueryError(f"no trained predictor at {path!r} (missing {META_FILE})")
     with open(meta_path) as f:
       self.meta = json.load(f)
     self.path = path
     self.targets: list[str] = self.meta["targets"]
     self.coverage = float(self.meta["coverage"])
-    self.norm = T.Normalizer.from_dict(self.meta["normalizer"])
+    self.norm = Normalizer.from_dict(self.meta["normalizer"])
     self.calib = np.asarray(self.meta["calibration"], np.float32)
-    self.cfg = T.ModelConfig(**self.meta["model"])
-    self.model = T.restore_model(path, self.cfg)
+    self.cfg = ModelConfig(**self.meta["model"])
+    self.model = restore_model(path, self.cfg)
     # A plain jax.jit over the split state: nnx.jit re-walks the module graph on
     # every call, which costs more than the forward pass itself at batch size 1.
     graphdef, self._state = nnx.split(self.model)
@@ -167,10 +170,12 @@ class Predictor:
       ys = F.check_labels(view, ys, len(xs))
       xb, yb = self._base(view, info, base)
       spec, n_params, lf = self._learner(view, info, learner)
-      novel = novel_points(xs, ys, xb, yb)
+      scale = self.featurizer.base(view, xb, yb)[0].scale
+      verdict = novelty.repeats(xs, ys, xb, yb, novelty.NEAR_REPEAT_RADIUS * scale)
       pf = None
-      if novel.any():
-        pf = self.featurizer.pair(view, xb, yb, xs[novel], ys[novel], lf, seed=seed)
+      if verdict.keep.any():
+        keep = verdict.keep
+        pf = self.featurizer.pair(view, xb, yb, xs[keep], ys[keep], lf, seed=seed)
     except F.FeatureError as e:
       raise QueryError(str(e)) from None
     ctx = {
@@ -181,7 +186,8 @@ class Predictor:
       "base_default": base is None,
       "info": info,
       "supplement_size": int(len(ys)),
-      "dropped_duplicates": int(len(ys) - novel.sum()),
+      "dropped_exact": verdict.num_exact,
+      "dropped_near": verdict.num_near,
     }
     return pf, ctx
 
@@ -264,17 +270,25 @@ class Predictor:
         )
       )
     sets = dict(zip(F.SET_FEATURES, pf.sets[0].tolist())) if pf is not None else {}
-    dropped = ctx["dropped_duplicates"]
+    exact, near = ctx["dropped_exact"], ctx["dropped_near"]
     warnings = [] if pf is None else warnings_for(sets, ctx, rows)
-    if dropped:
+    if exact or near:
+      kinds = []
+      if exact:
+        kinds.append(f"{exact} repeat points already in B or in S (same input and label)")
+      if near:
+        kinds.append(
+          f"{near} lie within {novelty.NEAR_REPEAT_RADIUS:g} x B's typical nearest-neighbour "
+          "distance of a same-label point of B or S (near repeats)"
+        )
       warnings.insert(
         0,
-        f"{dropped} of {ctx['supplement_size']} points of S repeat points already in B or "
-        "in S (same input and label): they are valued at zero"
+        f"of {ctx['supplement_size']} points of S, {' and '.join(kinds)}: they are valued at zero"
         + ("; nothing new is left, so S is worth nothing" if pf is None else ""),
       )
     diagnostics = {k: round(float(v), 4) for k, v in sets.items()}
-    diagnostics["dropped_exact_duplicates"] = dropped
+    diagnostics["dropped_exact_duplicates"] = exact
+    diagnostics["dropped_near_duplicates"] = near
     return NutritionFacts(
       task=ctx["task"],
       supplement_size=ctx["supplement_size"],
@@ -315,28 +329,28 @@ def warnings_for(sets: dict, ctx: dict, rows) -> list[str]:
   return out
 
 
-def novel_points(xs, ys, xb, yb) -> np.ndarray:
-  """``[n_S]`` bool: the points of S that are not exact repeats (same input *and*
-  label) of a point of B or of an earlier point of S.
+def novel_points(xs, ys, xb, yb, radius: float = 0.0) -> np.ndarray:
+  """``[n_S]`` bool: the points of S that are not repeats of B or of earlier points of S.
 
-  The value policy of the API: data the buyer already has, or the same point sold
-  twice, is worth nothing, so exact repeats are dropped before the predictor sees
-  S (retraining agrees: repeats of B move the model by about nothing, and they are
-  the cheapest way to game a size-sensitive estimate). A repeat with a *different*
-  label is not a duplicate (it is label noise) and is kept and valued.
+  The value policy of the API (``metaval.predictor.novelty``): data the buyer
+  already has, or the same point sold twice, is worth nothing, so repeats are
+  dropped before the predictor sees S (retraining agrees: repeats of B move the
+  model by about nothing, and they are the cheapest way to game a size-sensitive
+  estimate). A repeat with a *different* label is not a duplicate (it is label
+  noise) and is kept and valued.
+
+  Args:
+    xs: ``[n_S, d]`` inputs of S.
+    ys: ``[n_S]`` labels of S.
+    xb: ``[n_B, d]`` inputs of B.
+    yb: ``[n_B]`` labels of B.
+    radius: near-repeat distance in input units; 0 (the default) drops exact repeats
+      only. ``Predictor.value`` uses ``NEAR_REPEAT_RADIUS`` times B's scale.
+
+  Returns:
+    The keep mask.
   """
-
-  def key(x, y):
-    labels = np.asarray(y).reshape(-1)
-    return [k + int(c).to_bytes(8, "little", signed=True) for k, c in zip(F.row_keys(x), labels)]
-
-  seen = set(key(xb, yb))
-  keep = np.zeros(len(ys), bool)
-  for i, k in enumerate(key(xs, ys)):
-    if k not in seen:
-      keep[i] = True
-      seen.add(k)
-  return keep
+  return novelty.repeats(xs, ys, xb, yb, radius).keep
 
 
 def load_predictor(path: str) -> Predictor:

@@ -1,118 +1,28 @@
-"""One entry point: ``metaval <command> --config configs/x.py[:variant] --config.a.b=value``.
+"""One entry point: ``metaval <command> --config name[:variant] --config.a.b=value``.
 
-Each command is a function ``run(config, workdir)`` in the package that owns it,
-imported only when called so start-up stays fast. User errors (``MetavalError``)
-print as one line and exit with status 2.
+Argument parsing and dispatch only: each command is a job ``run(config, workdir)`` in
+:mod:`metaval.jobs`, imported only when called so start-up stays fast. ``--config``
+names a packaged config (``labels:quick``) or a file (``path/to/x.py:variant``).
+User errors (``MetavalError``) print as one line and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
 from metaval.configlib import ConfigError, load_config_file, parse_overrides
 from metaval.errors import MetavalError
-
-# command -> (module, function, default config, help). A command may have named
-# sub-commands ("metaval audit goodhart"): then its value is a dict of those.
-Command = tuple[str, str, str, str]
-COMMANDS: dict[str, Command | dict[str, Command]] = {
-  "fit": (
-    "metaval.learners.fit",
-    "run",
-    "configs/fit.py:quick",
-    "train a batch of learners on random subsets and report their metrics",
-  ),
-  "generate": (
-    "metaval.labeling.pipeline",
-    "run",
-    "configs/labels.py:quick",
-    "generate (base, supplement) improvement labels as a TFDS dataset",
-  ),
-  "labels": (
-    "metaval.labeling.quality",
-    "run",
-    "configs/labels.py:quick",
-    "label quality: repeatability and improvement per supplement kind",
-  ),
-  "train": (
-    "metaval.predictor.train",
-    "run",
-    "configs/predictor.py:quick",
-    "train the set-encoder value predictor on generated labels",
-  ),
-  "evaluate": (
-    "metaval.predictor.evaluate",
-    "run",
-    "configs/predictor.py:quick",
-    "score the predictor on held-out splits against baselines",
-  ),
-  "value": (
-    "metaval.api",
-    "run_value",
-    "configs/value.py:quick",
-    "value a supplemental set with a trained predictor",
-  ),
-  "report": (
-    "metaval.report.nutrition",
-    "run",
-    "configs/value.py:quick",
-    "write a Nutrition Facts label (JSON, HTML, PNG)",
-  ),
-  "baselines": (
-    "metaval.valuation.pointwise",
-    "run",
-    "configs/baselines.py:quick",
-    "per-point valuation baselines (LOO, Shapley, Banzhaf, KNN, OOB)",
-  ),
-  "ablate": (
-    "metaval.valuation.ablation",
-    "run",
-    "configs/ablation.py:quick",
-    "small-model ablations across a size ladder",
-  ),
-  "untrain": (
-    "metaval.valuation.untrain",
-    "run",
-    "configs/untrain.py:quick",
-    "value subsets by gradient-ascent untraining",
-  ),
-  "attribute": (
-    "metaval.valuation.attribution",
-    "run",
-    "configs/attribution.py:quick",
-    "split a gain among contributors and write a royalty ledger",
-  ),
-  "audit": {
-    "membership": (
-      "metaval.audit.membership",
-      "run",
-      "configs/membership.py:quick",
-      "memorization spot-check: members vs non-members ROC AUC",
-    ),
-    "goodhart": (
-      "metaval.audit.goodhart",
-      "run",
-      "configs/goodhart.py:quick",
-      "gaming attacks valued by every estimator",
-    ),
-  },
-  "experiment": (
-    "metaval.experiments",
-    "run",
-    "",
-    "regenerate one results table: metaval experiment <name>",
-  ),
-}
+from metaval.jobs import COMMANDS, EXPERIMENT_HELP
 
 
 def _add_common(s, default):
   s.add_argument(
     "--config",
     default=default or None,
-    help=f"config file, optionally with ':variant' (default: {default or 'per name'})",
+    help="packaged config name or file path, optionally with ':variant' "
+    f"(default: {default or 'per name'})",
   )
   s.add_argument(
     "--workdir", default=None, help="where outputs and checkpoints go (default: runs/<command>)"
@@ -130,26 +40,20 @@ def _parser() -> argparse.ArgumentParser:
     if isinstance(entry, dict):
       s = sub.add_parser(name, help=f"{name} commands: {', '.join(entry)}")
       inner = s.add_subparsers(dest="subcommand", metavar="subcommand")
-      for sname, (_, _, default, help_text) in entry.items():
-        _add_common(inner.add_parser(sname, help=help_text), default)
+      for sname, job in entry.items():
+        _add_common(inner.add_parser(sname, help=job.help), job.default_config)
     else:
-      s = sub.add_parser(name, help=entry[3])
-      if name == "experiment":
-        s.add_argument("name", help="experiment name (see experiments/README.md)")
-        s.add_argument("--mode", choices=("quick", "full"), default="quick")
-      _add_common(s, entry[2])
+      _add_common(sub.add_parser(name, help=entry.help), entry.default_config)
+  s = sub.add_parser("experiment", help=EXPERIMENT_HELP)
+  s.add_argument("name", help="experiment name or prefix (e1 ... e7)")
+  s.add_argument("--mode", choices=("quick", "full"), default="quick")
+  s.add_argument(
+    "--results",
+    default=None,
+    help="results folder holding README.md and results/<name>/ (default: experiments)",
+  )
+  _add_common(s, "")
   return p
-
-
-def _resolve_config_path(spec: str) -> str:
-  """Finds ``configs/x.py`` relative to the cwd, else relative to the repository."""
-  path, sep, arg = spec.partition(":")
-  if not os.path.isfile(path):
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    alt = os.path.join(repo, path)
-    if os.path.isfile(alt):
-      path = alt
-  return path + sep + arg
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,34 +74,38 @@ def main(argv: list[str] | None = None) -> int:
   if not args.command:
     parser.print_help()
     return 2
-  entry = COMMANDS[args.command]
+  entry = COMMANDS.get(args.command)
   label = args.command
   if isinstance(entry, dict):
     if not getattr(args, "subcommand", None):
       parser.parse_args([args.command, "--help"])
     entry = entry[args.subcommand]
     label = f"{args.command} {args.subcommand}"
-  module, function, _, _ = entry
   workdir = args.workdir or os.path.join("runs", label.replace(" ", "_"))
   try:
     if args.command == "experiment":
-      from metaval.experiments import run_experiment
+      from metaval.jobs.experiment import run_experiment
 
       run_experiment(
-        args.name, args.mode, workdir=args.workdir, config=args.config, overrides=overrides
+        args.name,
+        args.mode,
+        workdir=args.workdir,
+        results=args.results,
+        config=args.config,
+        overrides=overrides,
       )
       return 0
     if not args.config:
       raise ConfigError("no --config given")
-    cfg = load_config_file(_resolve_config_path(args.config))
+    cfg = load_config_file(args.config)
     parse_overrides(cfg, overrides)
     try:
-      mod = importlib.import_module(module)
+      run = entry.load()
     except ModuleNotFoundError as e:
       if e.name and e.name.startswith("metaval"):
         raise MetavalError(f"command {label!r} is not available in this version") from None
       raise
-    getattr(mod, function)(cfg, workdir)
+    run(cfg, workdir)
   except ConfigError as e:
     print(f"metaval {label}: config error: {e}", file=sys.stderr)
     return 2

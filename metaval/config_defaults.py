@@ -1,4 +1,4 @@
-"""Building blocks shared by ``configs/*.py`` so each config file stays short."""
+"""Building blocks shared by the packaged configs (``metaval/configs/*.py``) so each stays short."""
 
 from __future__ import annotations
 

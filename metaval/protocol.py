@@ -295,7 +295,9 @@ def plot_curves(
     series: label -> ``(x, y)``; labels ending in "(low first)" or starting with
       the same method share a colour, with solid vs dashed lines for the pair.
     path: output ``.png`` path.
-    xlabel, ylabel, title: axis labels and title.
+    xlabel: x-axis label.
+    ylabel: y-axis label.
+    title: plot title (none if None).
 
   Returns:
     The path written.

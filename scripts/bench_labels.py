@@ -39,11 +39,11 @@ import numpy as np
 
 from metaval.configlib import load
 from metaval.data import get_task
-from metaval.experiments import cpu_model
 from metaval.labeling import pipeline
 from metaval.learners import LearnerSpec, metric_names
 from metaval.learners.models import SOLVERS
 from metaval.protocol import agreement
+from metaval.util import env
 from metaval.util import io as io_lib
 
 
@@ -90,7 +90,7 @@ def _warm_worker(cfg_dict: dict) -> int:
 
 def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  ap.add_argument("--config", default="configs/labels.py:quick_solved")
+  ap.add_argument("--config", default="labels:quick_solved")
   ap.add_argument("--solver", default="lbfgs", choices=SOLVERS, help="the learner's solver")
   ap.add_argument("--jax-cache", default="runs/bench/jax_cache", help="'' disables it")
   ap.add_argument("--shards", type=int, default=16)
@@ -115,7 +115,8 @@ def main():
   cols = [names.index("test/accuracy"), names.index("test/neg_log_loss")]
   machine = {
     "nproc": os.cpu_count(),
-    "cpu": cpu_model(),
+    "cpu": env.cpu_model(),
+    "versions": env.versions(),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "loadavg_start": os.getloadavg(),
     "jax_cache_entries_at_start": cache_entries,
@@ -202,7 +203,7 @@ def main():
       f"Labels benchmark ({args.config} {' '.join(args.overrides)}, {n} pairs of digits, "
       f"learner {learner}) on {machine['nproc']} x {machine['cpu']}, {machine['date']}, "
       f"load average (1, 5, 15 min) at start {machine['loadavg_start']}, at end {load_end}; "
-      f"JAX cache entries at start: {cache_entries}",
+      f"JAX cache entries at start: {cache_entries}; {env.format_versions(machine['versions'])}",
       "",
       io_lib.markdown_table(
         [{"method": m, "labels/s": rates[k], "seconds": t} for m, k, t in timing_rows],

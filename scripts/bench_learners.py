@@ -32,8 +32,9 @@ from joblib import Parallel, delayed, parallel_config
 from threadpoolctl import threadpool_limits
 
 from metaval.data import get_task
-from metaval.experiments import cpu_model
 from metaval.learners import LearnerSpec, train_flops, train_many
+from metaval.util import env
+from metaval.util import io as uio
 
 LINEAR = LearnerSpec("linear", steps=100, lr=0.1, l2=1e-3)
 MLP = LearnerSpec("mlp", width=64, depth=1, steps=200, lr=0.01, l2=1e-4)
@@ -138,9 +139,10 @@ def main():
   batches = [int(b) for b in args.batches.split(",")]
   info = {
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    "cpu": cpu_model(),
+    "cpu": env.cpu_model(),
     "cores": os.cpu_count(),
     "jax": jax.__version__,
+    "versions": env.versions(),
     "task": "digits",
     "pool": task.pool_size,
     "subset": args.subset,
@@ -194,32 +196,37 @@ def main():
     "rows": rows,
     "specs": {"linear": LINEAR.to_dict(), "mlp": MLP.to_dict()},
   }
-  os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, "learners.json"), "w") as f:
-    json.dump(out, f, indent=2)
+  uio.write_text(os.path.join(args.out, "learners.json"), json.dumps(out, indent=2))
   md = [
-    f"Machine: {info['cpu']}, {info['cores']} cores, jax {info['jax']}, {info['date']}. "
+    f"Machine: {info['cpu']}, {info['cores']} cores, {env.format_versions(info['versions'])}, "
+    f"{info['date']}. "
     f"Roofline (2048² f32 matmul): XLA {roof['xla_gflops']:.0f} GFLOP/s, "
     f"numpy {roof['numpy_gflops']:.0f} GFLOP/s. Digits, {args.subset}-point subsets.",
     "",
-    "| learner | batch | models/s | GFLOP/s | % roofline | test acc | sklearn models/s | speed-up |",
-    "|---|---|---|---|---|---|---|---|",
+    uio.markdown_table(
+      [
+        {
+          "learner": r["family"],
+          "batch": str(r["batch"]),
+          "models/s": f"{r['models_per_s']:.1f}",
+          "GFLOP/s": f"{r['gflops']:.1f}",
+          "% roofline": f"{r['pct_roofline']:.0f}%",
+          "test acc": f"{r['accuracy']:.3f}",
+          "sklearn models/s": f"{r['sklearn_models_per_s']:.1f}",
+          "speed-up": f"{r['speedup_vs_sklearn']:.1f}×",
+        }
+        for r in rows
+      ]
+    ),
+    "",
   ]
-  for r in rows:
-    md.append(
-      f"| {r['family']} | {r['batch']} | {r['models_per_s']:.1f} | {r['gflops']:.1f} | "
-      f"{r['pct_roofline']:.0f}% | {r['accuracy']:.3f} | {r['sklearn_models_per_s']:.1f} | "
-      f"{r['speedup_vs_sklearn']:.1f}× |"
-    )
-  md.append("")
   for fam in ("linear", "mlp"):
     s = info[f"{fam}_same_subsets"]
     md.append(
       f"- {fam}, same {s['models']} subsets: metaval test accuracy {s['metaval_accuracy']:.4f}, "
       f"scikit-learn {s['sklearn_accuracy']:.4f}."
     )
-  with open(os.path.join(args.out, "learners.md"), "w") as f:
-    f.write("\n".join(md) + "\n")
+  uio.write_text(os.path.join(args.out, "learners.md"), "\n".join(md) + "\n")
   print("\n".join(md))
 
 

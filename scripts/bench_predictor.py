@@ -23,9 +23,10 @@ import numpy as np
 
 import metaval.api as api
 from metaval.data import samplers
-from metaval.experiments import cpu_model
 from metaval.labeling import label_pairs
 from metaval.learners.models import LearnerSpec
+from metaval.util import env
+from metaval.util import io as uio
 
 
 def _median_time(fn, repeats: int) -> float:
@@ -84,7 +85,12 @@ def main() -> None:
   true = float((mf - mb)[0, :, mi].mean())
   result = {
     "date": datetime.datetime.now().isoformat(timespec="seconds"),
-    "machine": {"nproc": os.cpu_count(), "cpu": cpu_model(), "load_avg_1m": os.getloadavg()[0]},
+    "machine": {
+      "nproc": os.cpu_count(),
+      "cpu": env.cpu_model(),
+      "load_avg_1m": os.getloadavg()[0],
+      "versions": env.versions(),
+    },
     "task": task.name,
     "kind": args.kind,
     "supplement_size": len(supp),
@@ -104,7 +110,8 @@ def main() -> None:
     f"Predictor query vs one retraining label ({task.name}, |B|={len(base)}, "
     f"{args.kind} |S|={len(supp)}, {spec.family} learner, K={k}); "
     f"{result['machine']['nproc']} x {result['machine']['cpu']}, "
-    f"load {result['machine']['load_avg_1m']:.1f}, {result['date']}",
+    f"load {result['machine']['load_avg_1m']:.1f}, {result['date']}; "
+    f"{env.format_versions(result['machine']['versions'])}",
     "",
     "| | predictor query | retraining label | ratio |",
     "|---|---:|---:|---:|",
@@ -116,13 +123,9 @@ def main() -> None:
     f"predicted {p.targets[ti]} improvement {result['predicted']:+.4f}, "
     f"retraining label {result['label']:+.4f}",
   ]
-  os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, f"predictor_latency_{spec.family}_k{k}")
-  with open(path + ".json.tmp", "w") as f:
-    json.dump(result, f, indent=2)
-  os.replace(path + ".json.tmp", path + ".json")
-  with open(path + ".md", "w") as f:
-    f.write("\n".join(md) + "\n")
+  uio.write_text(path + ".json", json.dumps(result, indent=2))
+  uio.write_text(path + ".md", "\n".join(md) + "\n")
   print("\n".join(md))
 
 

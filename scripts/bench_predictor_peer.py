@@ -1,7 +1,7 @@
 """The closest peer on the same labels: pyDVL's data utility learning with DeepSets.
 
 Usage (from the main environment; the peer itself runs in ``.venv-bench``):
-  python scripts/bench_predictor_peer.py [--config configs/predictor.py:quick]
+  python scripts/bench_predictor_peer.py [--config predictor:quick]
       [--eval runs/evaluate_quick]
 
 pyDVL (Wang et al. 2022, "data utility learning") learns ``u(S)`` with a Deep Sets
@@ -34,10 +34,6 @@ import sys
 import time
 
 import numpy as np
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BENCH_PY = os.path.join(REPO, ".venv-bench", "bin", "python")
-
 
 # ----------------------------------------------------------------------------
 # Stage 2: inside .venv-bench (torch + pydvl).
@@ -86,10 +82,13 @@ def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--peer", default="", help=argparse.SUPPRESS)
   ap.add_argument("--peer-out", default="", help=argparse.SUPPRESS)
-  ap.add_argument("--config", default="configs/predictor.py:quick")
+  ap.add_argument("--config", default="predictor:quick")
   ap.add_argument("--eval", default="runs/evaluate_quick", help="metaval evaluate workdir")
   ap.add_argument("--epochs", type=int, default=30)
   ap.add_argument("--out", default="runs/bench")
+  ap.add_argument(
+    "--bench-venv", default=".venv-bench", help="the peer's environment (setup_bench_env.sh)"
+  )
   ap.add_argument("--max-set", type=int, default=64, help="S points per pair fed to the peer")
   ap.add_argument("--no-kinds", action="store_true", help="only the unseen-pairs split")
   args = ap.parse_args()
@@ -97,15 +96,15 @@ def main() -> None:
     peer(args.peer, args.peer_out, args.epochs)
     return
 
-  sys.path.insert(0, REPO)
   from metaval import protocol
   from metaval.configlib import load
   from metaval.data import get_task
   from metaval.predictor import features as F
   from metaval.predictor import train as T
+  from metaval.util import io as uio
 
-  if not os.path.isfile(os.path.join(REPO, ".venv-bench", ".ready")):
-    sys.exit("the benchmark environment .venv-bench is not ready (scripts/setup_bench_env.sh)")
+  if not os.path.isfile(os.path.join(args.bench_venv, ".ready")):
+    sys.exit(f"the benchmark environment {args.bench_venv} is not ready (setup_bench_env.sh)")
   cfg = load(args.config)
   label_sets = T.load_label_sets(cfg)
   targets = T.choose_targets(label_sets, tuple(cfg.targets))
@@ -142,7 +141,16 @@ def main() -> None:
   out = os.path.join(args.out, "peer_predictions.npz")
   t0 = time.perf_counter()
   subprocess.run(
-    [BENCH_PY, __file__, "--peer", npz, "--peer-out", out, "--epochs", str(args.epochs)],
+    [
+      os.path.join(args.bench_venv, "bin", "python"),
+      __file__,
+      "--peer",
+      npz,
+      "--peer-out",
+      out,
+      "--epochs",
+      str(args.epochs),
+    ],
     check=True,
   )
   peer_s = time.perf_counter() - t0
@@ -176,10 +184,9 @@ def main() -> None:
         md.append(
           f"| {split} | {name} | " + " | ".join(f"{r[name][m]:.3f}" for m in metrics) + " |"
         )
-  with open(os.path.join(args.out, "predictor_peer.json"), "w") as f:
-    json.dump({"rows": rows, "peer_seconds": peer_s, "epochs": args.epochs}, f, indent=2)
-  with open(os.path.join(args.out, "predictor_peer.md"), "w") as f:
-    f.write("\n".join(md) + "\n")
+  peer_json = {"rows": rows, "peer_seconds": peer_s, "epochs": args.epochs}
+  uio.write_text(os.path.join(args.out, "predictor_peer.json"), json.dumps(peer_json, indent=2))
+  uio.write_text(os.path.join(args.out, "predictor_peer.md"), "\n".join(md) + "\n")
   print("\n".join(md))
 
 

@@ -12,16 +12,16 @@ export WANDB_MODE=offline WANDB_SILENT=true
 runs="${1:-runs}"
 start=$(date +%s)
 echo "[quickstart] 1/4 generate improvement labels (digits, linear learner, every supplement kind)"
-metaval generate --config configs/labels.py:quick --workdir "$runs/labels_quick"
+metaval generate --config labels:quick --workdir "$runs/labels_quick"
 echo "[quickstart] 2/4 train the value predictor on them"
-metaval train --config configs/predictor.py:quick --workdir "$runs/predictor_quick" \
+metaval train --config predictor:quick --workdir "$runs/predictor_quick" \
   --config.labels.workdirs="('$runs/labels_quick',)"
 echo "[quickstart] 3/4 value a clean and a label-noise demo supplement"
-metaval value --config configs/value.py:quick --workdir "$runs/value" \
+metaval value --config value:quick --workdir "$runs/value" \
   --config.predictor="$runs/predictor_quick"
-metaval value --config configs/value.py:quick --workdir "$runs/value_noise" \
+metaval value --config value:quick --workdir "$runs/value_noise" \
   --config.predictor="$runs/predictor_quick" --config.supplement.kind=label_noise
 echo "[quickstart] 4/4 write the Nutrition Facts label (JSON, HTML, PNG)"
-metaval report --config configs/value.py:quick --workdir "$runs/report" \
+metaval report --config value:quick --workdir "$runs/report" \
   --config.predictor="$runs/predictor_quick"
 echo "[quickstart] done in $(( $(date +%s) - start ))s; Nutrition Facts in $runs/report"

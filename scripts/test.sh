@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The test command: sets up .venv if needed, lints, runs the fast suite, then the
-# slow end-to-end suite. Fails if either pytest run collects no tests (exit 5).
+# The test command: sets up .venv if needed, lints, builds the docs site (strict), runs
+# the fast suite, then the slow end-to-end suite. Fails if either pytest run collects no
+# tests (exit 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-METAVAL_EXTRAS=dev,ray bash scripts/setup_env.sh
+METAVAL_EXTRAS=dev,ray,docs bash scripts/setup_env.sh
 export PATH="$PWD/.venv/bin:$PATH"
 export WANDB_MODE=offline WANDB_SILENT=true
 echo "[test] lint: ruff format --check and ruff check"
-ruff format --check metaval configs scripts tests experiments
-ruff check metaval configs scripts tests experiments
+ruff format --check metaval scripts tests docs
+ruff check metaval scripts tests docs
+echo "[test] docs: mkdocs build --strict"
+bash scripts/build_docs.sh build/docs
 run_pytest() {
   set +e
   python -m pytest -q "$@"

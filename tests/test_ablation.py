@@ -1,7 +1,6 @@
 """Size-ladder ablation: alignment, Spearman matrix, decision accuracy, extrapolation."""
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from metaval.errors import MetavalError
 from metaval.labeling.schema import LabelSet
 from metaval.valuation import ablation as A
 
-CONFIG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "ablation.py")
+CONFIG = "ablation"
 
 
 def _labelset(mat, params, bases):

@@ -6,12 +6,12 @@ import pytest
 import metaval.api as api
 from metaval.data import get_task
 from metaval.learners.models import LearnerSpec
-from metaval.predictor import testing
+from metaval.predictor import toy
 
 
 @pytest.fixture(scope="session")
 def predictor(tmp_path_factory):
-  path = testing.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
+  path = toy.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
   return api.load_predictor(path)
 
 
@@ -134,3 +134,59 @@ def test_exact_repeats_of_base_are_worth_nothing():
   xs = np.concatenate([xs, xs[2:3]])  # a repeat within S
   ys = np.concatenate([ys, ys[2:3]])
   np.testing.assert_array_equal(novel_points(xs, ys, xb, yb), [0, 0, 1, 1, 1, 0])
+
+
+def test_near_repeats_within_half_the_base_spacing_are_dropped():
+  from metaval.predictor.novelty import repeats
+
+  rng = np.random.default_rng(1)
+  xb = rng.normal(size=(40, 6))
+  yb = rng.integers(0, 3, 40)
+  u = rng.normal(size=(4, 6))
+  u /= np.linalg.norm(u, axis=1, keepdims=True)
+  radius = 0.5
+  xs = np.concatenate(
+    [
+      xb[[0, 1]] + 0.4 * u[:2],  # near copies, same label: near repeats
+      xb[[2]] + 0.4 * u[2:3],  # near copy with a flipped label: label noise, kept
+      xb[[3]] + 0.6 * u[3:4],  # just outside the radius: kept
+      xb[[4]] + 10.0,  # far from everything: kept ...
+      xb[[4]] + 10.0 + 0.1 * u[:1],  # ... and its near copy within S is a near repeat
+      xb[[5]],  # an exact repeat of B
+    ]
+  )
+  ys = np.concatenate([yb[[0, 1]], (yb[[2]] + 1) % 3, yb[[3, 4, 4, 5]]])
+  v = repeats(xs, ys, xb, yb, radius)
+  np.testing.assert_array_equal(v.keep, [0, 0, 1, 1, 1, 0, 0])
+  np.testing.assert_array_equal(v.exact, [0, 0, 0, 0, 0, 0, 1])
+  np.testing.assert_array_equal(v.near, [1, 1, 0, 0, 0, 1, 0])
+  assert (v.num_exact, v.num_near) == (1, 3)
+  # Radius 0: only exact repeats go.
+  np.testing.assert_array_equal(repeats(xs, ys, xb, yb).keep, [1, 1, 1, 1, 1, 1, 0])
+
+
+def test_padding_with_near_copies_of_the_base_buys_nothing(predictor):
+  # The Goodhart attack: a clean core padded with copies of B points moved by 0.35 of
+  # B's nearest-neighbour spacing is worth exactly what the core is worth.
+  from metaval.predictor.novelty import NEAR_REPEAT_RADIUS
+
+  task, clean, _ = _clean_and_flipped(10)
+  base_idx = np.asarray(predictor.tasks["wine"]["base_indices"])
+  xb, yb = task.x[base_idx], task.y[base_idx]
+  d = ((xb[:, None] - xb[None]) ** 2).sum(-1)
+  np.fill_diagonal(d, np.inf)
+  scale = float(np.median(np.sqrt(d.min(1))))
+  rng = np.random.default_rng(0)
+  src = rng.choice(len(xb), 30)
+  u = rng.normal(size=(30, xb.shape[1]))
+  u /= np.linalg.norm(u, axis=1, keepdims=True)
+  pad_x = xb[src] + 0.7 * NEAR_REPEAT_RADIUS * scale * u
+  padded = (np.concatenate([clean[0], pad_x]), np.concatenate([clean[1], yb[src]]))
+  f_pad, f_core = predictor.value(padded), predictor.value(clean)
+  assert f_pad.diagnostics["dropped_near_duplicates"] == 30
+  # (Some of the clean points are in the default base: exact repeats in both queries.)
+  assert (
+    f_pad.diagnostics["dropped_exact_duplicates"] == f_core.diagnostics["dropped_exact_duplicates"]
+  )
+  assert any("near repeats" in w for w in f_pad.warnings)
+  assert f_pad.targets[0].value == pytest.approx(f_core.targets[0].value, abs=1e-6)

@@ -3,7 +3,6 @@
 import itertools
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from metaval.games import GameError
 from metaval.learners import LearnerSpec
 from metaval.valuation import attribution as A
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MLP = LearnerSpec("mlp", width=32, steps=150, lr=0.01, l2=1e-4)
 
 
@@ -197,7 +195,7 @@ def test_cli_attribute_quick_writes_table_and_a_verified_ledger(tmp_path):
     [
       "attribute",
       "--config",
-      os.path.join(REPO, "configs/attribution.py:quick"),
+      "attribution:quick",
       "--config.num_seeds=1",
       "--config.learner.steps=60",
       "--workdir",
@@ -252,9 +250,9 @@ def test_predictor_utility_batches_unions_and_maps_ranked_results_back():
 @pytest.mark.slow
 def test_attribution_with_the_toy_predictor_is_efficient(tmp_path):
   import metaval.api as api
-  from metaval.predictor import testing
+  from metaval.predictor import toy
 
-  p = api.load_predictor(testing.toy_predictor(str(tmp_path / "toy")))
+  p = api.load_predictor(toy.toy_predictor(str(tmp_path / "toy")))
   task = get_task("wine")
   x, y = task.x[-36:], task.y[-36:]
   parts = [(x[i::3], y[i::3]) for i in range(3)]

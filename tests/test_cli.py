@@ -1,6 +1,6 @@
 """Configs and the command line."""
 
-import glob
+import importlib
 import json
 import os
 import subprocess
@@ -10,41 +10,56 @@ import ml_collections
 import pytest
 
 from metaval import cli
-from metaval.configlib import ConfigError, load, load_config_file
+from metaval.configlib import ConfigError, available_configs, load, load_config_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS_DIR = os.path.join(REPO, "metaval", "configs")
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.py"))))
-def test_every_config_loads_locked_with_a_documented_command(path):
-  cfg = load_config_file(path)
+def test_packaged_configs_are_every_config_module():
+  on_disk = sorted(f[:-3] for f in os.listdir(CONFIGS_DIR) if f.endswith(".py") and f[0] != "_")
+  assert available_configs() == on_disk
+  assert {"labels", "predictor", "value", "fit"} <= set(on_disk)
+
+
+@pytest.mark.parametrize("name", available_configs())
+def test_every_config_loads_locked_with_a_documented_command(name):
+  cfg = load_config_file(name)
   assert isinstance(cfg, ml_collections.ConfigDict)
   with pytest.raises(AttributeError):
     cfg.no_such_field_anywhere = 1  # locked: typos cannot add keys
-  import importlib.util
-
-  spec = importlib.util.spec_from_file_location("cfgmod", path)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
+  mod = importlib.import_module(f"metaval.configs.{name}")
   doc = mod.__doc__ or ""
-  assert "metaval " in doc, f"{path}: docstring must give the command"
-  assert "xpected" in doc, f"{path}: docstring must give the expected runtime/result"
-  load_config_file(path + ":quick")  # every config has a quick variant
+  assert "metaval " in doc, f"{name}: docstring must give the command"
+  assert "xpected" in doc, f"{name}: docstring must give the expected runtime/result"
+  assert "configs/" not in doc, f"{name}: name packaged configs as {name}:variant, not by path"
+  load_config_file(name + ":quick")  # every config has a quick variant
+
+
+def test_a_config_file_path_loads_like_its_packaged_name():
+  path = os.path.join(CONFIGS_DIR, "fit.py")
+  assert load(path + ":quick").to_dict() == load("fit:quick").to_dict()
+  assert load(path).to_dict() == load("fit").to_dict()
+
+
+def test_unknown_config_name_lists_the_packaged_ones():
+  with pytest.raises(ConfigError, match="unknown config 'nope'; packaged configs: ablation, "):
+    load("nope:quick")
+  with pytest.raises(ConfigError, match="not found.*available: ablation"):
+    load("configs/labels.py:quick")  # the old repo path is not a file any more
 
 
 def test_overrides_keep_types_and_reject_unknown_keys():
-  cfg = load(
-    os.path.join(REPO, "configs/fit.py"), ["--config.learner.width=32", "--config.learner.lr=1e-3"]
-  )
+  cfg = load("fit", ["--config.learner.width=32", "--config.learner.lr=1e-3"])
   assert cfg.learner.width == 32 and cfg.learner.lr == 1e-3
   with pytest.raises(ConfigError, match="unknown config key 'learner.widht'.*learner.width"):
-    load(os.path.join(REPO, "configs/fit.py"), ["--config.learner.widht=3"])
+    load("fit", ["--config.learner.widht=3"])
   with pytest.raises(ConfigError, match="expected int"):
-    load(os.path.join(REPO, "configs/fit.py"), ["--config.num_models=many"])
+    load("fit", ["--config.num_models=many"])
   with pytest.raises(ConfigError, match="not found"):
-    load("configs/nope.py")
+    load("nope/nope.py")
   with pytest.raises(ConfigError, match="unknown variant"):
-    load(os.path.join(REPO, "configs/fit.py:huge"))
+    load("fit:huge")
 
 
 def _run_cli(*args):
@@ -72,7 +87,7 @@ def test_cli_fit_runs_and_writes_metrics(tmp_path):
     [
       "fit",
       "--config",
-      os.path.join(REPO, "configs/fit.py:quick"),
+      "fit:quick",
       "--config.num_models",
       "3",
       "--config.learner.steps=50",
@@ -84,3 +99,13 @@ def test_cli_fit_runs_and_writes_metrics(tmp_path):
   out = json.loads((tmp_path / "fit_metrics.json").read_text())
   assert out["learner"]["steps"] == 50
   assert out["metrics"]["test/accuracy"]["mean"] > 0.8
+
+
+def test_every_command_runs_a_job_with_a_packaged_default_config():
+  from metaval.jobs import COMMANDS
+
+  jobs = [j for e in COMMANDS.values() for j in (e.values() if isinstance(e, dict) else [e])]
+  assert len(jobs) == 13
+  for job in jobs:
+    assert callable(job.load()), job
+    load_config_file(job.default_config)  # the default is a packaged name, not a repo path

@@ -1,7 +1,5 @@
 """Fast tests of metaval.valuation.compare (strategies on the same pairs)."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -9,12 +7,10 @@ from metaval.configlib import load
 from metaval.data import get_task
 from metaval.valuation import compare as C
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 @pytest.fixture(scope="module")
 def setup():
-  cfg = load(os.path.join(REPO, "configs", "labels.py:tiny"), ["--config.task.name=wine"])
+  cfg = load("labels:tiny", ["--config.task.name=wine"])
   task = get_task("wine", seed=int(cfg.task.seed))
   pairs = C.heldout_pairs(cfg, task, 6, seed=11)
   return cfg, task, pairs

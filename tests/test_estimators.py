@@ -1,7 +1,5 @@
 """The one estimator interface: every estimator answers estimate(task, pairs, spec, metric)."""
 
-import os
-
 import jax
 import numpy as np
 import pytest
@@ -15,14 +13,13 @@ from metaval.learners.models import LearnerSpec
 from metaval.valuation import compare as C
 from metaval.valuation import untrain as U
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPEC_KW = dict(family="linear", steps=20, lr=0.1, l2=1e-3)
 METRIC = "test/accuracy"
 
 
 @pytest.fixture(scope="module")
 def setup():
-  cfg = load(os.path.join(REPO, "configs", "labels.py:tiny"), ["--config.task.name=wine"])
+  cfg = load("labels:tiny", ["--config.task.name=wine"])
   task = get_task("wine", seed=int(cfg.task.seed))
   pairs = C.heldout_pairs(cfg, task, 6, seed=11)
   return cfg, task, pairs
@@ -30,7 +27,7 @@ def setup():
 
 def test_retraining_estimate_equals_the_label_pipeline():
   """The same (B, S) valued by the pipeline's shard and by the retraining estimator."""
-  cfg = load(os.path.join(REPO, "configs", "labels.py:tiny"))
+  cfg = load("labels:tiny")
   task = get_task("digits", seed=int(cfg.task.seed))
   rec = pipeline.run_shard(cfg, "digits", 1)
   bases, supps, base_of = pipeline.sample_shard_pairs(cfg, task, 1)

@@ -10,8 +10,7 @@ from metaval import cli
 from metaval.audit import goodhart as G
 from metaval.configlib import load
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(REPO, "configs", "goodhart.py")
+CONFIG = "goodhart"
 NO_PREDICTOR = ("retraining", "ablation", "untraining", "knn_shapley", "data_oob")
 
 

@@ -21,7 +21,7 @@ from metaval.labeling.schema import LabelSet
 from metaval.learners import TRACE_COUNTS, LearnerSpec, metric_names, train_many
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = os.path.join(REPO, "configs", "labels.py") + ":tiny"
+TINY = "labels:tiny"
 LINEAR = LearnerSpec("linear", steps=100, lr=0.1, l2=1e-3)
 
 

@@ -1,7 +1,6 @@
 """Memorization spot-check: scores, calibration, AUC and the end-to-end audit."""
 
 import json
-import os
 
 import jax
 import jax.numpy as jnp
@@ -12,9 +11,9 @@ from metaval import cli
 from metaval.audit import membership as mem
 from metaval.configlib import load
 from metaval.data import get_task
+from metaval.jobs import audit_membership
 from metaval.learners import LearnerSpec, apply, init
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = LearnerSpec("lm", width=16, depth=1, heads=2, steps=20, lr=3e-3, l2=0.0, batch_size=8)
 
 
@@ -106,9 +105,9 @@ def test_bad_inputs_name_the_problem():
     mem.select_contributors(get_task("wine"), 2, 1, 0, np.random.default_rng(0))
   with pytest.raises(mem.MembershipError, match="files have"):
     mem.select_contributors(get_task("code"), 500, 16, 0, np.random.default_rng(0))
-  cfg = load(os.path.join(REPO, "configs/membership.py:quick"), ["--config.prefix_len=64"])
+  cfg = load("membership:quick", ["--config.prefix_len=64"])
   with pytest.raises(mem.MembershipError, match="prefix_len"):
-    mem.run(cfg)
+    audit_membership.run(cfg)
 
 
 def test_cli_membership_tiny_run_writes_a_complete_table(tmp_path):
@@ -117,7 +116,7 @@ def test_cli_membership_tiny_run_writes_a_complete_table(tmp_path):
       "audit",
       "membership",
       "--config",
-      os.path.join(REPO, "configs/membership.py:quick"),
+      "membership:quick",
       "--config.num_contributors=4",
       "--config.num_pairs=2",
       "--config.learner.width=16",
@@ -141,8 +140,8 @@ def test_cli_membership_tiny_run_writes_a_complete_table(tmp_path):
 
 @pytest.mark.slow
 def test_quick_audit_detects_membership_with_calibrated_likelihood(tmp_path):
-  cfg = load(os.path.join(REPO, "configs/membership.py:quick"))
-  out = mem.run(cfg, str(tmp_path))
+  cfg = load("membership:quick")
+  out = audit_membership.run(cfg, str(tmp_path))
   by = {(r["score"], r["level"]): r for r in out["rows"]}
   # Measured 0.95 [0.91, 1.00]; the raw likelihood was 0.61.
   assert by[("mean_loglik_calibrated", "contributor")]["auc"] > 0.8

@@ -123,8 +123,8 @@ def test_kinds_registry_is_the_one_source():
   assert samplers.LANGUAGE_MODEL_KINDS[0] == "groups"
   from metaval.configlib import load
 
-  for name in ("labels.py", "labels.py:code", "untrain.py", "ablation.py"):
-    cfg = load(os.path.join(REPO, "configs", name))
+  for name in ("labels", "labels:code", "untrain", "ablation"):
+    cfg = load(name)
     kinds = list(cfg.kinds) if "kinds" in cfg else list(cfg.pairs.kinds) if "pairs" in cfg else []
     for fam in cfg.get("families", {}).values():
       kinds += list(fam.pipeline.get("kinds", ()))

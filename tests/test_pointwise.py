@@ -209,7 +209,7 @@ def test_pointwise_keeps_the_names_other_code_imports():
 def test_cli_quick_end_to_end(tmp_path):
   from metaval.cli import main
 
-  rc = main(["baselines", "--config", "configs/baselines.py:quick", "--workdir", str(tmp_path)])
+  rc = main(["baselines", "--config", "baselines:quick", "--workdir", str(tmp_path)])
   assert rc == 0
   import json
 
@@ -219,6 +219,4 @@ def test_cli_quick_end_to_end(tmp_path):
   assert rows["tmc_shapley"]["remove_high_auc"] < rows["tmc_shapley"]["remove_low_auc"]
   assert (tmp_path / "removal_curves.png").stat().st_size > 10_000
   # A rerun reuses the saved values (resume).
-  assert (
-    main(["baselines", "--config", "configs/baselines.py:quick", "--workdir", str(tmp_path)]) == 0
-  )
+  assert main(["baselines", "--config", "baselines:quick", "--workdir", str(tmp_path)]) == 0

@@ -8,7 +8,7 @@ import pytest
 
 from metaval.data import get_task
 from metaval.predictor import features as F
-from metaval.predictor import testing
+from metaval.predictor import testing, toy
 from metaval.predictor.train import (
   META_FILE,
   PredictorError,
@@ -21,7 +21,7 @@ from metaval.predictor.writers import MetricWriter
 
 @pytest.fixture(scope="session")
 def toy_dir(tmp_path_factory):
-  return testing.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
+  return toy.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
 
 
 def _view_and_base(name="digits", n_base=300, seed=0):
@@ -164,7 +164,7 @@ def test_toy_training_writes_predictor_and_ranks_noise_below_clean(toy_dir):
 
 
 def test_interrupted_training_resumes_from_latest_checkpoint(tmp_path):
-  cfg = testing.toy_config(epochs=2, patience=50)
+  cfg = toy.toy_config(epochs=2, patience=50)
   cfg.labels.toy_pairs = 10
   cfg.labels.toy_seeds = 1
   cfg.train.log_every = 1
@@ -197,9 +197,9 @@ def test_end_to_end_generate_train_value(tmp_path):
   from metaval.data import samplers
 
   cfg = load(
-    "configs/predictor.py:quick",
+    "predictor:quick",
     [
-      "--config.labels.configs=('configs/labels.py:tiny',)",
+      "--config.labels.configs=('labels:tiny',)",
       f"--config.labels.workdirs=('{tmp_path / 'labels'}',)",
       "--config.features.cache_dir=",
       "--config.train.epochs=15",
@@ -217,3 +217,67 @@ def test_end_to_end_generate_train_value(tmp_path):
   assert facts.task == "digits" and np.isfinite(facts.targets[0].value)
   flipped = p.value((clean.x, (clean.y + 1) % 10))
   assert any("label noise" in w for w in flipped.warnings)
+
+
+def _metaval_imports(path: str) -> set[str]:
+  """Every ``metaval.*`` module a file imports (module- or function-level)."""
+  import ast
+
+  out = set()
+  for node in ast.walk(ast.parse(open(path).read())):
+    if isinstance(node, ast.Import):
+      out |= {a.name for a in node.names}
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+  return {m for m in out if m.startswith("metaval")}
+
+
+def test_predictor_api_and_report_layers_are_small_and_flow_one_way():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  files = [os.path.join(root, "metaval", "api.py")]
+  for sub in ("predictor", "report"):
+    for d, _, fs in os.walk(os.path.join(root, "metaval", sub)):
+      files += [os.path.join(d, f) for f in fs if f.endswith(".py")]
+  for f in files:
+    assert sum(1 for _ in open(f)) <= 500, f
+  imports = {os.path.relpath(f, root): _metaval_imports(f) for f in files}
+  # Rendering and the facts type never reach back into the API; production training
+  # never imports the test helpers' toy predictor.
+  for f in ("metaval/report/facts.py", "metaval/report/render.py"):
+    assert not any(m.startswith("metaval.api") for m in imports[f]), f
+  for f in ("train.py", "data.py", "checkpoint.py", "features/featurizer.py"):
+    assert not any(m.startswith("metaval.predictor.toy") for m in imports[f"metaval/predictor/{f}"])
+  assert not any(
+    m.startswith("metaval.predictor.train") for m in imports["metaval/predictor/testing.py"]
+  )
+  # The API takes only the facts type from the report package (which imports the API).
+  from_report = {
+    m.split(".")[2] for m in imports["metaval/api.py"] if m.startswith("metaval.report.")
+  }
+  assert from_report == {"facts"}
+
+
+def test_importing_the_features_does_not_load_the_training_stack():
+  import subprocess
+  import sys
+
+  code = (
+    "import sys, metaval.predictor as P, metaval.predictor.features; "
+    "assert 'metaval.predictor.train' not in sys.modules; "
+    "assert callable(P.train_and_evaluate)"
+  )
+  subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_evaluate_writes_tables_and_json(tmp_path):
+  from metaval.predictor import evaluate
+
+  cfg = toy.toy_config(epochs=2, patience=50)
+  cfg.labels.toy_pairs = 20
+  cfg.eval.splits = ("pairs",)
+  out = evaluate.run(cfg, str(tmp_path))
+  assert out["num_pairs"] == 20 and set(out["splits"]) == {"pairs"}
+  md = (tmp_path / "eval.md").read_text()
+  assert "| estimator | spearman |" in md and "| predictor |" in md and "| ridge |" in md
+  back = json.load(open(tmp_path / "eval.json"))
+  assert back["targets"] == out["targets"]

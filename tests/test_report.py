@@ -9,13 +9,13 @@ import pytest
 import metaval.api as api
 from metaval.configlib import load
 from metaval.data import get_task
-from metaval.predictor import testing
+from metaval.predictor import toy
 from metaval.report import nutrition
 
 
 @pytest.fixture(scope="session")
 def predictor_dir(tmp_path_factory):
-  return testing.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
+  return toy.toy_predictor(str(tmp_path_factory.getbasetemp() / "toy_predictor"))
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +80,7 @@ def test_report_command_writes_all_three(predictor_dir, tmp_path):
   npz = tmp_path / "supp.npz"
   np.savez(npz, x=task.x[:20], y=task.y[:20])
   cfg = load(
-    "configs/value.py:quick",
+    "value:quick",
     [f"--config.predictor={predictor_dir}", f"--config.supplement.path={npz}"],
   )
   facts = nutrition.run(cfg, str(tmp_path / "out"))

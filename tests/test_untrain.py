@@ -18,7 +18,7 @@ from metaval.learners import LearnerSpec
 from metaval.protocol import agreement
 from metaval.valuation import untrain as U
 
-CONFIG = os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs", "untrain.py")
+CONFIG = "untrain"
 SMALL = LearnerSpec("mlp", width=32, steps=100, lr=0.01, l2=1e-4)
 
 

@@ -37,9 +37,6 @@ References:
 from __future__ import annotations
 
 import functools
-import json
-import os
-import time
 
 import jax
 import jax.numpy as jnp
@@ -49,7 +46,7 @@ from metaval.data.tasks import LANGUAGE_MODEL, Task
 from metaval.errors import MetavalError
 from metaval.learners import models
 from metaval.learners.models import LearnerSpec
-from metaval.learners.train import train_many
+from metaval.util import io as uio
 
 SCORES = ("mean_loglik", "min_k", "exact_match")
 
@@ -294,108 +291,17 @@ def analyse(window_scores: dict, plan: np.ndarray, owner: np.ndarray, *, num_boo
 
 
 def format_table(rows) -> str:
-  lines = [
-    "| score | level | ROC AUC | 95% CI | paired win | mean gap | n |",
-    "|---|---|---|---|---|---|---|",
+  """The AUC rows of :func:`analyse` as a markdown table (empty cells where not defined)."""
+  cells = [
+    {
+      "score": r["score"],
+      "level": r["level"],
+      "ROC AUC": f"{r['auc']:.3f}",
+      "95% CI": f"[{r['lo']:.3f}, {r['hi']:.3f}]",
+      "paired win": "" if np.isnan(r["paired_win"]) else f"{r['paired_win']:.3f}",
+      "mean gap": "" if np.isnan(r["mean_gap"]) else f"{r['mean_gap']:+.4f}",
+      "n": str(r["n"]),
+    }
+    for r in rows
   ]
-  for r in rows:
-    pw = "" if np.isnan(r["paired_win"]) else f"{r['paired_win']:.3f}"
-    gap = "" if np.isnan(r["mean_gap"]) else f"{r['mean_gap']:+.4f}"
-    lines.append(
-      f"| {r['score']} | {r['level']} | {r['auc']:.3f} | [{r['lo']:.3f}, {r['hi']:.3f}] | "
-      f"{pw} | {gap} | {r['n']} |"
-    )
-  return "\n".join(lines)
-
-
-def run(config, workdir: str | None = None) -> dict:
-  """``metaval audit membership``: train complementary LM pairs, score, report AUCs.
-
-  Writes ``membership.json`` (config, plan, AUC rows, timing), ``membership.md``
-  (the table) and ``scores.npz`` (per-window scores ``[M, W]``, plan, owner) to
-  ``workdir``.
-  """
-  from metaval.data import get_task
-
-  task = get_task(config.task.name, seed=config.task.seed, **dict(config.task.get("kwargs", {})))
-  spec = LearnerSpec.from_config(config.learner)
-  if spec.family != "lm":
-    raise MembershipError(f"the membership audit trains LMs; learner.family is {spec.family!r}")
-  win = task.x.shape[1]
-  if not 1 <= config.prefix_len < win - 1:
-    raise MembershipError(f"prefix_len must be in [1, {win - 2}], got {config.prefix_len}")
-  if not 0 < config.min_k_frac <= 1:
-    raise MembershipError(f"min_k_frac must be in (0, 1], got {config.min_k_frac}")
-  rng = np.random.default_rng(config.seed)
-  k = int(config.num_contributors)
-  files, rows, excluded = select_contributors(task, k, config.min_windows, config.max_windows, rng)
-  base_idx = np.flatnonzero(~excluded)
-  if config.base_size:
-    base_idx = rng.choice(base_idx, min(int(config.base_size), len(base_idx)), replace=False)
-  n_pool = task.pool_size
-  base = np.zeros(n_pool, np.float32)
-  base[base_idx] = 1.0
-  contrib = np.zeros((k, n_pool), np.float32)
-  for c, r in enumerate(rows):
-    contrib[c, r] = float(config.contributor_weight)
-  plan = complementary_plan(k, int(config.num_pairs), rng)  # [M, K]
-  masks = base[None] + plan.astype(np.float32) @ contrib  # [M, N]
-  # The two models of a pair share a key on purpose (paired with/without runs).
-  pair_keys = jax.random.split(jax.random.key(config.seed), config.num_pairs)
-  keys = jnp.repeat(jax.random.key_data(pair_keys), 2, axis=0)  # [M, 2]
-  print(task.describe())
-  print(
-    f"{k} contributor files ({', '.join(str(len(r)) for r in rows)} windows), base "
-    f"{len(base_idx)} windows, {2 * config.num_pairs} LMs (w{spec.width} d{spec.depth}, "
-    f"{spec.steps} steps x {spec.batch_size})"
-  )
-  t0 = time.perf_counter()
-  res = train_many(keys, task, masks, spec, return_params=True, chunk=config.chunk or None)
-  train_s = time.perf_counter() - t0
-  prompts = [r[: config.prompts_per_contributor] for r in rows]
-  owner = np.concatenate([np.full(len(p), c) for c, p in enumerate(prompts)])
-  windows = jnp.asarray(task.x[np.concatenate(prompts)])  # [W, T + 1]
-  t0 = time.perf_counter()
-  window_scores = jax.device_get(
-    score_models(
-      res.params,
-      windows,
-      spec=spec,
-      prefix_len=int(config.prefix_len),
-      min_k_frac=float(config.min_k_frac),
-    )
-  )
-  score_s = time.perf_counter() - t0
-  table_rows = analyse(window_scores, plan, owner, num_boot=config.num_boot, rng=rng)
-  table = format_table(table_rows)
-  heldout = res.metrics["heldout/neg_loss"]
-  print(
-    f"trained in {train_s:.1f}s (heldout neg_loss {heldout.mean():+.3f} ± {heldout.std():.3f}), "
-    f"scored {windows.shape[0]} prompts x {len(plan)} models in {score_s:.1f}s"
-  )
-  print(table)
-  out = {
-    "task": task.name,
-    "learner": spec.to_dict(),
-    "contributor_files": [task.file_names[f] for f in files],
-    "contributor_windows": [int(len(r)) for r in rows],
-    "base_windows": int(len(base_idx)),
-    "plan": plan.astype(int).tolist(),
-    "heldout_neg_loss": heldout.tolist(),
-    "prefix_len": int(config.prefix_len),
-    "min_k_frac": float(config.min_k_frac),
-    "rows": table_rows,
-    "seconds": {"train": train_s, "score": score_s},
-  }
-  if workdir:
-    os.makedirs(workdir, exist_ok=True)
-    for name, text in (("membership.json", json.dumps(out, indent=2)), ("membership.md", table)):
-      path = os.path.join(workdir, name)
-      with open(path + ".tmp", "w") as f:
-        f.write(text + "\n")
-      os.replace(path + ".tmp", path)
-    # Raw per-window scores, so the analysis can be redone without retraining.
-    np.savez(os.path.join(workdir, "scores.tmp.npz"), plan=plan, owner=owner, **window_scores)
-    os.replace(os.path.join(workdir, "scores.tmp.npz"), os.path.join(workdir, "scores.npz"))
-    print(f"wrote {workdir}/membership.json, membership.md, scores.npz")
-  return out
+  return uio.markdown_table(cells, list(cells[0]) if cells else None)

@@ -15,8 +15,8 @@ Each name has one meaning, the same in every table:
 * ``banzhaf``: Banzhaf values (maximum-sample-reuse estimate) in the same game,
   summed over S. Banzhaf values are not efficient: a different quantity.
 
-The per-point engines are ``metaval.valuation.pointwise`` (``Utility``,
-``tmc_shapley``, ``banzhaf``, ``knn_shapley``, ``data_oob``, ``set_value``).
+The per-point engines are the game engine's (``metaval.games``: ``RetrainingUtility``,
+``tmc_shapley``, ``banzhaf_msr``, ``knn_shapley``, ``data_oob``, ``set_value``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import math
 
 import numpy as np
 
+from metaval import games
 from metaval import pairs as pairs_lib
 from metaval.data.tasks import Task
 from metaval.estimators.base import Estimate, Estimator, EstimatorError, Timer, check_metric
 from metaval.learners.models import LearnerSpec
-from metaval.valuation import pointwise as PW
 
 
 def _s_points(pairs: pairs_lib.Pairs, p: int) -> np.ndarray:
@@ -62,8 +62,8 @@ class KnnShapleySum(Estimator):
     with Timer() as t:
       for p in range(len(pairs)):
         sub, _, _ = pairs_lib.union_pool(task, pairs, p)
-        v = PW.knn_shapley(sub.x, sub.y, ex, ey, k=self.k).values
-        vals.append(PW.set_value(v, _s_points(pairs, p)))
+        v = games.knn_shapley(sub.x, sub.y, ex, ey, k=self.k).values
+        vals.append(games.set_value(v, _s_points(pairs, p)))
     return Estimate(self.name, np.asarray(vals), t.seconds, 0.0, same_scale=False)
 
 
@@ -85,14 +85,14 @@ class DataOobSum(Estimator):
     with Timer() as t:
       for p in range(len(pairs)):
         sub, _, _ = pairs_lib.union_pool(task, pairs, p)
-        v = PW.data_oob(
+        v = games.data_oob(
           sub, spec, num_bags=self.num_bags, seed=self.seed, batch_size=self.num_bags
         ).values
-        vals.append(PW.set_value(v, _s_points(pairs, p)))
+        vals.append(games.set_value(v, _s_points(pairs, p)))
     return Estimate(self.name, np.asarray(vals), t.seconds, float(self.num_bags), same_scale=False)
 
 
-class _PairUtility(PW.Utility):
+class _PairUtility(games.RetrainingUtility):
   """A ``Utility`` on a zero-padded B ∪ S pool: padding rows have weight 0.
 
   Padding to a fixed pool size lets one compiled program serve every pair.
@@ -120,7 +120,7 @@ class _GameSum(Estimator):
     self.pad_multiple = int(pad_multiple)
     self.name = name or f"{self.method} ({self.budget} {self.unit})"
 
-  def _values(self, u: PW.Utility, p: int) -> PW.Valuation:
+  def _values(self, u: games.RetrainingUtility, p: int) -> games.Valuation:
     raise NotImplementedError
 
   def estimate(self, task: Task, pairs, spec: LearnerSpec, metric: str) -> Estimate:
@@ -180,7 +180,7 @@ class TmcShapleySum(_GameSum):
     self.rtol, self.block = rtol, int(block)
 
   def _values(self, u, p):
-    return PW.tmc_shapley(
+    return games.tmc_shapley(
       u, num_permutations=self.budget, rtol=self.rtol, block=self.block, seed=self.seed + p
     )
 
@@ -215,4 +215,4 @@ class BanzhafSum(_GameSum):
     )
 
   def _values(self, u, p):
-    return PW.banzhaf(u, num_samples=self.budget, seed=self.seed + p)
+    return games.banzhaf_msr(u, num_samples=self.budget, seed=self.seed + p)

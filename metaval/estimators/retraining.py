@@ -34,7 +34,9 @@ class Retraining(Estimator):
   Args:
     num_seeds: K paired seeds.
     key: root key of the paired-seed scheme (default ``key(0)``).
-    chunk, extra_capacity, gather: ``metaval.pairs.label`` options.
+    chunk: a ``metaval.pairs.label`` option.
+    extra_capacity: a ``metaval.pairs.label`` option.
+    gather: a ``metaval.pairs.label`` option.
     name: row name.
   """
 

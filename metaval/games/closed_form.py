@@ -26,8 +26,10 @@ def knn_shapley(x_train, y_train, x_test, y_test, *, k: int = 5) -> Valuation:
   members with the test point's label (0 for the empty set).
 
   Args:
-    x_train, y_train: ``[N, d]`` inputs and ``[N]`` labels of the players.
-    x_test, y_test: the evaluation set.
+    x_train: ``[N, d]`` inputs of the players.
+    y_train: ``[N]`` labels of the players.
+    x_test: inputs of the evaluation set.
+    y_test: labels of the evaluation set.
     k: neighbours.
 
   Returns:

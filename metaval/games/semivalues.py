@@ -314,7 +314,8 @@ def beta_shapley(
 
   Args:
     game: the game.
-    alpha, beta: Beta parameters; (16, 1) is Kwon & Zou's default.
+    alpha: first Beta parameter; (alpha, beta) = (16, 1) is Kwon & Zou's default.
+    beta: second Beta parameter.
     num_permutations: permutations sampled.
     rtol: optional TMC truncation tolerance.
     tail: cardinality weight left out at the cut-off.

@@ -1,6 +1,6 @@
 """The label pipeline: sample (B, S) pairs, train on B and B ∪ S, store improvements.
 
-``metaval generate --config configs/labels.py:quick --workdir runs/labels`` cuts the
+``metaval generate --config labels:quick --workdir runs/labels`` cuts the
 work into shards. A shard is a pure function of ``(config, task, shard index)``:
 its pairs come from a numpy generator seeded with ``(seed, task id, shard)`` and
 its training keys from ``metaval.pairs.shard_key`` (see ``shards.py``; the labels
@@ -209,7 +209,7 @@ def generate(config, workdir: str) -> LabelSet | dict[str, LabelSet]:
   """Builds (or resumes) the label dataset in ``workdir`` and returns it loaded.
 
   Args:
-    config: a ``configs/labels.py`` config.
+    config: a ``labels`` config.
     workdir: output directory; one sub-directory per task.
 
   Returns:

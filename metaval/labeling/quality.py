@@ -1,6 +1,6 @@
 """Label quality: how repeatable labels are, and what each supplement kind is worth.
 
-``metaval labels --config configs/labels.py:quick --workdir runs/labels_quick``
+``metaval labels --config labels:quick --workdir runs/labels_quick``
 prints, per task and learner:
 
 * **Repeatability**: the K paired seeds are split into two disjoint halves (even

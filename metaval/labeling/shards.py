@@ -61,7 +61,11 @@ def label_pairs(
     supplements: P supplements.
     spec: the learner.
     base_of: ``[P]`` which base each supplement goes with (default: the i-th).
-    num_seeds, key, chunk, extra_capacity, gather: see ``metaval.pairs.label``.
+    num_seeds: see ``metaval.pairs.label``.
+    key: see ``metaval.pairs.label``.
+    chunk: see ``metaval.pairs.label``.
+    extra_capacity: see ``metaval.pairs.label``.
+    gather: see ``metaval.pairs.label``.
 
   Returns:
     ``(metric_base, metric_full)``, each ``[P, K, T]`` in ``metric_names(task)``

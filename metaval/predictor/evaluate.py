@@ -19,6 +19,7 @@ measured.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -27,7 +28,9 @@ from scipy import stats as sstats
 
 from metaval import protocol
 from metaval.predictor import baselines
+from metaval.predictor import data as D
 from metaval.predictor import train as T
+from metaval.util import io
 
 METRICS = ("spearman", "pearson", "mae", "sign_acc", "topk_precision")
 
@@ -46,7 +49,7 @@ def noise_ceiling(per_seed: np.ndarray) -> dict:
   return {"split_spearman": rs, "ceiling_pearson": 2 * rp / (1 + rp) if rp > -1 else nan}
 
 
-def _fold(config, workdir, data: T.PairData, train_idx, test_idx, name):
+def _fold(config, workdir, data: D.PairData, train_idx, test_idx, name):
   """Fits a predictor on ``train_idx`` (with a validation share) and predicts ``test_idx``."""
   rng = np.random.default_rng(config.seed)
   train_idx = rng.permutation(train_idx)
@@ -61,7 +64,7 @@ def _fold(config, workdir, data: T.PairData, train_idx, test_idx, name):
   return {"predictor": mean, "half": half, **base}, hist
 
 
-def _score(est: dict, data: T.PairData, idx, targets) -> dict:
+def _score(est: dict, data: D.PairData, idx, targets) -> dict:
   """Per target: agreement of each estimator, coverage, and the noise ceiling."""
   out = {}
   for t, name in enumerate(targets):
@@ -81,13 +84,13 @@ def _merge(preds: list[tuple[np.ndarray, dict]], n: int) -> tuple[np.ndarray, di
   return idx, {k: np.concatenate([p[k] for _, p in preds]) for k in keys}
 
 
-def run_splits(config, workdir: str, data: T.PairData, targets) -> dict:
+def run_splits(config, workdir: str, data: D.PairData, targets) -> dict:
   """Runs every configured split; returns ``{split: {"n", "scores", ...}}``."""
   results = {}
   splits = tuple(config.eval.splits)
   n = len(data)
   if "pairs" in splits:
-    tr, va, te = T.random_split(n, config.train.val_frac, config.train.test_frac, config.seed)
+    tr, va, te = D.random_split(n, config.train.val_frac, config.train.test_frac, config.seed)
     est, _ = _fold(
       config, os.path.join(workdir, "pairs"), data, np.concatenate([tr, va]), te, "pairs"
     )
@@ -146,25 +149,24 @@ def markdown(results: dict, target: str) -> str:
       f"\n**{split}** ({res['n_test']} test pairs, {target}; noise ceiling: split-half "
       f"Spearman {ceil['split_spearman']:.3f}, corrected Pearson {ceil['ceiling_pearson']:.3f})\n"
     )
-    lines.append("| estimator | " + " | ".join(METRICS) + " | coverage |")
-    lines.append("|---|" + "---:|" * (len(METRICS) + 1))
+    rows = []
     for est in ("predictor", "ridge", "knn", "size"):
       a = sc[est]
-      cov = f"{a['coverage']:.2f}" if "coverage" in a else ""
-      lines.append(f"| {est} | " + " | ".join(f"{a[m]:.3f}" for m in METRICS) + f" | {cov} |")
+      row = {"estimator": est, **{m: f"{a[m]:.3f}" for m in METRICS}}
+      row["coverage"] = f"{a['coverage']:.2f}" if "coverage" in a else ""
+      rows.append(row)
+    lines.append(io.markdown_table(rows))
     if "within" in res:
       lines.append(
         f"\nwithin each held-out group ({target}, Spearman): predictor / ridge / knn / size\n"
       )
-      lines.append("| group | n | predictor | ridge | knn | size |")
-      lines.append("|---|---:|---:|---:|---:|---:|")
+      rows = []
       for g, w in res["within"].items():
         r = w[target]
-        lines.append(
-          f"| {g} | {int(r['predictor']['n'])} | "
-          + " | ".join(f"{r[e]['spearman']:.3f}" for e in ("predictor", "ridge", "knn", "size"))
-          + " |"
-        )
+        row = {"group": g, "n": int(r["predictor"]["n"])}
+        row.update({e: f"{r[e]['spearman']:.3f}" for e in ("predictor", "ridge", "knn", "size")})
+        rows.append(row)
+      lines.append(io.markdown_table(rows))
   return "\n".join(lines) + "\n"
 
 
@@ -172,10 +174,10 @@ def run(config, workdir: str) -> dict:
   """``metaval evaluate``: every held-out split, printed and written to ``workdir``."""
   os.makedirs(workdir, exist_ok=True)
   t0 = time.perf_counter()
-  label_sets = T.load_label_sets(config)
-  targets = T.choose_targets(label_sets, tuple(config.targets))
-  featurizer = T.make_featurizer(config)
-  data = T.build_pairs(label_sets, targets, featurizer, config.features.get("cache_dir") or None)
+  label_sets = D.load_label_sets(config)
+  targets = D.choose_targets(label_sets, tuple(config.targets))
+  featurizer = D.make_featurizer(config)
+  data = D.build_pairs(label_sets, targets, featurizer, config.features.get("cache_dir") or None)
   results = run_splits(config, workdir, data, targets)
   md = "".join(markdown(results, t) for t in targets[:2])
   out = {
@@ -184,10 +186,9 @@ def run(config, workdir: str) -> dict:
     "splits": results,
     "seconds": time.perf_counter() - t0,
   }
-  T._atomic_json(os.path.join(workdir, "eval.json"), out)
-  with open(os.path.join(workdir, "eval.md.tmp"), "w") as f:
-    f.write(md)
-  os.replace(os.path.join(workdir, "eval.md.tmp"), os.path.join(workdir, "eval.md"))
+  # NaN (e.g. the noise ceiling with one seed) stays NaN, as readers of eval.json expect.
+  io.write_text(os.path.join(workdir, "eval.json"), json.dumps(out, indent=1))
+  io.write_text(os.path.join(workdir, "eval.md"), md)
   print(md)
   print(f"[evaluate] {len(data)} pairs, {out['seconds']:.0f}s; wrote {workdir}/eval.md")
   return out

@@ -91,27 +91,3 @@ def toy_labels(
     pair_id=np.arange(num_pairs, dtype=np.int64) + seed * 1_000_000,
     shard=np.zeros(num_pairs, np.int32),
   )
-
-
-def toy_config(**train_overrides):
-  """The ``configs/predictor.py:toy`` config (tests and demos), unlocked overrides."""
-  import os
-
-  from metaval.configlib import load
-
-  repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  cfg = load(os.path.join(repo, "configs", "predictor.py") + ":toy")
-  for k, v in train_overrides.items():
-    cfg.train[k] = v
-  return cfg
-
-
-def toy_predictor(workdir: str, **train_overrides) -> str:
-  """Trains the toy predictor into ``workdir`` unless it is already there."""
-  import os
-
-  from metaval.predictor.train import META_FILE, train_and_evaluate
-
-  if not os.path.isfile(os.path.join(workdir, META_FILE)):
-    train_and_evaluate(toy_config(**train_overrides), workdir)
-  return workdir

@@ -37,8 +37,6 @@ from metaval.learners.models import LearnerSpec, ladder
 from metaval.protocol import STYLE, write_table
 from metaval.util import io as io_lib
 
-_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 
 class AblationError(MetavalError):
   """Bad ablation settings or label sets that cannot be compared."""
@@ -182,13 +180,10 @@ def analyse(labels: LabelSet, metric: str) -> dict:
 
 
 def labels_config(fam, family_name: str) -> ml_collections.ConfigDict:
-  """The ``configs/labels.py`` config that labels one family's pairs with every size."""
+  """The ``labels`` config that labels one family's pairs with every size."""
   spec = LearnerSpec.from_config(fam.learner)
   specs = ladder(spec, tuple(fam.sizes))
-  path = fam.labels_config
-  if not os.path.isabs(path.partition(":")[0]):
-    path = os.path.join(_REPO, path)
-  cfg = load_config_file(path)
+  cfg = load_config_file(fam.labels_config)  # a packaged name (labels:quick) or a file
   cfg.unlock()
   cfg.task = ml_collections.ConfigDict({"name": fam.task, "seed": 0})
   cfg.learners = ml_collections.ConfigDict(

@@ -33,7 +33,7 @@ def heldout_pairs(label_config, task: Task, num_pairs: int, seed: int) -> Pairs:
   """Pairs drawn like ``label_config``'s shards, from a different root seed.
 
   Args:
-    label_config: a ``configs/labels.py`` config (its kinds, sizes and
+    label_config: a ``labels`` config (its kinds, sizes and
       ``supps_per_base``).
     task: the base task.
     num_pairs: P.

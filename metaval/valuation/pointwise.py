@@ -3,7 +3,7 @@
 The methods (LOO, TMC/Beta Shapley, Banzhaf, KNN-Shapley, Data-OOB) are games over
 pool points in ``metaval.games``; the flipped-label benchmark problem is in
 ``metaval.valuation.noisy`` and the ``metaval baselines`` job in
-``metaval.valuation.baselines_job``. This module keeps the names other code
+``metaval.jobs.baselines``. This module keeps the names other code
 imports from here.
 """
 
@@ -30,13 +30,6 @@ from metaval.valuation.noisy import NoisyProblem, noisy_problem
 ValuationError = GameError
 
 
-def run(config, workdir: str | None = None) -> dict:
-  """``metaval baselines``: see ``metaval.valuation.baselines_job.run``."""
-  from metaval.valuation import baselines_job
-
-  return baselines_job.run(config, workdir)
-
-
 __all__ = [
   "METHODS",
   "NoisyProblem",
@@ -53,7 +46,6 @@ __all__ = [
   "no_data_value",
   "noisy_problem",
   "players_for_groups",
-  "run",
   "set_value",
   "tmc_shapley",
   "value_points",

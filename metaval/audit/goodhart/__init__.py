@@ -1,6 +1,6 @@
 """The Goodhart suite: gaming attacks that must not pay, valued by every estimator.
 
-``metaval audit goodhart --config configs/goodhart.py:quick`` builds a small data
+``metaval audit goodhart --config goodhart:quick`` builds a small data
 market per replicate: a buyer's base set B = B0 ∪ A, where A is an earlier
 contributor's (clean) set that the buyer already accepted. Against that B it offers
 a *genuine* clean supplement of size n and a list of attacks of the same size, each

@@ -1,7 +1,7 @@
 """The Goodhart suite's run: every configured estimator values every row, then the judge.
 
 Estimators come from ``metaval.estimators`` (one meaning per name, the same as in
-the E3 table); ``make_estimators`` builds them from a ``configs/goodhart.py``
+the E3 table); ``make_estimators`` builds them from a ``goodhart``
 config. Finished estimators are cached, so an interrupted run resumes.
 """
 
@@ -230,7 +230,7 @@ def goodhart_suite(config, workdir: str | None = None, log=print) -> GoodhartRes
   atomically), so an interrupted run resumes with the next estimator.
 
   Args:
-    config: a ``configs/goodhart.py`` config.
+    config: a ``goodhart`` config.
     workdir: outputs, cache and (if ``predictor.path`` is empty) the predictor;
       None keeps nothing on disk and needs ``predictor.path`` for the predictor.
     log: progress printer.

@@ -1,0 +1,226 @@
+"""Relational features: each element of a set described against the base set B.
+
+The distance to its nearest B point (scaled by B's own typical nearest-neighbour
+distance), whether that neighbour's label agrees, kNN label agreement and purity,
+duplicate flags, and how common its class is in B and in S. Unlike raw inputs these
+transfer across base tasks, which is what lets one predictor value duplicates, label
+noise, constant inputs and random bits on kinds or tasks it has not seen.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+
+import numpy as np
+import threadpoolctl
+
+from metaval.predictor.features.inputs import CLIP, MAX_CLASSES, RAW_WIDTH, FeatureError
+
+KNN = 5
+PROBE = 512  # B points used as leave-one-out queries (scale estimate, kNN proxies)
+NEAR_DUP = 0.25  # the ``near_dup`` flag: nearest B point within this many B scales
+
+RELATIONAL = (
+  "log_nn_dist",
+  "exact_dup",
+  "near_dup",
+  "nn_label_agrees",
+  "knn_agreement",
+  "knn_purity",
+  "class_share_in_base",
+  "class_share_in_set",
+  "log_nn_dist_within_set",
+  "dup_within_set",
+  "log_dist_to_base_mean",
+  "is_supplement",
+)
+ELEM_DIM = RAW_WIDTH + MAX_CLASSES + len(RELATIONAL)
+
+
+@functools.cache
+def _blas() -> threadpoolctl.ThreadpoolController:
+  return threadpoolctl.ThreadpoolController()  # scans the loaded libraries once
+
+
+def sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  # One thread: these matmuls are small, and multi-threaded BLAS on a shared
+  # machine spends more time synchronising than computing.
+  with _blas().limit(limits=1, user_api="blas"):
+    # float64: exact duplicates must come out at distance ~0 (float32 rounding
+    # of |a|^2 + |b|^2 - 2ab would hide them).
+    a = a.astype(np.float64)
+    b = b.astype(np.float64)
+    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+  return np.maximum(d, 0.0)
+
+
+def row_keys(x: np.ndarray) -> list[bytes]:
+  """Exact identity of each row: the bytes of its float32 values (``-0.0`` as ``0.0``).
+
+  Exact duplicates are found by comparing these keys, never through a distance:
+  ``|a|^2 + |b|^2 - 2ab`` loses exact zeros to round-off for large-magnitude rows.
+  """
+  x = np.ascontiguousarray(np.asarray(x, np.float32) + np.float32(0.0))
+  return [r.tobytes() for r in x]
+
+
+def _dup_flags(keys: list[bytes], counts: dict, own: int = 0) -> np.ndarray:
+  """1 where a row's key occurs in ``counts`` more than ``own`` times."""
+  return np.array([counts.get(k, 0) > own for k in keys], np.float32)
+
+
+def _key_counts(keys: list[bytes]) -> dict:
+  return collections.Counter(keys)
+
+
+def _purity(nn_y: np.ndarray, k: int) -> np.ndarray:
+  """Share of the most common label among each row's neighbours ``[n, knn]``."""
+  if nn_y.size == 0:
+    return np.zeros(len(nn_y))
+  counts = np.zeros((len(nn_y), k))
+  np.add.at(counts, (np.repeat(np.arange(len(nn_y)), nn_y.shape[1]), nn_y.reshape(-1)), 1.0)
+  return counts.max(1) / nn_y.shape[1]
+
+
+@dataclasses.dataclass
+class BaseStats:
+  """What every query against one base set reuses (computed once per B)."""
+
+  x: np.ndarray  # [n_B, RAW_WIDTH] embedded
+  y: np.ndarray  # [n_B]
+  scale: float  # median leave-one-out NN distance within B
+  mean: np.ndarray
+  radius: float
+  var: float
+  counts: np.ndarray  # [k] class counts
+  k: int
+  keys: dict  # exact row key -> multiplicity in B
+  probe: np.ndarray  # [n_p] B points used as leave-one-out queries of the kNN proxies
+  probe_d: np.ndarray  # [n_p, n_B] squared distances, the query itself at inf
+
+
+def base_stats(xb: np.ndarray, yb: np.ndarray, k: int) -> BaseStats:
+  if len(yb) == 0:
+    raise FeatureError("the base set is empty")
+  n = len(yb)
+  # Subsample very large bases for the scale estimate only.
+  probe = np.arange(n) if n <= PROBE else np.random.default_rng(0).choice(n, PROBE, replace=False)
+  d = sqdist(xb[probe], xb)
+  d[np.arange(len(probe)), probe] = np.inf  # leave the query itself out
+  if n > 1:
+    nn = np.sqrt(d.min(1))
+    nn = nn[np.isfinite(nn) & (nn > 0)]
+    scale = float(np.median(nn)) if nn.size else 1.0
+  else:
+    scale = 1.0
+  mean = xb.mean(0)
+  radius = float(np.sqrt(((xb - mean) ** 2).sum(1)).mean()) or 1.0
+  return BaseStats(
+    x=xb,
+    y=yb,
+    scale=max(scale, 1e-6),
+    mean=mean,
+    radius=max(radius, 1e-6),
+    var=float(xb.var(0).mean()) if n > 1 else 1.0,
+    counts=np.bincount(yb, minlength=k).astype(np.float64),
+    k=k,
+    keys=_key_counts(row_keys(xb)),
+    probe=probe,
+    probe_d=d,
+  )
+
+
+def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
+  """Relational features ``[n, len(RELATIONAL)]`` of a set against B.
+
+  Args:
+    xs: ``[n, RAW_WIDTH]`` embedded inputs.
+    ys: ``[n]`` labels.
+    base: statistics of B.
+    is_base: the set *is* B: neighbours exclude the point itself.
+  """
+  n = len(ys)
+  d = sqdist(xs, base.x)  # [n, n_B]
+  if is_base:
+    np.fill_diagonal(d, np.inf)
+  nb = base.x.shape[0] - (1 if is_base else 0)
+  out = np.zeros((n, len(RELATIONAL)), np.float32)
+  if nb > 0:
+    k = min(KNN, nb)
+    order = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.argsort(d, 1)
+    order = np.take_along_axis(order, np.argsort(np.take_along_axis(d, order, 1), 1), 1)[:, :k]
+    exact = _dup_flags(row_keys(xs), base.keys, own=1 if is_base else 0)
+    nn_d = np.where(exact > 0, 0.0, np.sqrt(d[np.arange(n), order[:, 0]]) / base.scale)
+    nn_y = base.y[order]  # [n, k]
+    agree = nn_y == ys[:, None]
+    purity = _purity(nn_y, base.k)
+    out[:, 0] = np.log1p(np.minimum(nn_d, CLIP))
+    out[:, 1] = exact
+    out[:, 2] = nn_d < NEAR_DUP
+    out[:, 3] = agree[:, 0]
+    out[:, 4] = agree.mean(1)
+    out[:, 5] = purity
+  else:
+    out[:, 0] = np.log1p(CLIP)
+  out[:, 6] = base.counts[ys] / max(base.counts.sum(), 1.0)
+  s_counts = np.bincount(ys, minlength=base.k)
+  out[:, 7] = s_counts[ys] / max(n, 1)
+  if is_base:
+    out[:, 8:10] = out[:, [0, 1]]
+  elif n > 1:
+    ds = sqdist(xs, xs)
+    np.fill_diagonal(ds, np.inf)
+    exact_s = _dup_flags(row_keys(xs), _key_counts(row_keys(xs)), own=1)
+    within = np.where(exact_s > 0, 0.0, np.sqrt(ds.min(1)) / base.scale)
+    out[:, 8] = np.log1p(np.minimum(within, CLIP))
+    out[:, 9] = exact_s
+  else:
+    out[:, 8] = np.log1p(CLIP)
+  out[:, 10] = np.log1p(np.minimum(np.sqrt(((xs - base.mean) ** 2).sum(1)) / base.radius, CLIP))
+  out[:, 11] = 0.0 if is_base else 1.0
+  return out
+
+
+def element_features(xs, ys, rel, k: int) -> np.ndarray:
+  """``[n, ELEM_DIM]``: raw embedding | one-hot label (padded) | relational."""
+  n = len(ys)
+  onehot = np.zeros((n, MAX_CLASSES), np.float32)
+  onehot[np.arange(n), ys] = 1.0
+  return np.concatenate([xs.astype(np.float32), onehot, rel], 1)
+
+
+def relational_self(xb, yb, sub, stats: BaseStats) -> np.ndarray:
+  """The first six relational features of B's points ``sub`` against B without themselves.
+
+  Args:
+    xb: ``[n_B, RAW_WIDTH]`` embedded inputs of B.
+    yb: ``[n_B]`` labels of B.
+    sub: indices of the B points to describe.
+    stats: statistics of B.
+
+  Returns:
+    ``[len(sub), 6]`` (distance, duplicate and neighbour-label features).
+  """
+  n = len(sub)
+  d = sqdist(xb[sub], xb)
+  d[np.arange(n), sub] = np.inf
+  nb = len(yb) - 1
+  out = np.zeros((n, 6), np.float32)
+  if nb <= 0:
+    out[:, 0] = np.log1p(CLIP)
+    return out
+  k = min(KNN, nb)
+  order = np.argsort(d, 1)[:, :k]
+  exact = _dup_flags(row_keys(xb[sub]), stats.keys, own=1)  # a copy of another B point
+  nn_d = np.where(exact > 0, 0.0, np.sqrt(d[np.arange(n), order[:, 0]]) / stats.scale)
+  nn_y = yb[order]
+  agree = nn_y == yb[sub][:, None]
+  out[:, 0] = np.log1p(np.minimum(nn_d, CLIP))
+  out[:, 1] = exact
+  out[:, 2] = nn_d < NEAR_DUP
+  out[:, 3] = agree[:, 0]
+  out[:, 4] = agree.mean(1)
+  out[:, 5] = _purity(nn_y, stats.k)
+  return out
