@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
   s.add_argument("name", help="experiment name or prefix (e1 ... e7)")
   s.add_argument("--mode", choices=("quick", "full"), default="quick")
   s.add_argument(
+    "--figures-only",
+    action="store_true",
+    help="redraw the figures from the saved results (default folder: the published one)",
+  )
+  s.add_argument(
     "--results",
     default=None,
     help="results folder holding README.md and results/<name>/ (default: experiments)",
@@ -93,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         results=args.results,
         config=args.config,
         overrides=overrides,
+        figures_only=args.figures_only,
       )
       return 0
     if not args.config:

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import stats
 
 from metaval.errors import MetavalError
+from metaval.report import plots
 from metaval.util import io as io_lib
 
 
@@ -262,23 +263,7 @@ def write_table(
   return md
 
 
-# ----------------------------------------------------------------------------
-# One plot style.
-
-STYLE = {
-  "figure.figsize": (6.4, 4.0),
-  "figure.dpi": 120,
-  "axes.grid": True,
-  "grid.alpha": 0.3,
-  "axes.spines.top": False,
-  "axes.spines.right": False,
-  "axes.titlesize": 11,
-  "axes.labelsize": 10,
-  "legend.fontsize": 8,
-  "legend.frameon": False,
-  "lines.linewidth": 1.6,
-  "lines.markersize": 4,
-}
+STYLE = plots.STYLE  # the one style, defined with the figures in metaval.report.plots
 
 
 def plot_curves(

@@ -9,8 +9,9 @@ import pytest
 import metaval.api as api
 from metaval.configlib import load
 from metaval.data import get_task
+from metaval.errors import MetavalError
 from metaval.predictor import toy
-from metaval.report import nutrition
+from metaval.report import nutrition, render
 
 
 @pytest.fixture(scope="session")
@@ -88,3 +89,42 @@ def test_report_command_writes_all_three(predictor_dir, tmp_path):
     assert (tmp_path / "out" / f"nutrition_facts.{ext}").stat().st_size > 0
   assert facts.name == "supp.npz"
   assert json.load(open(tmp_path / "out" / "nutrition_facts.json"))["supplement_size"] == 20
+
+
+def _ten_class_facts():
+  targets = [nutrition.TargetValue("test/accuracy", 0.02, 0.01, 0.03, 0.9, 0.022)]
+  targets += [
+    nutrition.TargetValue(f"test/class_{c}_accuracy", 0.001 * c, -0.01, 0.02) for c in range(10)
+  ]
+  return nutrition.NutritionFacts(
+    task="digits",
+    supplement_size=50,
+    base_size=300,
+    learner={"family": "linear"},
+    learner_params=650,
+    coverage=0.9,
+    targets=targets,
+    warnings=[],
+  )
+
+
+def test_png_draws_every_row_the_json_has(tmp_path):
+  facts = _ten_class_facts()
+  layout = render.png_layout(facts)
+  in_json = [
+    t["metric"] for t in json.load(open(facts.write_json(str(tmp_path / "f.json"))))["targets"]
+  ]
+  assert [t.metric for t in layout.rows] == in_json and len(in_json) == 11
+  assert layout.omitted == 0 and layout.note is None
+  data = open(facts.write_png(str(tmp_path / "all.png")), "rb").read()
+  assert data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_png_says_how_many_rows_it_left_out(tmp_path):
+  facts = _ten_class_facts()
+  layout = render.png_layout(facts, max_rows=4)
+  assert [t.metric for t in layout.rows] == [t.metric for t in facts.targets[:4]]
+  assert layout.omitted == 7 and layout.note.startswith("7 more rows")
+  assert open(facts.write_png(str(tmp_path / "cut.png"), max_rows=4), "rb").read()[:4] == b"\x89PNG"
+  with pytest.raises(MetavalError, match="max_rows"):
+    render.png_layout(facts, max_rows=0)

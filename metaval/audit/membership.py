@@ -215,6 +215,45 @@ def auc_with_ci(scores, labels, clusters, *, num_boot: int, rng, level: float = 
   return auc, float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
 
 
+def samples(window_scores: dict, plan: np.ndarray, owner: np.ndarray):
+  """Every (score, level) sample set that :func:`analyse` scores, raw and calibrated.
+
+  Args:
+    window_scores: name -> ``[M, W]`` score of each prompt window under each model.
+    plan: ``[M, K]`` True where model m trained on contributor k (rows 2j, 2j+1
+      are a complementary same-key pair).
+    owner: ``[W]`` contributor of each window.
+
+  Yields:
+    ``(name, level, scores, member, clusters)``: ``level`` is ``contributor`` (arrays
+    ``[M, K]``: mean score of each contributor's windows per model) or ``prompt``
+    (arrays ``[M, W]``); ``member`` is True where the model trained on the sample;
+    ``clusters`` names the contributor of each sample (the bootstrap's unit).
+  """
+  m, k = plan.shape
+  pair = np.arange(m) // 2
+  for name, s in window_scores.items():
+    s = np.asarray(s, np.float64)  # [M, W]
+    per_c = np.stack([s[:, owner == c].mean(1) for c in range(k)], 1)  # [M, K]
+    # Reference: mean score of contributor c under the *other* pairs' models
+    # that did not train on c (never the same key as the model being tested).
+    ref = np.zeros((m, k))
+    ref_w = np.zeros((m, len(owner)))
+    for i in range(m):
+      for c in range(k):
+        others = (pair != pair[i]) & ~plan[:, c]
+        ref[i, c] = per_c[others, c].mean()
+        ref_w[i, owner == c] = s[others][:, owner == c].mean(0)
+    clusters = np.tile(np.arange(k), (m, 1))
+    yield name, "contributor", per_c, plan, clusters
+    yield f"{name}_calibrated", "contributor", per_c - ref, plan, clusters
+    # Prompt level: every (model, window) is a sample, clusters = contributors.
+    member = plan[:, owner]  # [M, W]
+    clusters = np.broadcast_to(owner, member.shape)
+    yield name, "prompt", s, member, clusters
+    yield f"{name}_calibrated", "prompt", s - ref_w, member, clusters
+
+
 def analyse(window_scores: dict, plan: np.ndarray, owner: np.ndarray, *, num_boot: int, rng):
   """Member vs non-member separation for every score, raw and calibrated.
 
@@ -231,62 +270,33 @@ def analyse(window_scores: dict, plan: np.ndarray, owner: np.ndarray, *, num_boo
     ``auc``, ``lo``, ``hi``, ``paired_win`` (share of pairs x contributors where
     the member twin scores higher; ties count one half), ``mean_gap``.
   """
-  m, k = plan.shape
-  pair = np.arange(m) // 2
+  m = plan.shape[0]
   rows = []
-  for name, s in window_scores.items():
-    s = np.asarray(s, np.float64)  # [M, W]
-    per_c = np.stack([s[:, owner == c].mean(1) for c in range(k)], 1)  # [M, K]
-    # Reference: mean score of contributor c under the *other* pairs' models
-    # that did not train on c (never the same key as the model being tested).
-    ref = np.zeros((m, k))
-    ref_w = np.zeros((m, len(owner)))
-    for i in range(m):
-      for c in range(k):
-        others = (pair != pair[i]) & ~plan[:, c]
-        ref[i, c] = per_c[others, c].mean()
-        ref_w[i, owner == c] = s[others][:, owner == c].mean(0)
-    variants = {name: per_c, f"{name}_calibrated": per_c - ref}
-    for vname, v in variants.items():
-      member = plan.reshape(-1)
-      clusters = np.tile(np.arange(k), m)
-      auc, lo, hi = auc_with_ci(v.reshape(-1), member, clusters, num_boot=num_boot, rng=rng)
-      in_twin = v[plan.reshape(m, k)].reshape(-1)
+  for vname, level, v, member, clusters in samples(window_scores, plan, owner):
+    auc, lo, hi = auc_with_ci(
+      v.reshape(-1), member.reshape(-1), clusters.reshape(-1), num_boot=num_boot, rng=rng
+    )
+    paired_win = mean_gap = float("nan")
+    if level == "contributor":
+      in_twin = v[plan.reshape(m, -1)].reshape(-1)
       # Same-key twin of each member sample.
       twin_idx = np.arange(m) ^ 1
       out_twin = np.stack([v[twin_idx[i], plan[i]] for i in range(m)]).reshape(-1)
       gap = in_twin - out_twin
-      rows.append(
-        {
-          "score": vname,
-          "level": "contributor",
-          "auc": auc,
-          "lo": lo,
-          "hi": hi,
-          "paired_win": float(np.mean(gap > 0) + 0.5 * np.mean(gap == 0)),
-          "mean_gap": float(gap.mean()),
-          "n": int(v.size),
-        }
-      )
-    # Prompt level: every (model, window) is a sample, clusters = contributors.
-    for vname, v in ((name, s), (f"{name}_calibrated", s - ref_w)):
-      member = plan[:, owner]  # [M, W]
-      clusters = np.broadcast_to(owner, member.shape)
-      auc, lo, hi = auc_with_ci(
-        v.reshape(-1), member.reshape(-1), clusters.reshape(-1), num_boot=num_boot, rng=rng
-      )
-      rows.append(
-        {
-          "score": vname,
-          "level": "prompt",
-          "auc": auc,
-          "lo": lo,
-          "hi": hi,
-          "paired_win": float("nan"),
-          "mean_gap": float("nan"),
-          "n": int(v.size),
-        }
-      )
+      paired_win = float(np.mean(gap > 0) + 0.5 * np.mean(gap == 0))
+      mean_gap = float(gap.mean())
+    rows.append(
+      {
+        "score": vname,
+        "level": level,
+        "auc": auc,
+        "lo": lo,
+        "hi": hi,
+        "paired_win": paired_win,
+        "mean_gap": mean_gap,
+        "n": int(v.size),
+      }
+    )
   return rows
 
 

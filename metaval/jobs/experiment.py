@@ -1,4 +1,4 @@
-"""``metaval experiment <name> [--mode quick|full]``: regenerate one results table.
+"""``metaval experiment <name> [--mode quick|full] [--figures-only]``: one results table.
 
 Each experiment is a module ``metaval/jobs/experiments/<name>.py`` defining::
 
@@ -10,7 +10,9 @@ where ``Result`` holds table rows, optional notes and optional PNG paths. This
 module runs it, then writes ``table.md``, ``table.json`` and the machine, date and
 package-version record into the experiment's workdir, and rebuilds the results
 README from every published results folder, so the published numbers are only ever
-written by the experiments.
+written by the experiments. Every run then draws the experiment's figures from what
+it saved (:mod:`metaval.report.figures`); ``--figures-only`` redraws them from a
+saved results folder without running anything.
 
 Published tables live in a results folder (``--results``, default ``experiments``
 relative to the current directory: run from a checkout's root, that is the
@@ -31,6 +33,7 @@ import pkgutil
 import time
 
 from metaval.errors import MetavalError
+from metaval.report import figures
 from metaval.util import env
 from metaval.util import io as uio
 
@@ -46,7 +49,8 @@ class Result:
     rows: the table, one dict per row (same keys, in column order).
     notes: sentences printed under the table (measured, not typed: build them
       from the numbers in ``rows``).
-    plots: paths of PNG files the experiment wrote inside its workdir.
+    plots: paths of PNG files the experiment wrote inside its workdir (the runner
+      adds the figures of :mod:`metaval.report.figures`).
     extra_tables: further named tables (title -> rows).
     markdown: tables already rendered by the module that ran (its own writer),
       shown under the rows.
@@ -111,6 +115,7 @@ def run_experiment(
   results: str | None = None,
   config=None,
   overrides=(),
+  figures_only: bool = False,
 ) -> Result:
   """Runs one experiment and writes its table; see the module docstring.
 
@@ -122,9 +127,13 @@ def run_experiment(
       ``workdir`` lies inside ``<results>/results``.
     config: must be empty (experiments pick their own configs).
     overrides: must be empty.
+    figures_only: redraw the figures from the results already saved in ``workdir``
+      (default: the published folder) and record them in its ``table.json``; runs
+      nothing.
 
   Returns:
-    The experiment's ``Result``.
+    The experiment's ``Result`` (with ``figures_only``: the saved table's rows, notes
+    and plots).
   """
   if config or overrides:
     raise MetavalError("experiments take no --config; use --mode quick|full")
@@ -136,9 +145,11 @@ def run_experiment(
   if workdir is None:
     workdir = (
       os.path.join(results_dir, full_name)
-      if mode == "full"
+      if mode == "full" or figures_only
       else os.path.join("runs", "experiments", full_name)
     )
+  if figures_only:
+    return redraw(full_name, workdir, results)
   os.makedirs(workdir, exist_ok=True)
   print(f"[experiment] {full_name} ({mode}) -> {workdir}")
   t0 = time.perf_counter()
@@ -159,13 +170,57 @@ def run_experiment(
     "extra_tables": result.extra_tables,
     "markdown": result.markdown,
   }
+  # Figures read the saved results, table.json included (E3): write it first.
+  _write_record(workdir, record)
+  drawn = figures.draw(full_name, workdir)
+  result.plots = list(dict.fromkeys([*result.plots, *drawn]))
+  record["plots"] = [os.path.relpath(p, workdir) for p in result.plots]
+  _write_record(workdir, record)
+  print(render(record))
+  _publish(workdir, results)
+  return result
+
+
+def redraw(name: str, workdir: str, results: str = DEFAULT_RESULTS) -> Result:
+  """Draws experiment ``name``'s figures from its saved results; records them in the table.
+
+  Args:
+    name: the experiment's module name.
+    workdir: its results folder (holding ``table.json`` and the saved results).
+    results: the results folder whose README is rebuilt when ``workdir`` lies in it.
+
+  Returns:
+    A ``Result`` with the saved table's rows and notes and every figure's path.
+  """
+  path = os.path.join(workdir, "table.json")
+  if not os.path.isfile(path):
+    raise MetavalError(f"{path} is missing: run `metaval experiment {name}` before --figures-only")
+  with open(path) as f:
+    record = json.load(f)
+  drawn = figures.draw(name, workdir)
+  old = [
+    os.path.join(workdir, p) for p in record["plots"] if os.path.isfile(os.path.join(workdir, p))
+  ]
+  plots = list(dict.fromkeys([*old, *drawn]))
+  record["plots"] = [os.path.relpath(p, workdir) for p in plots]
+  _write_record(workdir, record)
+  for p in drawn:
+    print(f"[experiment] {name}: wrote {p}")
+  _publish(workdir, results)
+  return Result(rows=record["rows"], notes=record["notes"], plots=plots)
+
+
+def _write_record(workdir: str, record: dict) -> None:
   # Plain json.dumps (not uio.write_json): NaN cells stay NaN and render as "n/a".
   uio.write_text(os.path.join(workdir, "table.json"), json.dumps(record, indent=2, default=float))
   uio.write_text(os.path.join(workdir, "table.md"), render(record))
-  print(render(record))
+
+
+def _publish(workdir: str, results: str) -> None:
+  """Rebuilds the results README when ``workdir`` is one of its published folders."""
+  results_dir = os.path.join(results, "results")
   if os.path.abspath(workdir).startswith(os.path.abspath(results_dir) + os.sep):
     rebuild_readme(results)
-  return result
 
 
 def render(record: dict) -> str:

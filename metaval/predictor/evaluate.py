@@ -84,9 +84,27 @@ def _merge(preds: list[tuple[np.ndarray, dict]], n: int) -> tuple[np.ndarray, di
   return idx, {k: np.concatenate([p[k] for _, p in preds]) for k in keys}
 
 
-def run_splits(config, workdir: str, data: D.PairData, targets) -> dict:
-  """Runs every configured split; returns ``{split: {"n", "scores", ...}}``."""
+def run_splits(config, workdir: str, data: D.PairData, targets, predictions=None) -> dict:
+  """Runs every configured split; returns ``{split: {"n", "scores", ...}}``.
+
+  Args:
+    config: a ``predictor`` config.
+    workdir: where each fold's predictor is trained.
+    data: the labelled pairs.
+    targets: metric names, in ``data.y``'s column order.
+    predictions: if a dict, filled with ``<split>/label`` and ``<split>/<estimator>``
+      arrays ``[n_test, targets]`` (the per-pair numbers behind each split's scores).
+
+  Returns:
+    ``{split: {"n_test", "scores", ...}}``.
+  """
   results = {}
+
+  def keep(split, idx, est):
+    if predictions is not None:
+      predictions[f"{split}/label"] = data.y[idx]
+      predictions.update({f"{split}/{k}": v for k, v in est.items()})
+
   splits = tuple(config.eval.splits)
   n = len(data)
   if "pairs" in splits:
@@ -95,6 +113,7 @@ def run_splits(config, workdir: str, data: D.PairData, targets) -> dict:
       config, os.path.join(workdir, "pairs"), data, np.concatenate([tr, va]), te, "pairs"
     )
     results["pairs"] = {"n_test": len(te), "scores": _score(est, data, te, targets)}
+    keep("pairs", te, est)
   if "kind" in splits:
     kinds = list(config.eval.kinds) or sorted(set(data.kind))
     preds, within = [], {}
@@ -114,6 +133,7 @@ def run_splits(config, workdir: str, data: D.PairData, targets) -> dict:
         "scores": _score(est, data, idx, targets),
         "within": within,
       }
+      keep("kind", idx, est)
   if "task" in splits and len(set(data.task)) > 1:
     preds, within = [], {}
     for t in sorted(set(data.task)):
@@ -127,6 +147,7 @@ def run_splits(config, workdir: str, data: D.PairData, targets) -> dict:
       "scores": _score(est, data, idx, targets),
       "within": within,
     }
+    keep("task", idx, est)
   if "learner" in splits and len(set(data.learner_params)) > 1:
     # "Larger": the largest parameter count, per task (sizes differ across tasks).
     te_mask = np.zeros(n, bool)
@@ -136,6 +157,7 @@ def run_splits(config, workdir: str, data: D.PairData, targets) -> dict:
     te, tr = np.flatnonzero(te_mask), np.flatnonzero(~te_mask)
     est, _ = _fold(config, os.path.join(workdir, "learner"), data, tr, te, "learner")
     results["learner"] = {"n_test": len(te), "scores": _score(est, data, te, targets)}
+    keep("learner", te, est)
   return results
 
 
@@ -178,7 +200,8 @@ def run(config, workdir: str) -> dict:
   targets = D.choose_targets(label_sets, tuple(config.targets))
   featurizer = D.make_featurizer(config)
   data = D.build_pairs(label_sets, targets, featurizer, config.features.get("cache_dir") or None)
-  results = run_splits(config, workdir, data, targets)
+  predictions = {}
+  results = run_splits(config, workdir, data, targets, predictions)
   md = "".join(markdown(results, t) for t in targets[:2])
   out = {
     "targets": targets,
@@ -189,6 +212,8 @@ def run(config, workdir: str) -> dict:
   # NaN (e.g. the noise ceiling with one seed) stays NaN, as readers of eval.json expect.
   io.write_text(os.path.join(workdir, "eval.json"), json.dumps(out, indent=1))
   io.write_text(os.path.join(workdir, "eval.md"), md)
+  # Per-pair label and estimates of every split: E2's scatter is drawn from these.
+  io.save_npz(os.path.join(workdir, "predictions.npz"), **predictions)
   print(md)
   print(f"[evaluate] {len(data)} pairs, {out['seconds']:.0f}s; wrote {workdir}/eval.md")
   return out

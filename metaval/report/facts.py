@@ -104,8 +104,8 @@ class NutritionFacts:
     _write_text(path, self.to_html())
     return path
 
-  def write_png(self, path: str, max_rows: int = 8) -> str:
-    """A PNG label laid out like a food label (matplotlib, Agg backend)."""
+  def write_png(self, path: str, max_rows: int | None = None) -> str:
+    """A PNG label laid out like a food label; every metric row unless ``max_rows`` cuts."""
     return render.write_png(self, path, max_rows)
 
 

@@ -5,8 +5,10 @@ Both take a ``metaval.report.facts.NutritionFacts`` and read only its fields.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 
+from metaval.errors import MetavalError
 from metaval.util import io
 
 
@@ -72,13 +74,46 @@ details {{ margin-top: 0.6em; font-size: 0.85em; }}
 """
 
 
-def write_png(facts, path: str, max_rows: int = 8) -> str:
+@dataclasses.dataclass
+class PngLayout:
+  """What the PNG label draws: the metric rows and a note for any row left out.
+
+  Attributes:
+    rows: the ``TargetValue`` rows drawn, in the facts' order.
+    omitted: how many of the facts' rows are not drawn.
+    note: the line drawn under the rows when some are left out (else None).
+  """
+
+  rows: list
+  omitted: int
+  note: str | None
+
+
+def png_layout(facts, max_rows: int | None = None) -> PngLayout:
+  """Which metric rows the PNG label draws.
+
+  Args:
+    facts: the ``NutritionFacts`` to draw.
+    max_rows: metric rows drawn at most (None: all, as the JSON and text have them).
+
+  Returns:
+    The rows drawn and, when some are left out, the note that says how many.
+  """
+  if max_rows is not None and max_rows < 1:
+    raise MetavalError(f"max_rows must be >= 1 or None, got {max_rows}")
+  rows = list(facts.targets if max_rows is None else facts.targets[:max_rows])
+  omitted = len(facts.targets) - len(rows)
+  note = f"{omitted} more rows not drawn: see the JSON or HTML report" if omitted else None
+  return PngLayout(rows=rows, omitted=omitted, note=note)
+
+
+def write_png(facts, path: str, max_rows: int | None = None) -> str:
   """A PNG label laid out like a food label (matplotlib, Agg backend).
 
   Args:
     facts: the ``NutritionFacts`` to draw.
     path: the ``.png`` to write (atomically).
-    max_rows: metrics drawn at most.
+    max_rows: metric rows drawn at most (None: all); a note says how many were left out.
 
   Returns:
     ``path``.
@@ -88,9 +123,10 @@ def write_png(facts, path: str, max_rows: int = 8) -> str:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  rows = facts.targets[:max_rows]
+  layout = png_layout(facts, max_rows)
+  rows = layout.rows
   n_warn = max(1, len(facts.warnings))
-  height = 3.0 + 0.32 * len(rows) + 0.3 * n_warn
+  height = 3.0 + 0.32 * (len(rows) + (layout.note is not None)) + 0.3 * n_warn
   fig = plt.figure(figsize=(4.6, height), dpi=120)
   ax = fig.add_axes([0, 0, 1, 1])
   ax.set_axis_off()
@@ -133,6 +169,9 @@ def write_png(facts, path: str, max_rows: int = 8) -> str:
     if t.share_of_base is not None:
       ax.text(0.61, y, f"{t.share_of_base:+.1%}", fontsize=6.5, va="center")
     ax.text(0.94, y, f"[{t.low:+.3f}, {t.high:+.3f}]", fontsize=6.5, ha="right", va="center")
+  if layout.note:
+    y -= 0.32
+    ax.text(0.06, y, layout.note, fontsize=6.5, style="italic", va="center")
   y -= 0.22
   ax.plot([0.05, 0.95], [y, y], color="k", lw=3)
   y -= 0.25

@@ -34,7 +34,8 @@ from metaval.configlib import load_config_file
 from metaval.errors import MetavalError
 from metaval.labeling.schema import LabelSet
 from metaval.learners.models import LearnerSpec, ladder
-from metaval.protocol import STYLE, write_table
+from metaval.protocol import write_table
+from metaval.report import plots
 from metaval.util import io as io_lib
 
 
@@ -198,49 +199,6 @@ def labels_config(fam, family_name: str) -> ml_collections.ConfigDict:
   return cfg
 
 
-def _plot(results: dict, path: str) -> None:
-  import matplotlib
-
-  matplotlib.use("Agg", force=False)
-  import matplotlib.pyplot as plt
-
-  fams = list(results)
-  with plt.rc_context(STYLE):
-    fig, axes = plt.subplots(len(fams), 2, figsize=(10, 4 * len(fams)), squeeze=False)
-    for r, fam in enumerate(fams):
-      res = results[fam]
-      ax = axes[r, 0]
-      sp = res["spearman"]
-      im = ax.imshow(sp, vmin=-1, vmax=1, cmap="RdBu_r")
-      ticks = [f"{n}\n{p:,}" for n, p in zip(res["names"], res["params"])]
-      ax.set_xticks(range(len(ticks)), ticks, fontsize=7)
-      ax.set_yticks(range(len(ticks)), [t.replace("\n", " ") for t in ticks], fontsize=7)
-      ax.grid(False)
-      for i in range(len(sp)):
-        for j in range(len(sp)):
-          ax.text(j, i, f"{sp[i, j]:.2f}", ha="center", va="center", fontsize=7)
-      ax.set_title(f"{fam}: Spearman of labels between sizes ({res['metric']})")
-      fig.colorbar(im, ax=ax, fraction=0.046)
-      ax = axes[r, 1]
-      p = res["params"].astype(float)
-      mean_abs = np.abs(res["labels"]).mean(0)
-      ax.loglog(p, mean_abs, "o-", label="measured mean |improvement|")
-      if "extrapolation" in res:
-        pl = res["extrapolation"]["power_law"]
-        xs = np.geomspace(p[0], p[-1], 50)
-        ax.loglog(
-          xs, np.exp(pl["a"]) * xs ** pl["b"], "--", label=f"power law fit (b={pl['b']:.2f})"
-        )
-        ax.loglog([p[-1]], [pl["pred_mean_abs"]], "x", ms=9, label="predicted held-out size")
-      ax.set_xlabel("trained parameters")
-      ax.set_ylabel("mean |improvement|")
-      ax.set_title(f"{fam}: scaling of the label magnitude")
-      ax.legend()
-    fig.tight_layout()
-    io_lib.save_figure(fig, path)
-    plt.close(fig)
-
-
 def _rows(fam: str, res: dict) -> list[dict]:
   rows = []
   last = len(res["names"]) - 1
@@ -317,7 +275,6 @@ def run(config, workdir: str | None = None) -> dict:
         f"{pl['pred_mean_abs']:.4f} vs measured {pl['actual_mean_abs']:.4f} "
         f"({pl['rel_error']:+.0%})"
       )
-  _plot(results, os.path.join(workdir, "ablation.png"))
   summary = {
     f: {
       "names": r["names"],
@@ -326,6 +283,7 @@ def run(config, workdir: str | None = None) -> dict:
       "num_pairs": int(len(r["labels"])),
       "spearman": r["spearman"].tolist(),
       "decision_acc": r["decision_acc"].tolist(),
+      "mean_abs": np.abs(r["labels"]).mean(0).tolist(),
       "extrapolation": {
         k: v for k, v in r.get("extrapolation", {}).items() if k not in ("per_pair_pred",)
       },
@@ -337,5 +295,6 @@ def run(config, workdir: str | None = None) -> dict:
     if "mean_abs" in s["extrapolation"]:
       s["extrapolation"]["mean_abs"] = np.asarray(s["extrapolation"]["mean_abs"]).tolist()
   io_lib.write_json(os.path.join(workdir, "ablation_summary.json"), summary)
+  plots.ladder(summary, os.path.join(workdir, "ablation.png"))
   print(f"wrote {os.path.join(workdir, 'ablation.md')}, ablation.png, ablation_summary.json")
   return summary
