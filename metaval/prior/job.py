@@ -1,0 +1,190 @@
+"""``metaval prior``: label a prior of generated tasks, resumable, in parallel.
+
+Tasks are grouped by shape signature (``metaval.prior.labels.signature``: classes
+and padded width) and cut into shards of ``tasks_per_shard`` tasks; a shard is a pure
+function of ``(config, its task seeds)``. Each worker process takes one whole
+signature group at a time, so it compiles that group's training programs once and
+reuses them for every task in it; groups go out largest first. A worker writes each
+finished shard atomically (``metaval.labeling.storage.write_shard``); a rerun skips
+finished shards, so a crash loses at most the shards in flight. The progress bar
+counts finished shard files.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import glob
+import json
+import os
+import time
+
+import ml_collections
+
+from metaval.data import samplers
+from metaval.errors import MetavalError
+from metaval.labeling import pipeline
+from metaval.labeling import storage as label_storage
+from metaval.prior import generator
+from metaval.prior import labels as prior_labels
+from metaval.prior import storage as prior_storage
+from metaval.util import io as io_lib
+
+# Config fields that do not change the labels (left out of the resume fingerprint).
+_RUNTIME_FIELDS = ("local_workers", "progress")
+
+
+def _as_dict(config) -> dict:
+  return config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+
+
+def check_config(config) -> None:
+  """Refuses a prior config that cannot run, in one line.
+
+  Raises:
+    MetavalError: unknown kinds, bad sizes or counts, a gather size below
+      ``max base_size + max supp_size``.
+  """
+  unknown = [k for k in config.kinds if k not in samplers.SUPPLEMENT_KINDS]
+  if unknown:
+    raise MetavalError(f"unknown supplement kind(s) {unknown}")
+  for f in ("num_tasks", "pairs_per_task", "supps_per_base", "num_seeds", "chunk"):
+    if int(config[f]) < 1:
+      raise MetavalError(f"config.{f} must be >= 1, got {config[f]}")
+  for f in ("base_size", "supp_size"):
+    lo, hi = config[f]
+    if not 1 <= lo <= hi:
+      raise MetavalError(f"config.{f} must be (lo, hi) with 1 <= lo <= hi, got ({lo}, {hi})")
+  if int(config.gather) < config.base_size[1] + config.supp_size[1]:
+    raise MetavalError("config.gather must be >= max base_size + max supp_size")
+  if not len(config.learners):
+    raise MetavalError("config.learners is empty: name at least one learner")
+  prior_labels.learner_specs(config)
+  generator.sample_spec(int(config.first_task), **dict(config.ranges))
+
+
+def plan(config) -> list[list[tuple[int, list[int]]]]:
+  """The shards, grouped by signature: ``[[(shard id, task seeds), ...], ...]``.
+
+  Shard ids follow (signature, seed) order, so they are stable for a config.
+  Groups are returned largest first (the order workers take them).
+  """
+  seeds = range(int(config.first_task), int(config.first_task) + int(config.num_tasks))
+  by_sig: dict[tuple, list[int]] = {}
+  for s in seeds:
+    sig = prior_labels.signature(generator.sample_spec(s, **dict(config.ranges)))
+    by_sig.setdefault(sig, []).append(s)
+  per, groups, sid = int(config.tasks_per_shard), [], 0
+  for sig in sorted(by_sig):
+    group = []
+    for j in range(0, len(by_sig[sig]), per):
+      group.append((sid, by_sig[sig][j : j + per]))
+      sid += 1
+    groups.append(group)
+  return sorted(groups, key=lambda g: -sum(len(t) for _, t in g))
+
+
+def run_group(cfg: dict, workdir: str, group) -> int:
+  """Labels one signature group's unfinished shards, writing each as it finishes."""
+  done = label_storage.finished_shards(workdir)
+  n = 0
+  for sid, seeds in group:
+    if sid in done:
+      continue
+    rec = prior_labels.run_shard(cfg, seeds)
+    label_storage.write_shard(label_storage.shard_path(workdir, sid), rec)
+    n += len(rec["task_seed"])
+  return n
+
+
+def _prepare(workdir: str, config) -> None:
+  os.makedirs(os.path.join(workdir, "shards"), exist_ok=True)
+  for stale in glob.glob(os.path.join(workdir, "shards", "*.tmp-*")):
+    os.remove(stale)  # shards in flight when a previous run died
+  fields = {k: v for k, v in sorted(_as_dict(config).items()) if k not in _RUNTIME_FIELDS}
+  path = os.path.join(workdir, "config.json")
+  if os.path.exists(path):
+    with open(path) as fh:
+      stored = json.load(fh)
+    if io_lib.fingerprint(stored) != io_lib.fingerprint(fields):
+      raise MetavalError(
+        f"{workdir!r} holds prior labels from a different config; use a new --workdir"
+      )
+  else:
+    io_lib.write_json(path, fields, indent=1, sort_keys=True)
+
+
+def generate(config, workdir: str) -> prior_storage.PriorLabels:
+  """Builds (or resumes) the prior labels in ``workdir`` and returns them loaded.
+
+  Args:
+    config: a ``prior`` config.
+    workdir: output directory.
+
+  Returns:
+    The ``PriorLabels``.
+  """
+  check_config(config)
+  _prepare(workdir, config)
+  groups = plan(config)
+  n_shards = sum(len(g) for g in groups)
+  done = label_storage.finished_shards(workdir)
+  todo = [[(s, t) for s, t in g if s not in done] for g in groups]
+  todo = [g for g in todo if g]
+  labels_per_task = int(config.pairs_per_task) * len(config.learners)
+  sizes = {s: len(t) for g in groups for s, t in g}
+  cfg = _as_dict(config)
+  from tqdm import tqdm
+
+  t0 = time.perf_counter()
+  with tqdm(total=n_shards, initial=len(done), unit="shard", disable=not config.progress) as bar:
+    workers = int(config.local_workers)
+    if workers <= 0:
+      for g in todo:
+        run_group(cfg, workdir, g)
+        bar.update(len(label_storage.finished_shards(workdir)) - bar.n)
+    elif todo:
+      with pipeline.shard_pool(min(workers, len(todo))) as pool:
+        futs = [pool.submit(run_group, cfg, workdir, g) for g in todo]
+        while not all(f.done() for f in futs):
+          cf.wait(futs, timeout=2.0, return_when=cf.FIRST_COMPLETED)
+          bar.update(len(label_storage.finished_shards(workdir)) - bar.n)
+          bar.set_postfix(labels_s=f"{_rate(workdir, sizes, done, labels_per_task, t0):.1f}")
+        for f in futs:
+          f.result()  # re-raise a worker's error
+      bar.update(len(label_storage.finished_shards(workdir)) - bar.n)
+  seconds = time.perf_counter() - t0
+  out = prior_storage.load_prior(workdir)
+  new_tasks = sum(len(t) for g in todo for _, t in g)
+  summary = {
+    "tasks": len(out.specs),
+    "pairs": len(out),
+    "labels": out.num_labels,
+    "new_labels": new_tasks * labels_per_task,
+    "seconds": round(seconds, 1),
+    "labels_per_s": round(new_tasks * labels_per_task / max(seconds, 1e-9), 2),
+  }
+  io_lib.write_json(os.path.join(workdir, "summary.json"), summary, indent=1)
+  if todo:
+    print(
+      f"generated {summary['new_labels']} labels in {seconds:.1f}s "
+      f"({summary['labels_per_s']} labels/s); dataset: {workdir}"
+    )
+  return out
+
+
+def _rate(workdir, sizes, done_before, labels_per_task, t0) -> float:
+  """Labels per second of this run so far (from the shards finished since it began)."""
+  new = label_storage.finished_shards(workdir) - done_before
+  return sum(sizes[s] for s in new) * labels_per_task / (time.perf_counter() - t0)
+
+
+def run(config, workdir: str) -> prior_storage.PriorLabels:
+  """``metaval prior``: builds or resumes the prior labels and prints a summary per kind."""
+  out = generate(config, workdir)
+  d = out.improvement("test/accuracy")  # [P, L]
+  print(f"{len(out.specs)} tasks, {len(out)} pairs, {out.num_labels} labels ({out.learners})")
+  for k in sorted(set(out.kind)):
+    sel = out.kind == k
+    means = " ".join(f"{v:+.4f}" for v in d[sel].mean(0))
+    print(f"  {k:18s} n={int(sel.sum()):5d}  Δ accuracy per learner: {means}")
+  return out
