@@ -58,6 +58,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.tasks_per_shard = 4
   cfg.local_workers = 2  # processes (single-threaded XLA); 0 = in this process
   cfg.progress = True
+  cfg.jax_cache = True  # keep compiled programs in <workdir>/jax_cache (resumes load them)
   if arg is None or arg == "default":
     pass
   elif arg == "medium":
@@ -86,6 +87,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.tasks_per_shard = 2
     cfg.local_workers = 0
     cfg.progress = False
+    cfg.jax_cache = False
   else:
     raise ValueError(f"unknown variant {arg!r}; use default, medium, quick or tiny")
   return cfg

@@ -13,6 +13,7 @@ counts finished shard files.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import glob
 import json
 import os
@@ -30,7 +31,7 @@ from metaval.prior import storage as prior_storage
 from metaval.util import io as io_lib
 
 # Config fields that do not change the labels (left out of the resume fingerprint).
-_RUNTIME_FIELDS = ("local_workers", "progress")
+_RUNTIME_FIELDS = ("local_workers", "progress", "jax_cache")
 
 
 def _as_dict(config) -> dict:
@@ -83,17 +84,22 @@ def plan(config) -> list[list[tuple[int, list[int]]]]:
   return sorted(groups, key=lambda g: -sum(len(t) for _, t in g))
 
 
-def run_group(cfg: dict, workdir: str, group) -> int:
-  """Labels one signature group's unfinished shards, writing each as it finishes."""
+def run_group(cfg: dict, workdir: str, group) -> tuple[int, float]:
+  """Labels one signature group's unfinished shards, writing each as it finishes.
+
+  Returns:
+    ``(labels written, CPU seconds of this process)``: with single-threaded XLA
+    the CPU time is what the work costs one core, whatever else shares the machine.
+  """
   done = label_storage.finished_shards(workdir)
-  n = 0
+  n, cpu0 = 0, time.process_time()
   for sid, seeds in group:
     if sid in done:
       continue
     rec = prior_labels.run_shard(cfg, seeds)
     label_storage.write_shard(label_storage.shard_path(workdir, sid), rec)
-    n += len(rec["task_seed"])
-  return n
+    n += len(rec["task_seed"]) * len(rec["learner"])
+  return n, time.process_time() - cpu0
 
 
 def _prepare(workdir: str, config) -> None:
@@ -132,44 +138,68 @@ def generate(config, workdir: str) -> prior_storage.PriorLabels:
   todo = [g for g in todo if g]
   labels_per_task = int(config.pairs_per_task) * len(config.learners)
   sizes = {s: len(t) for g in groups for s, t in g}
+  # JAX's persistent compilation cache (read at start-up by the spawned workers): a
+  # resumed or repeated run loads each bucket's programs instead of compiling them.
+  cache = os.path.abspath(os.path.join(workdir, "jax_cache")) if config.jax_cache else None
   cfg = _as_dict(config)
   from tqdm import tqdm
 
   t0 = time.perf_counter()
   with tqdm(total=n_shards, initial=len(done), unit="shard", disable=not config.progress) as bar:
-    workers = int(config.local_workers)
+    workers, results = int(config.local_workers), []
     if workers <= 0:
       for g in todo:
-        run_group(cfg, workdir, g)
+        results.append(run_group(cfg, workdir, g))
         bar.update(len(label_storage.finished_shards(workdir)) - bar.n)
     elif todo:
-      with pipeline.shard_pool(min(workers, len(todo))) as pool:
+      with (
+        _env("JAX_COMPILATION_CACHE_DIR", cache),
+        pipeline.shard_pool(min(workers, len(todo))) as pool,
+      ):
         futs = [pool.submit(run_group, cfg, workdir, g) for g in todo]
         while not all(f.done() for f in futs):
           cf.wait(futs, timeout=2.0, return_when=cf.FIRST_COMPLETED)
           bar.update(len(label_storage.finished_shards(workdir)) - bar.n)
           bar.set_postfix(labels_s=f"{_rate(workdir, sizes, done, labels_per_task, t0):.1f}")
-        for f in futs:
-          f.result()  # re-raise a worker's error
+        results = [f.result() for f in futs]  # re-raises a worker's error
       bar.update(len(label_storage.finished_shards(workdir)) - bar.n)
   seconds = time.perf_counter() - t0
   out = prior_storage.load_prior(workdir)
-  new_tasks = sum(len(t) for g in todo for _, t in g)
+  new, cpu = sum(r[0] for r in results), sum(r[1] for r in results)
   summary = {
     "tasks": len(out.specs),
     "pairs": len(out),
     "labels": out.num_labels,
-    "new_labels": new_tasks * labels_per_task,
+    "new_labels": new,
     "seconds": round(seconds, 1),
-    "labels_per_s": round(new_tasks * labels_per_task / max(seconds, 1e-9), 2),
+    "labels_per_s": round(new / max(seconds, 1e-9), 2),
+    "worker_cpu_seconds": round(cpu, 1),
+    "labels_per_cpu_s": round(new / max(cpu, 1e-9), 2),
+    "load_average": [round(v, 2) for v in os.getloadavg()],
   }
   io_lib.write_json(os.path.join(workdir, "summary.json"), summary, indent=1)
   if todo:
     print(
       f"generated {summary['new_labels']} labels in {seconds:.1f}s "
-      f"({summary['labels_per_s']} labels/s); dataset: {workdir}"
+      f"({summary['labels_per_s']} labels/s, {summary['labels_per_cpu_s']} per worker CPU "
+      f"second, load average {summary['load_average'][0]}); dataset: {workdir}"
     )
   return out
+
+
+@contextlib.contextmanager
+def _env(name: str, value: str | None):
+  """Sets an environment variable (if ``value``) for the duration of the block."""
+  old = os.environ.get(name)
+  if value:
+    os.environ[name] = value
+  try:
+    yield
+  finally:
+    if value and old is None:
+      os.environ.pop(name, None)
+    elif value:
+      os.environ[name] = old
 
 
 def _rate(workdir, sizes, done_before, labels_per_task, t0) -> float:
