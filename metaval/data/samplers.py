@@ -6,12 +6,14 @@ B) or be partly or wholly synthetic (noisy labels, perturbed or random inputs,
 out-of-domain inputs). Every sampler records the parameters it used (the
 *recipe*), so labels can be sliced by kind and parameter later.
 
-Kinds live in a registry (``SUPPLEMENT_KINDS``); add one with
-``@register_supplement("name", task_kinds=...)``. A sampler function has the
-signature ``fn(task, base_idx, rng, **params) -> (x, y, pool_indices, recipe)``;
-parameters it is not given are drawn from ``rng``, and the drawn values go in the
-recipe. ``sample_supplement`` validates the result and wraps it in a
-``Supplement``.
+The registry itself (``SUPPLEMENT_KINDS``, ``register_supplement``,
+``sample_supplement``, the ``Supplement`` type) is ``metaval.data.supplement``;
+its names are importable from here too. This module registers the original kinds
+(clean subsets, label noise, duplicates, random bits, constant inputs, ...), then the
+generic kinds of ``metaval.data.generic`` (covariate shift, feature noise, class
+imbalance, class subsets, transformed copies, data from another task), so the
+original kinds keep their registration order, and it holds the registry's named
+lists (``CLASSIFICATION_KINDS``, ``GENERIC_KINDS``, ...).
 
 Conventions: ``pool_indices[i] >= 0`` means S's i-th input *is* pool point
 ``pool_indices[i]`` (its label ``y[i]`` may still differ: label noise); ``-1``
@@ -21,139 +23,28 @@ means the input is synthetic. For the code task, ``x`` holds token windows
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
 
 import numpy as np
 
+from metaval.data import generic
+from metaval.data.supplement import (  # noqa: F401  (the registry's public names live here too)
+  DEFAULT_BASE_SIZE,
+  DEFAULT_SUPP_SIZE,
+  SUPPLEMENT_KINDS,
+  SamplerError,
+  SamplerFn,
+  Supplement,
+  SupplementKind,
+  draw_from,
+  draw_size,
+  feature_range,
+  kinds_for,
+  outside,
+  register_supplement,
+  sample_supplement,
+)
 from metaval.data.tasks import CLASSIFICATION, LANGUAGE_MODEL, Task, get_task, list_tasks
-from metaval.errors import MetavalError
-from metaval.util import io as io_lib
-
-DEFAULT_BASE_SIZE = (50, 400)
-DEFAULT_SUPP_SIZE = (10, 400)
-
-
-class SamplerError(MetavalError):
-  """A supplement kind or its parameters are not valid for the task."""
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Supplement:
-  """A supplemental set S and how it was made.
-
-  Attributes:
-    x: inputs ``[n, d]`` float32 (token windows ``[n, T + 1]`` int32 for the code
-      task), always materialised.
-    y: labels ``[n]`` int32 as trained on (noisy labels stay noisy).
-    pool_indices: ``[n]`` int32 pool index of each input, or -1 if synthetic.
-    kind: registry name of the sampler, e.g. ``"label_noise"``.
-    recipe: the sampler's parameters (JSON-serialisable), drawn ones included.
-  """
-
-  x: np.ndarray
-  y: np.ndarray
-  pool_indices: np.ndarray
-  kind: str
-  recipe: dict
-
-  def __len__(self) -> int:
-    return int(self.y.shape[0])
-
-  def pool_exact(self, task: Task) -> np.ndarray:
-    """``[n]`` bool: the point is a pool point with the pool's own label."""
-    idx = self.pool_indices
-    ok = idx >= 0
-    same = np.zeros(len(self), bool)
-    same[ok] = task.y[idx[ok]] == self.y[ok]
-    return same
-
-
-SamplerFn = Callable[..., tuple[np.ndarray, np.ndarray, np.ndarray, dict]]
-
-
-@dataclasses.dataclass(frozen=True)
-class SupplementKind:
-  """A registry entry: sampler function, the task kinds it supports, a summary."""
-
-  name: str
-  fn: SamplerFn
-  task_kinds: tuple[str, ...]
-  description: str
-
-
-SUPPLEMENT_KINDS: dict[str, SupplementKind] = {}
-
-
-def register_supplement(
-  name: str, task_kinds: tuple[str, ...] = (CLASSIFICATION,), description: str = ""
-):
-  """Decorator adding a sampler ``fn(task, base_idx, rng, **params)`` to the registry."""
-
-  def wrap(fn):
-    if name in SUPPLEMENT_KINDS:
-      raise SamplerError(f"supplement kind {name!r} is already registered")
-    desc = description or (fn.__doc__ or "").strip().splitlines()[0]
-    SUPPLEMENT_KINDS[name] = SupplementKind(name, fn, tuple(task_kinds), desc)
-    return fn
-
-  return wrap
-
-
-def kinds_for(task: Task) -> list[str]:
-  """Registered kinds that apply to ``task`` (registration order)."""
-  return [k for k, v in SUPPLEMENT_KINDS.items() if task.kind in v.task_kinds]
-
-
-def sample_supplement(
-  kind: str, task: Task, base_idx, rng: np.random.Generator, **params
-) -> Supplement:
-  """Draws one supplement of ``kind`` for base set ``base_idx``.
-
-  Args:
-    kind: a registry name (see ``SUPPLEMENT_KINDS`` / ``kinds_for(task)``).
-    task: the base task whose pool B indexes.
-    base_idx: ``[n_B]`` pool indices of B.
-    rng: numpy generator; the only source of randomness.
-    **params: sampler parameters; missing ones are drawn from ``rng``.
-
-  Returns:
-    The ``Supplement`` with its recipe.
-
-  Raises:
-    SamplerError: unknown kind, kind not applicable to the task, bad parameters
-      or an empty result.
-  """
-  if kind not in SUPPLEMENT_KINDS:
-    raise SamplerError(
-      f"unknown supplement kind {kind!r}; available: {', '.join(SUPPLEMENT_KINDS)}"
-    )
-  entry = SUPPLEMENT_KINDS[kind]
-  if task.kind not in entry.task_kinds:
-    raise SamplerError(
-      f"supplement kind {kind!r} does not apply to {task.kind} task {task.name!r}; "
-      f"use one of: {', '.join(kinds_for(task))}"
-    )
-  base_idx = np.asarray(base_idx, np.int64).reshape(-1)
-  if base_idx.size and (base_idx.min() < 0 or base_idx.max() >= task.pool_size):
-    raise SamplerError(f"base indices must lie in [0, {task.pool_size})")
-  try:
-    x, y, idx, recipe = entry.fn(task, base_idx, rng, **params)
-  except TypeError as e:
-    raise SamplerError(f"bad parameters for supplement kind {kind!r}: {e}") from None
-  lm = task.kind == LANGUAGE_MODEL
-  x = np.ascontiguousarray(x, np.int32 if lm else np.float32)
-  y = np.asarray(y, np.int32)
-  idx = np.asarray(idx, np.int32)
-  if y.shape[0] == 0:
-    raise SamplerError(f"supplement kind {kind!r} produced an empty set (recipe {recipe})")
-  if x.shape[0] != y.shape[0] or idx.shape != y.shape or x.shape[1:] != task.x.shape[1:]:
-    raise SamplerError(f"sampler {kind!r} returned inconsistent shapes {x.shape}, {y.shape}")
-  if not lm and not np.all(np.isfinite(x)):
-    raise SamplerError(f"sampler {kind!r} produced non-finite inputs")
-  recipe = {"size": int(y.shape[0]), **io_lib.jsonable(recipe)}
-  return Supplement(x=x, y=y, pool_indices=idx, kind=kind, recipe=recipe)
 
 
 def sample_base(task: Task, rng: np.random.Generator, size: int, exclude_groups=()) -> np.ndarray:
@@ -195,55 +86,20 @@ def sample_pair(
 
 
 # ----------------------------------------------------------------------------
-# Helpers.
-
-
-def _size(rng, size, lo=DEFAULT_SUPP_SIZE[0], hi=DEFAULT_SUPP_SIZE[1]) -> int:
-  if size is None:
-    # Log-uniform: small and large supplements are equally common per octave.
-    size = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
-  size = int(size)
-  if size < 1:
-    raise SamplerError(f"supplement size must be >= 1, got {size}")
-  return size
-
-
-def _outside(task: Task, base_idx) -> np.ndarray:
-  """Pool indices not in B."""
-  keep = np.ones(task.pool_size, bool)
-  keep[base_idx] = False
-  return np.flatnonzero(keep)
-
-
-def _feature_range(task: Task):
-  return task.x.min(0), task.x.max(0)
-
-
-def _draw_from(rng, avail, size, weights=None) -> np.ndarray:
-  size = min(size, avail.size)
-  if size < 1:
-    raise SamplerError("no pool points available outside the base set")
-  p = None if weights is None else weights / weights.sum()
-  if p is not None and np.count_nonzero(p) < size:
-    size = int(np.count_nonzero(p))
-  return np.sort(rng.choice(avail, size, replace=False, p=p))
-
-
-# ----------------------------------------------------------------------------
 # Classification kinds.
 
 
 @register_supplement("clean")
 def _clean(task, base_idx, rng, size=None, class_mix=None, alpha=0.3):
   """Clean pool points outside B; ``class_mix`` natural, balanced or skewed."""
-  size = _size(rng, size)
+  size = draw_size(rng, size)
   class_mix = class_mix or str(rng.choice(["natural", "balanced", "skewed"]))
-  avail = _outside(task, base_idx)
+  avail = outside(task, base_idx)
   ya = task.y[avail]
   counts = np.bincount(ya, minlength=task.num_classes)
   if class_mix == "natural":
     class_w = counts / counts.sum()
-    idx = _draw_from(rng, avail, size)
+    idx = draw_from(rng, avail, size)
   elif class_mix in ("balanced", "skewed"):
     if class_mix == "balanced":
       class_w = np.full(task.num_classes, 1.0 / task.num_classes)
@@ -269,11 +125,11 @@ def _clean(task, base_idx, rng, size=None, class_mix=None, alpha=0.3):
 @register_supplement("label_noise")
 def _label_noise(task, base_idx, rng, size=None, rate=None):
   """Clean pool points outside B with a fraction ``rate`` of labels flipped."""
-  size = _size(rng, size)
+  size = draw_size(rng, size)
   rate = float(rng.choice([0.1, 0.25, 0.5, 0.75, 1.0]) if rate is None else rate)
   if not 0.0 <= rate <= 1.0:
     raise SamplerError(f"label noise rate must be in [0, 1], got {rate}")
-  idx = _draw_from(rng, _outside(task, base_idx), size)
+  idx = draw_from(rng, outside(task, base_idx), size)
   y = task.y[idx].copy()
   n_flip = int(round(rate * len(idx)))
   flip = rng.choice(len(idx), n_flip, replace=False)
@@ -285,7 +141,7 @@ def _label_noise(task, base_idx, rng, size=None, rate=None):
 @register_supplement("duplicates", task_kinds=(CLASSIFICATION, LANGUAGE_MODEL))
 def _duplicates(task, base_idx, rng, size=None):
   """Exact copies of points already in B (drawn with replacement if S > B)."""
-  size = _size(rng, size)
+  size = draw_size(rng, size)
   if base_idx.size == 0:
     raise SamplerError("duplicates need a non-empty base set")
   idx = np.sort(rng.choice(base_idx, size, replace=size > base_idx.size))
@@ -295,7 +151,7 @@ def _duplicates(task, base_idx, rng, size=None):
 @register_supplement("near_duplicates", task_kinds=(CLASSIFICATION, LANGUAGE_MODEL))
 def _near_duplicates(task, base_idx, rng, size=None, sigma=None):
   """B's points slightly perturbed: Gaussian noise (features) or token swaps (code)."""
-  size = _size(rng, size)
+  size = draw_size(rng, size)
   if base_idx.size == 0:
     raise SamplerError("near duplicates need a non-empty base set")
   src = np.sort(rng.choice(base_idx, size, replace=size > base_idx.size))
@@ -314,12 +170,12 @@ def _near_duplicates(task, base_idx, rng, size=None, sigma=None):
 def _random_bits(task, base_idx, rng, size=None, mode=None):
   """Inputs of random bits or uniform noise (random tokens for code), random labels."""
   del base_idx
-  size = _size(rng, size)
+  size = draw_size(rng, size)
   if task.kind == LANGUAGE_MODEL:
     x = rng.integers(1, task.num_classes, (size, task.x.shape[1]))
     return x, np.full(size, -1), np.full(size, -1), {"mode": "tokens"}
   mode = mode or str(rng.choice(["bits", "uniform"]))
-  lo, hi = _feature_range(task)
+  lo, hi = feature_range(task)
   shape = (size, task.feature_dim)
   if mode == "bits":
     x = np.where(rng.random(shape) < 0.5, lo, hi)
@@ -334,7 +190,7 @@ def _random_bits(task, base_idx, rng, size=None, mode=None):
 def _constant(task, base_idx, rng, size=None, jitter=None, label_mode=None):
   """Constant or near-constant inputs (a "video of a motionless couch")."""
   del base_idx
-  size = _size(rng, size)
+  size = draw_size(rng, size)
   jitter = float(rng.choice([0.0, 0.01, 0.05]) if jitter is None else jitter)
   if task.kind == LANGUAGE_MODEL:
     tok = int(rng.integers(1, task.num_classes))
@@ -358,13 +214,13 @@ def _constant(task, base_idx, rng, size=None, jitter=None, label_mode=None):
 @register_supplement("single_class")
 def _single_class(task, base_idx, rng, size=None, cls=None):
   """Clean pool points outside B, all of one class."""
-  size = _size(rng, size)
+  size = draw_size(rng, size)
   cls = int(rng.integers(task.num_classes) if cls is None else cls)
   if not 0 <= cls < task.num_classes:
     raise SamplerError(f"class must be in [0, {task.num_classes}), got {cls}")
-  avail = _outside(task, base_idx)
+  avail = outside(task, base_idx)
   avail = avail[task.y[avail] == cls]
-  idx = _draw_from(rng, avail, size)
+  idx = draw_from(rng, avail, size)
   return task.x[idx], task.y[idx], idx, {"cls": cls}
 
 
@@ -379,7 +235,7 @@ def _ood_modes(task: Task) -> list[str]:
 @register_supplement("out_of_domain")
 def _out_of_domain(task, base_idx, rng, size=None, mode=None, source=None, scale=None):
   """Shifted inputs: rotated/flipped images, inverted, offset, or another task's inputs."""
-  size = _size(rng, size)
+  size = draw_size(rng, size)
   modes = _ood_modes(task)
   mode = mode or str(rng.choice(modes))
   if mode not in modes:
@@ -398,7 +254,7 @@ def _out_of_domain(task, base_idx, rng, size=None, mode=None, source=None, scale
     x = np.tile(xo, (1, reps))[:, : task.feature_dim]
     y = other.y[pick] % task.num_classes
     return x, y, np.full(len(pick), -1), {**recipe, "source": source}
-  idx = _draw_from(rng, _outside(task, base_idx), size)
+  idx = draw_from(rng, outside(task, base_idx), size)
   x = task.x[idx]
   if mode in ("rotate90", "rotate180", "flip"):
     side = math.isqrt(task.feature_dim)
@@ -425,7 +281,7 @@ JUNK_KINDS = ("label_noise", "random_bits", "constant", "out_of_domain", "near_d
 @register_supplement("mixture")
 def _mixture(task, base_idx, rng, size=None, good_frac=None, junk_kind=None):
   """A clean set padded with junk of another kind (e.g. 30% clean + 70% random bits)."""
-  size = max(_size(rng, size), 2)
+  size = max(draw_size(rng, size), 2)
   good_frac = float(rng.uniform(0.1, 0.9) if good_frac is None else good_frac)
   if not 0.0 < good_frac < 1.0:
     raise SamplerError(f"mixture good_frac must be in (0, 1), got {good_frac}")
@@ -466,14 +322,21 @@ def _groups(task, base_idx, rng, size=None, groups=None, num_groups=None):
   groups = [int(g) for g in groups]
   if not groups or min(groups) < 0 or max(groups) >= n_groups:
     raise SamplerError(f"groups must be ids in [0, {n_groups}), got {groups}")
-  avail = _outside(task, base_idx)
+  avail = outside(task, base_idx)
   avail = avail[np.isin(task.groups[avail], groups)]
   if size is not None:
-    avail = _draw_from(rng, avail, int(size))
+    avail = draw_from(rng, avail, int(size))
   if avail.size == 0:
     raise SamplerError(f"groups {groups} have no windows outside the base set")
   recipe = {"groups": groups, "group_names": [task.group_names[g] for g in groups]}
   return task.x[avail], task.y[avail], avail, recipe
+
+
+# ----------------------------------------------------------------------------
+# Generic kinds (any tabular task), registered after the original kinds.
+
+for _name, _fn in generic.SAMPLERS:
+  register_supplement(_name)(_fn)
 
 
 # ----------------------------------------------------------------------------
@@ -493,3 +356,23 @@ def kinds_of(task_kind: str, first: tuple[str, ...] = ()) -> tuple[str, ...]:
 CLASSIFICATION_KINDS = kinds_of(CLASSIFICATION)
 # Every code-corpus kind; whole packages ("groups") first, as the code labels sample them.
 LANGUAGE_MODEL_KINDS = kinds_of(LANGUAGE_MODEL, first=("groups",))
+# The kinds defined for any tabular classification task (``metaval.prior`` keeps
+# ``out_of_domain`` and ``mixture`` to modes that read no other built-in task).
+GENERIC_KINDS = (
+  "clean",
+  "label_noise",
+  "duplicates",
+  "near_duplicates",
+  "random_bits",
+  "constant",
+  "single_class",
+  "out_of_domain",
+  "mixture",
+  "covariate_shift",
+  "feature_noise",
+  "class_imbalance",
+  "class_subset",
+  "transformed",
+  "missing_features",
+  "foreign_task",
+)

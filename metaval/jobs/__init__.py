@@ -44,6 +44,9 @@ COMMANDS: dict[str, Job | dict[str, Job]] = {
   "labels": Job(
     "labels", "labels:quick", "label quality: repeatability and improvement per supplement kind"
   ),
+  "prior": Job(
+    "prior", "prior:quick", "label a prior of generated tasks (for a zero-shot value model)"
+  ),
   "train": Job(
     "train", "predictor:quick", "train the set-encoder value predictor on generated labels"
   ),
