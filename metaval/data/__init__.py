@@ -13,6 +13,8 @@ from metaval.data.tasks import (
   register_task,
   task_from_config,
   task_prefixes,
+  task_slug,
+  task_spec,
 )
 from metaval.data.transform import Transform
 
@@ -31,4 +33,6 @@ __all__ = [
   "register_task",
   "task_from_config",
   "task_prefixes",
+  "task_slug",
+  "task_spec",
 ]

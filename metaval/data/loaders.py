@@ -89,18 +89,19 @@ def _existing_file(spec: str, kind: str) -> str:
 _NPZ_KEYS = ("x", "y", "x_test", "y_test")
 
 
-def read_npz(path: str) -> dict[str, np.ndarray]:
+def read_npz(path: str, required=("x", "y")) -> dict[str, np.ndarray]:
   """Reads the arrays ``x``, ``y`` (and ``x_test``, ``y_test`` if present) of an ``.npz``.
 
   Args:
     path: the archive written by ``np.savez`` / ``np.savez_compressed``.
+    required: the arrays that must be present.
 
   Returns:
     The arrays by name, unchecked (``classification_task`` and ``Task.encode`` check).
 
   Raises:
     TaskError: a missing, empty, damaged or non-npz file, object (pickled) arrays, or
-      no ``x`` / ``y``.
+      a missing ``required`` array.
   """
   path = _existing_file(path, "npz")
   try:
@@ -109,7 +110,7 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
       f = np.load(fh, allow_pickle=False)
       if not isinstance(f, np.lib.npyio.NpzFile):
         raise TaskError(f"{path} is a single .npy array; save x and y with np.savez")
-      missing = [k for k in ("x", "y") if k not in f.files]
+      missing = [k for k in required if k not in f.files]
       if missing:
         raise TaskError(
           f"npz file {path} lacks array(s) {', '.join(missing)}; it holds: "
@@ -176,7 +177,7 @@ def read_csv(
   Args:
     path: a CSV with a header row.
     label: the label column.
-    delimiter: the one-character field separator.
+    delimiter: the one-character field separator (``"\\t"`` or ``"tab"`` for a tab).
     columns: feature columns to take, in this order; default every column but ``label``.
 
   Returns:
@@ -188,6 +189,9 @@ def read_csv(
       non-numeric or non-finite feature cell, an empty or non-integral label.
   """
   path = _existing_file(path, "csv")
+  label = str(label)  # a config override may have parsed a numeric column name
+  if delimiter in ("\\t", "tab"):  # a tab is hard to type on a command line
+    delimiter = "\t"
   header, rows = _read_csv(path, delimiter)
   if label not in header:
     raise TaskError(

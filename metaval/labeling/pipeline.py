@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from metaval.data import samplers as samplers_lib
+from metaval.data import task_slug
 from metaval.labeling import storage
 from metaval.labeling.schema import LabelSet
 from metaval.labeling.shards import (  # noqa: F401  (public names of the pipeline)
@@ -59,6 +60,8 @@ DETERMINISTIC_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"
 
 def _fingerprint(config) -> dict:
   d = _as_dict(config)
+  if isinstance(d.get("task"), dict):  # unset task options (None) do not change the data
+    d["task"] = {k: v for k, v in d["task"].items() if v is not None}
   return {k: v for k, v in sorted(d.items()) if k not in _RUNTIME_FIELDS}
 
 
@@ -84,7 +87,7 @@ def _check_config(config) -> None:
 
 
 def _prepare_task_dir(workdir: str, task_name: str, config) -> str:
-  d = os.path.join(workdir, task_name)
+  d = os.path.join(workdir, task_slug(task_name))  # csv:/a/b.csv is no directory name
   os.makedirs(os.path.join(d, "shards"), exist_ok=True)
   # Temp files of shards that were in flight when a previous run died.
   for stale in glob.glob(os.path.join(d, "shards", "*.tmp-*")):
