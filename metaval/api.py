@@ -28,7 +28,8 @@ import numpy as np
 from flax import nnx
 from scipy import stats as sstats
 
-from metaval.data import LANGUAGE_MODEL, Task, TaskError, get_task, read_csv, read_npz
+from metaval.data import TaskError, encode_set, get_task, read_set
+from metaval.data.validate import as_features, as_labels, first_line
 from metaval.errors import MetavalError
 from metaval.predictor import features as F
 from metaval.predictor import novelty
@@ -90,40 +91,6 @@ def _as_xy(supplemental, lm: bool, what: str = "supplemental", internal: bool = 
   return x, y
 
 
-def first_line(e: BaseException) -> str:
-  """An exception as one line, ``Type: first line of its message``."""
-  lines = str(e).strip().splitlines()
-  return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
-
-
-def encode_set(task: Task, x, y, what: str = "supplemental") -> tuple[np.ndarray, np.ndarray]:
-  """Maps a raw set ``(x, y)`` of ``task`` into its internal space.
-
-  Inputs go through ``task.encode`` (shape checks, fixed preprocessing, the pool's
-  standardisation) and class labels through ``task.encode_labels`` (raw label ->
-  class id); the code task's labels are package ids already and pass through.
-
-  Args:
-    task: the base task.
-    x: raw inputs ``[n, *task.transform.input_shape]``.
-    y: raw labels ``[n]``.
-    what: the set's name in error messages.
-
-  Returns:
-    ``(x [n, d], y [n])`` in the internal space.
-
-  Raises:
-    QueryError: inputs or labels that do not fit the task, in one line.
-  """
-  try:
-    xi = task.encode(x, f"{what} x")
-    if task.kind == LANGUAGE_MODEL:
-      return xi, y
-    return xi, task.encode_labels(y, f"{what} y").astype(np.int64)
-  except TaskError as e:
-    raise QueryError(str(e)) from None
-
-
 class Predictor:
   """A trained value predictor (see ``load_predictor``)."""
 
@@ -152,6 +119,8 @@ class Predictor:
   # -- inputs ------------------------------------------------------------------
 
   def _task(self, task):
+    if task is not None and not isinstance(task, str):
+      raise QueryError(f"task must be a task name (a string), got {type(task).__name__}")
     if task is None:
       if len(self.tasks) != 1:
         raise QueryError(
@@ -167,7 +136,19 @@ class Predictor:
   def _set(self, view, x, y, inputs: str, what: str):
     """A set's embedded inputs and checked labels, from ``inputs`` space."""
     if inputs == "raw":
-      x, y = encode_set(view.task, x, y, what)
+      try:
+        x, y = encode_set(view.task, x, y, what)
+      except TaskError as e:
+        raise QueryError(str(e)) from None
+    else:  # internal points: numbers and class ids, checked before any arithmetic
+      try:
+        x, y = as_features(x, f"{what} x"), as_labels(y, f"{what} y")
+      except TaskError as e:
+        raise QueryError(str(e)) from None
+      if y.dtype.kind == "U":
+        raise QueryError(f"{what} y: internal labels are class ids, got strings")
+      if view.lm:
+        x = x.astype(np.int64) if np.array_equal(x, np.round(x)) else x
     xe = F.embed_inputs(view, x)
     return xe, F.check_labels(view, y, len(xe))
 
@@ -233,7 +214,10 @@ class Predictor:
       spec["name"] = str(learner["name"])
     in_dim = 0 if view.lm else view.task.feature_dim
     n_params = num_params(full, in_dim, view.task.num_classes)
-    return spec, n_params, F.learner_features(spec, n_params)
+    lf = F.learner_features(spec, n_params)
+    if not np.isfinite(lf).all():  # e.g. steps=1e400: the descriptor would be inf
+      raise QueryError(f"bad learner: its fields must be finite numbers, got {given}")
+    return spec, n_params, lf
 
   def _features(self, supplemental, base, learner, task, inputs="raw", seed=0):
     if inputs not in INPUT_SPACES:
@@ -273,6 +257,9 @@ class Predictor:
     mean, log_sigma = self._forward(self._state, inputs)
     mean = np.asarray(mean) * self.norm.y_sd + self.norm.y_mu
     half = self._z * self.calib * np.exp(np.asarray(log_sigma)) * self.norm.y_sd
+    if not (np.isfinite(mean).all() and np.isfinite(half).all()):
+      # Every input is checked finite first; this guards the model against extremes.
+      raise QueryError("the value model gave a non-finite value for this query")
     return mean, half
 
   def value(
@@ -456,7 +443,7 @@ def load_predictor(path: str) -> Predictor:
 
 
 # ----------------------------------------------------------------------------
-# CLI: ``metaval value`` (prints facts) and the demo supplement both use.
+# ``metaval value`` and ``metaval report``: the configured supplement and base.
 
 
 def _config_task(config) -> str | None:
@@ -464,42 +451,6 @@ def _config_task(config) -> str | None:
   t = config.get("task")
   name = t if isinstance(t, str) or t is None else t.get("name")
   return str(name) if name else None
-
-
-def read_set(path: str, task: Task, what: str = "supplement") -> tuple[np.ndarray, np.ndarray]:
-  """Reads a raw set of ``task`` from a file: an ``.npz`` or, for tabular data, a ``.csv``.
-
-  An ``.npz`` holds ``x [n, ...]`` and ``y [n]`` (``y`` optional for the code task).
-  A ``.csv`` has a header and the task's columns: its label column (the task's
-  ``label`` option, default ``label``) and, for a ``csv:`` task, the task's feature
-  columns by name (any order; other columns are ignored).
-
-  Args:
-    path: the file.
-    task: the task whose raw space the set is in.
-    what: the set's name in error messages.
-
-  Returns:
-    Raw ``(x, y)``; ``y`` is None for code windows without labels.
-
-  Raises:
-    QueryError: a missing, damaged or malformed file, in one line.
-  """
-  opts = dict(task.options)
-  try:
-    if path.endswith(".csv"):
-      columns = task.transform.feature_names if task.transform else ()
-      x, y, _ = read_csv(
-        path, opts.get("label", "label"), opts.get("delimiter", ","), columns=columns or None
-      )
-      return x, y
-    if path.endswith(".npz"):
-      lm = task.kind == LANGUAGE_MODEL
-      arrays = read_npz(path, required=("x",) if lm else ("x", "y"))
-      return arrays["x"], arrays.get("y")
-  except TaskError as e:
-    raise QueryError(f"{what} file: {e}") from None
-  raise QueryError(f"{what} file {path!r} must be an .npz (x, y) or a .csv")
 
 
 def demo_supplement(config, predictor: Predictor):
@@ -561,16 +512,4 @@ def facts_for_config(config):
     base = encode_set(task, xb, np.zeros(len(xb), np.int64) if yb is None else yb, "base")
   facts = p.value(supp, base=base, task=task_name, inputs="internal")
   facts.name = name
-  return facts
-
-
-def run_value(config, workdir: str):
-  """``metaval value``: prints Nutrition Facts of a supplement and writes them as JSON."""
-  facts = facts_for_config(config)
-  print(facts.text())
-  if workdir:
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "facts.json")
-    facts.write_json(path)
-    print(f"wrote {path}")
   return facts

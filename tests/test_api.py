@@ -194,3 +194,47 @@ def test_padding_with_near_copies_of_the_base_buys_nothing(predictor):
   )
   assert any("near repeats" in w for w in f_pad.warnings)
   assert f_pad.targets[0].value == pytest.approx(f_core.targets[0].value, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def digits_predictor(tmp_path_factory):
+  """A small digits predictor (toy labels on digits): only its inputs matter here."""
+  from metaval.configlib import load
+  from metaval.predictor.train import train_and_evaluate
+
+  cfg = load(
+    "predictor:toy",
+    [
+      "--config.labels.toy_tasks=('digits',)",
+      "--config.labels.toy_pairs=16",
+      "--config.train.epochs=2",
+    ],
+  )
+  path = str(tmp_path_factory.mktemp("digits_predictor"))
+  train_and_evaluate(cfg, path)
+  return api.load_predictor(path)
+
+
+def test_raw_digits_pixels_give_the_value_of_their_standardised_form(digits_predictor):
+  from sklearn.datasets import load_digits
+
+  p, task, d = digits_predictor, get_task("digits"), load_digits()
+  for rows in (slice(0, 40), slice(100, 400)):
+    raw, y = d.data[rows], d.target[rows]  # pixels 0-16, as a user holds them
+    assert raw.max() == 16.0
+    # What value() took before inputs were raw: the standardised form.
+    before = p.value((task.encode(raw), y), inputs="internal")
+    after = p.value((raw, y))
+    for a, b in zip(after.targets, before.targets, strict=True):
+      assert (a.value, a.low, a.high) == pytest.approx((b.value, b.low, b.high), abs=1e-6)
+    assert after.diagnostics == before.diagnostics and after.warnings == before.warnings
+    # A raw base too: the same as its standardised form.
+    xb, yb = d.data[1000:1100], d.target[1000:1100]
+    raw_b = p.value((raw, y), base=(xb, yb))
+    std_b = p.value((task.encode(raw), y), base=(task.encode(xb), yb), inputs="internal")
+    assert raw_b.targets[0].value == pytest.approx(std_b.targets[0].value, abs=1e-6)
+  # Raw pixels taken for internal points (what a user got before, silently) lie far
+  # from every point of B; read as raw they do not.
+  wrong = p.value((raw, y), inputs="internal")
+  assert wrong.diagnostics["share_far"] > 0.9
+  assert after.diagnostics["share_far"] < 0.5

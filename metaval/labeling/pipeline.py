@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from metaval.data import samplers as samplers_lib
-from metaval.data import task_slug
+from metaval.data import task_from_config, task_slug
 from metaval.labeling import storage
 from metaval.labeling.schema import LabelSet
 from metaval.labeling.shards import (  # noqa: F401  (public names of the pipeline)
@@ -221,6 +221,8 @@ def generate(config, workdir: str) -> LabelSet | dict[str, LabelSet]:
   """
   _check_config(config)
   names = task_names(config)
+  for t in names:  # a bad task (a malformed csv:, a typo) fails here in one line, not in a worker
+    task_from_config(config.task, name=t)
   dirs = {t: _prepare_task_dir(workdir, t, config) for t in names}
   n_shards = int(config.num_shards)
   rows_per_shard = int(config.pairs_per_shard) * len(config.learners)
