@@ -43,14 +43,10 @@ class QueryError(MetavalError):
   """A value query is malformed (shape, NaN, empty set, unknown task or learner)."""
 
 
-# The largest S and B a query accepts: featurising compares every point of S with
-# every point of B and of S in float64 ([n_S, n_B] distances), so 10,000 x 10,000
-# stays under a gigabyte. Larger sets are refused in one line instead of exhausting
-# memory; subsample or split them.
+# The largest S and B a query accepts: featurising holds [n_S, n_B] float64 distances,
+# under a gigabyte at 10,000 x 10,000; larger sets are refused rather than run out of memory.
 MAX_SET_POINTS = 10_000
-
-# Where a query's inputs live: the task's raw space (the default) or its internal one.
-INPUT_SPACES = ("raw", "internal")
+INPUT_SPACES = ("raw", "internal")  # the task's raw space (the default) or its internal one
 
 
 def _as_xy(supplemental, lm: bool, what: str = "supplemental", internal: bool = True):
@@ -85,10 +81,9 @@ def _as_xy(supplemental, lm: bool, what: str = "supplemental", internal: bool = 
       raise QueryError("labels are required: pass (x, y)")
     y = np.zeros(len(x), np.int64)  # code windows: package 0 unless given
   try:
-    y = np.asarray(y)
+    return x, np.asarray(y)
   except (TypeError, ValueError) as e:
     raise QueryError(f"{what} labels are not an array: {first_line(e)}") from None
-  return x, y
 
 
 class Predictor:
@@ -135,20 +130,17 @@ class Predictor:
 
   def _set(self, view, x, y, inputs: str, what: str):
     """A set's embedded inputs and checked labels, from ``inputs`` space."""
-    if inputs == "raw":
-      try:
+    try:
+      if inputs == "raw":
         x, y = encode_set(view.task, x, y, what)
-      except TaskError as e:
-        raise QueryError(str(e)) from None
-    else:  # internal points: numbers and class ids, checked before any arithmetic
-      try:
+      else:  # internal points: numbers and class ids, checked before any arithmetic
         x, y = as_features(x, f"{what} x"), as_labels(y, f"{what} y")
-      except TaskError as e:
-        raise QueryError(str(e)) from None
-      if y.dtype.kind == "U":
-        raise QueryError(f"{what} y: internal labels are class ids, got strings")
-      if view.lm:
-        x = x.astype(np.int64) if np.array_equal(x, np.round(x)) else x
+    except TaskError as e:
+      raise QueryError(str(e)) from None
+    if y.dtype.kind == "U":
+      raise QueryError(f"{what} y must hold class ids here, got strings")
+    if view.lm and np.array_equal(x, np.round(x)):  # token ids
+      x = x.astype(np.int64)
     xe = F.embed_inputs(view, x)
     return xe, F.check_labels(view, y, len(xe))
 
@@ -449,8 +441,7 @@ def load_predictor(path: str) -> Predictor:
 def _config_task(config) -> str | None:
   """The task a ``value`` config names (``task.name``; a plain string in older configs)."""
   t = config.get("task")
-  name = t if isinstance(t, str) or t is None else t.get("name")
-  return str(name) if name else None
+  return (t if isinstance(t, str) or t is None else t.get("name")) or None
 
 
 def demo_supplement(config, predictor: Predictor):
@@ -505,10 +496,9 @@ def facts_for_config(config):
   supp, name = demo_supplement(config, p)
   task_name = _config_task(config)
   base = None
-  base_path = config.base.path if "base" in config else ""
-  if base_path:
+  if "base" in config and config.base.path:
     task, _ = p._task(task_name)
-    xb, yb = read_set(base_path, task, "base")
+    xb, yb = read_set(config.base.path, task, "base")
     base = encode_set(task, xb, np.zeros(len(xb), np.int64) if yb is None else yb, "base")
   facts = p.value(supp, base=base, task=task_name, inputs="internal")
   facts.name = name
