@@ -4,9 +4,14 @@ Example::
 
   import metaval.api as api
   p = api.load_predictor("runs/predictor_quick")
-  facts = p.value((x_new, y_new))  # numpy arrays; base defaults to the training base
+  facts = p.value((x_new, y_new))  # raw inputs and labels; base: the training base
   print(facts.text())
   order = p.rank([(x1, y1), (x2, y2), (x3, y3)])
+
+Inputs are in the task's own raw space (digits pixels 0-16, a CSV's own columns and
+labels): the task's stored transform (``Task.encode``, ``Task.encode_labels``) maps
+them, so the internal standardised space never reaches the user. Code that already
+holds internal points (pool rows, sampled supplements) passes ``inputs="internal"``.
 
 A query featurises S against B (numpy; B's own features are cached) and runs one
 jitted forward pass of the value model: no learner is trained.
@@ -23,7 +28,8 @@ import numpy as np
 from flax import nnx
 from scipy import stats as sstats
 
-from metaval.data import get_task
+from metaval.data import TaskError, encode_set, get_task, read_set
+from metaval.data.validate import as_features, as_labels, first_line
 from metaval.errors import MetavalError
 from metaval.predictor import features as F
 from metaval.predictor import novelty
@@ -37,11 +43,21 @@ class QueryError(MetavalError):
   """A value query is malformed (shape, NaN, empty set, unknown task or learner)."""
 
 
-def _as_xy(supplemental, lm: bool):
-  """Accepts ``(x, y)``, ``{"x": .., "y": ..}`` or (code task only) bare tokens."""
+# The largest S and B a query accepts: featurising holds [n_S, n_B] float64 distances,
+# under a gigabyte at 10,000 x 10,000; larger sets are refused rather than run out of memory.
+MAX_SET_POINTS = 10_000
+INPUT_SPACES = ("raw", "internal")  # the task's raw space (the default) or its internal one
+
+
+def _as_xy(supplemental, lm: bool, what: str = "supplemental", internal: bool = True):
+  """Accepts ``(x, y)``, ``{"x": .., "y": ..}`` or (code task only) bare tokens.
+
+  ``internal`` inputs must be ``[n, d]`` already; raw inputs keep their shape for
+  ``Task.encode`` (e.g. images ``[n, H, W]``) and their labels their type (strings).
+  """
   if isinstance(supplemental, dict):
     if "x" not in supplemental:
-      raise QueryError("a supplemental dict needs an 'x' entry (and 'y' for labels)")
+      raise QueryError(f"a {what} dict needs an 'x' entry (and 'y' for labels)")
     x, y = supplemental["x"], supplemental.get("y")
   elif isinstance(supplemental, (tuple, list)) and len(supplemental) == 2:
     x, y = supplemental
@@ -50,16 +66,24 @@ def _as_xy(supplemental, lm: bool):
   try:
     x = np.asarray(x)
   except (TypeError, ValueError) as e:
-    raise QueryError(f"supplemental inputs are not an array: {e}") from None
-  if x.ndim != 2:
-    raise QueryError(f"supplemental inputs must be 2-D [n, features]; got shape {x.shape}")
-  if x.shape[0] == 0:
-    raise QueryError("the supplemental set is empty")
+    raise QueryError(f"{what} inputs are not an array: {first_line(e)}") from None
+  if internal and x.ndim != 2:
+    raise QueryError(f"{what} inputs must be 2-D [n, features]; got shape {x.shape}")
+  if x.ndim == 0 or x.shape[0] == 0:
+    raise QueryError(f"the {what} set is empty" if x.ndim else f"{what} inputs are a scalar")
+  if len(x) > MAX_SET_POINTS:
+    raise QueryError(
+      f"the {what} set has {len(x):,} points; a query takes at most {MAX_SET_POINTS:,} "
+      "(subsample it, or split it and value the parts)"
+    )
   if y is None:
     if not lm:
       raise QueryError("labels are required: pass (x, y)")
     y = np.zeros(len(x), np.int64)  # code windows: package 0 unless given
-  return x, np.asarray(y)
+  try:
+    return x, np.asarray(y)
+  except (TypeError, ValueError) as e:
+    raise QueryError(f"{what} labels are not an array: {first_line(e)}") from None
 
 
 class Predictor:
@@ -90,6 +114,8 @@ class Predictor:
   # -- inputs ------------------------------------------------------------------
 
   def _task(self, task):
+    if task is not None and not isinstance(task, str):
+      raise QueryError(f"task must be a task name (a string), got {type(task).__name__}")
     if task is None:
       if len(self.tasks) != 1:
         raise QueryError(
@@ -99,23 +125,44 @@ class Predictor:
     if task not in self.tasks:
       raise QueryError(f"unknown task {task!r}; this predictor knows: {', '.join(self.tasks)}")
     info = self.tasks[task]
-    return get_task(task, seed=info["seed"]), info
+    # Options (a csv: task's label column, ...) rebuild a user-data task as trained.
+    return get_task(task, seed=info["seed"], **info.get("options", {})), info
 
-  def _base(self, view, info, base):
+  def _set(self, view, x, y, inputs: str, what: str):
+    """A set's embedded inputs and checked labels, from ``inputs`` space."""
+    try:
+      if inputs == "raw":
+        x, y = encode_set(view.task, x, y, what)
+      else:  # internal points: numbers and class ids, checked before any arithmetic
+        x, y = as_features(x, f"{what} x"), as_labels(y, f"{what} y")
+    except TaskError as e:
+      raise QueryError(str(e)) from None
+    if y.dtype.kind == "U":
+      raise QueryError(f"{what} y must hold class ids here, got strings")
+    if view.lm and np.array_equal(x, np.round(x)):  # token ids
+      x = x.astype(np.int64)
+    xe = F.embed_inputs(view, x)
+    return xe, F.check_labels(view, y, len(xe))
+
+  def _base(self, view, info, base, inputs: str):
     task = view.task
     if base is None:
       idx = np.asarray(info["base_indices"], np.int64)
       return view.pool[idx], task.y[idx].astype(np.int64)
     is_xy = isinstance(base, dict) or (
-      isinstance(base, (tuple, list)) and len(base) == 2 and np.ndim(base[0]) == 2
+      isinstance(base, (tuple, list)) and len(base) == 2 and np.ndim(base[0]) >= 2
     )
     if is_xy:
-      xb, yb = _as_xy(base, view.lm)
-      xb = F.embed_inputs(view, xb)
-      return xb, F.check_labels(view, yb, len(xb))
-    idx = np.asarray(base)
+      xb, yb = _as_xy(base, view.lm, "base", internal=inputs == "internal")
+      return self._set(view, xb, yb, inputs, "base")
+    try:
+      idx = np.asarray(base)
+    except (TypeError, ValueError):
+      idx = np.zeros((0, 0))
     if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
       raise QueryError("base must be pool indices [n] (int) or a pair (x, y)")
+    if idx.size > MAX_SET_POINTS:
+      raise QueryError(f"the base set has {idx.size:,} points; at most {MAX_SET_POINTS:,}")
     if idx.size == 0:
       raise QueryError("the base set is empty")
     if idx.min() < 0 or idx.max() >= task.pool_size:
@@ -159,16 +206,20 @@ class Predictor:
       spec["name"] = str(learner["name"])
     in_dim = 0 if view.lm else view.task.feature_dim
     n_params = num_params(full, in_dim, view.task.num_classes)
-    return spec, n_params, F.learner_features(spec, n_params)
+    lf = F.learner_features(spec, n_params)
+    if not np.isfinite(lf).all():  # e.g. steps=1e400: the descriptor would be inf
+      raise QueryError(f"bad learner: its fields must be finite numbers, got {given}")
+    return spec, n_params, lf
 
-  def _features(self, supplemental, base, learner, task, seed=0):
+  def _features(self, supplemental, base, learner, task, inputs="raw", seed=0):
+    if inputs not in INPUT_SPACES:
+      raise QueryError(f"inputs must be one of {', '.join(INPUT_SPACES)}; got {inputs!r}")
     task_obj, info = self._task(task)
     view = F.task_view(task_obj)
-    xs_raw, ys = _as_xy(supplemental, view.lm)
+    xs, ys = _as_xy(supplemental, view.lm, internal=inputs == "internal")
     try:
-      xs = F.embed_inputs(view, xs_raw)
-      ys = F.check_labels(view, ys, len(xs))
-      xb, yb = self._base(view, info, base)
+      xs, ys = self._set(view, xs, ys, inputs, "supplemental")
+      xb, yb = self._base(view, info, base, inputs)
       spec, n_params, lf = self._learner(view, info, learner)
       scale = self.featurizer.base(view, xb, yb)[0].scale
       verdict = novelty.repeats(xs, ys, xb, yb, novelty.NEAR_REPEAT_RADIUS * scale)
@@ -198,44 +249,69 @@ class Predictor:
     mean, log_sigma = self._forward(self._state, inputs)
     mean = np.asarray(mean) * self.norm.y_sd + self.norm.y_mu
     half = self._z * self.calib * np.exp(np.asarray(log_sigma)) * self.norm.y_sd
+    if not (np.isfinite(mean).all() and np.isfinite(half).all()):
+      # Every input is checked finite first; this guards the model against extremes.
+      raise QueryError("the value model gave a non-finite value for this query")
     return mean, half
 
-  def value(self, supplemental, base=None, learner=None, *, task=None) -> NutritionFacts:
+  def value(
+    self, supplemental, base=None, learner=None, *, task=None, inputs: str = "raw"
+  ) -> NutritionFacts:
     """Predicted improvement of training on B ∪ S over B, per target metric.
 
     Args:
-      supplemental: ``(x [n, d], y [n])`` numpy arrays (or a dict with ``x``, ``y``);
-        for the code task ``x`` holds token windows and ``y`` is optional.
+      supplemental: ``(x [n, ...], y [n])`` numpy arrays (or a dict with ``x``, ``y``)
+        in the task's raw space: inputs as in the task's own data (e.g. digits pixels
+        0-16, a CSV's feature columns, images) and labels as in its data (e.g.
+        ``"cat"``); for the code task ``x`` holds token windows and ``y`` (package
+        ids) is optional. At most ``MAX_SET_POINTS`` points.
       base: ``None`` (the predictor's default base for the task), pool indices
-        ``[n_B]`` of the task, or ``(x_B, y_B)``.
+        ``[n_B]`` of the task, or ``(x_B, y_B)`` in the same space as ``supplemental``.
       learner: ``None`` (the default learner), a ``LearnerSpec``, a dict of its
         fields (missing fields take the default learner's values; other keys, such
         as the label pipeline's ``name`` and ``params``, are ignored) or the name
         of a learner the predictor was trained with.
       task: the base task (needed only when the predictor knows several).
+      inputs: ``"raw"`` (the default; the task's stored transform is applied) or
+        ``"internal"`` for points already in the task's internal space (``task.x``,
+        sampled supplements) with class ids as labels.
 
     Returns:
       ``NutritionFacts`` with per-metric value, interval and warnings.
 
     Raises:
-      QueryError: wrong feature width, NaN, empty set, unknown task, bad learner.
+      QueryError: inputs that do not fit the task (shape, NaN/inf, unknown labels),
+        an empty or too large set, unknown task, bad learner.
     """
-    pf, ctx = self._features(supplemental, base, learner, task)
+    pf, ctx = self._features(supplemental, base, learner, task, inputs)
     if pf is None:
       return self._facts(None, ctx, np.zeros(len(self.targets)), np.zeros(len(self.targets)))
     mean, half = self._predict(pf)
     return self._facts(pf, ctx, mean[0], half[0])
 
-  def rank(self, supplements, base=None, learner=None, *, task=None):
+  def rank(self, supplements, base=None, learner=None, *, task=None, inputs: str = "raw"):
     """Ranks several supplements by predicted value of the first target metric.
+
+    Args:
+      supplements: supplemental sets, each as for ``value``.
+      base: as for ``value``.
+      learner: as for ``value``.
+      task: as for ``value``.
+      inputs: as for ``value``.
 
     Returns:
       A list of ``(index, NutritionFacts)``, best first.
+
+    Raises:
+      QueryError: no sets, or any set ``value`` would refuse.
     """
-    supplements = list(supplements)
+    try:
+      supplements = list(supplements)
+    except TypeError:
+      raise QueryError("rank() takes a list of supplemental sets") from None
     if not supplements:
       raise QueryError("rank() needs at least one supplemental set")
-    parts = [self._features(s, base, learner, task) for s in supplements]
+    parts = [self._features(s, base, learner, task, inputs) for s in supplements]
     live = [i for i, (p, _) in enumerate(parts) if p is not None]
     n_t = len(self.targets)
     mean, half = np.zeros((len(parts), n_t)), np.zeros((len(parts), n_t))
@@ -359,29 +435,37 @@ def load_predictor(path: str) -> Predictor:
 
 
 # ----------------------------------------------------------------------------
-# CLI: ``metaval value`` (prints facts) and the demo supplement both use.
+# ``metaval value`` and ``metaval report``: the configured supplement and base.
+
+
+def _config_task(config) -> str | None:
+  """The task a ``value`` config names (``task.name``; a plain string in older configs)."""
+  t = config.get("task")
+  return (t if isinstance(t, str) or t is None else t.get("name")) or None
 
 
 def demo_supplement(config, predictor: Predictor):
-  """The supplement described by ``config.supplement`` as ``(x, y)``, plus a label.
+  """The supplement ``config.supplement`` describes, in the task's internal space.
 
-  ``supplement.path`` names an ``.npz`` with ``x`` and ``y``; otherwise
+  ``supplement.path`` names a raw set (``read_set``: ``.npz`` or ``.csv``), mapped
+  with the task's transform; otherwise
   ``metaval.data.samplers.sample_supplement(kind, task, base_idx, rng, **params)``
   draws one of ``supplement.kind`` against the predictor's default base.
+
+  Returns:
+    ``((x, y), name)``: internal inputs and class ids, and a name for the report.
   """
   sc = config.supplement
+  task, info = predictor._task(_config_task(config))
   if sc.path:
-    if not os.path.isfile(sc.path):
-      raise QueryError(f"supplement file not found: {sc.path!r}")
-    with np.load(sc.path) as z:
-      if "x" not in z:
-        raise QueryError(f"{sc.path!r} holds no 'x' array")
-      return (z["x"], z["y"] if "y" in z else None), os.path.basename(sc.path)
+    x, y = read_set(sc.path, task)
+    if y is None:  # code windows: package 0 unless given
+      y = np.zeros(len(np.atleast_2d(x)), np.int64)
+    return encode_set(task, x, y), os.path.basename(sc.path)
   try:
     from metaval.data.samplers import sample_supplement
   except ImportError:
     raise QueryError("no supplement sampler available: set supplement.path") from None
-  task, info = predictor._task(config.task or None)
   base_idx = np.asarray(info["base_indices"], np.int64)
   rng = np.random.default_rng(sc.seed)
   params = dict(sc.params) if sc.params else {}
@@ -407,21 +491,15 @@ def _supp_xy(supp, task):
 
 
 def facts_for_config(config):
-  """Loads the predictor and values the configured supplement."""
+  """Loads the predictor and values the configured supplement (and base, if a file)."""
   p = load_predictor(config.predictor)
   supp, name = demo_supplement(config, p)
-  facts = p.value(supp, task=config.task or None)
+  task_name = _config_task(config)
+  base = None
+  if "base" in config and config.base.path:
+    task, _ = p._task(task_name)
+    xb, yb = read_set(config.base.path, task, "base")
+    base = encode_set(task, xb, np.zeros(len(xb), np.int64) if yb is None else yb, "base")
+  facts = p.value(supp, base=base, task=task_name, inputs="internal")
   facts.name = name
-  return facts
-
-
-def run_value(config, workdir: str):
-  """``metaval value``: prints Nutrition Facts of a supplement and writes them as JSON."""
-  facts = facts_for_config(config)
-  print(facts.text())
-  if workdir:
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "facts.json")
-    facts.write_json(path)
-    print(f"wrote {path}")
   return facts

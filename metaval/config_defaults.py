@@ -14,9 +14,43 @@ CLASSIFICATION_KINDS = samplers.CLASSIFICATION_KINDS
 LANGUAGE_MODEL_KINDS = samplers.LANGUAGE_MODEL_KINDS
 
 
-def task_config(name: str = "digits", seed: int = 0) -> ml_collections.ConfigDict:
-  """Which base task to use (see ``metaval.data.list_tasks()``)."""
-  return ml_collections.ConfigDict({"name": name, "seed": seed})
+# The options of user-data tasks (``metaval.data.loaders``): None leaves an option at the
+# loader's default, and a built-in task never sees it. Order as in ``docs/data.md``.
+TASK_OPTIONS = (
+  "label",  # csv: the label column (default "label"); tfds: the label feature
+  "test_size",  # held-out share in (0, 1) or row count when the data brings no test set
+  "delimiter",  # csv: the field separator (default ",")
+  "feature",  # tfds: the input feature (default "image" or the only one)
+  "split",  # tfds: the pool split (default "train")
+  "test_split",  # tfds: the evaluation split (default "test")
+  "downsample",  # images: average-pool by this factor per side
+  "max_examples",  # tfds: read at most this many examples per split
+  "data_dir",  # tfds: the data directory
+  "download",  # tfds: whether TFDS may download and prepare the dataset
+)
+
+
+def task_config(name: str = "digits", seed: int = 0, **options) -> ml_collections.ConfigDict:
+  """Which base task to use: ``metaval.data.task_from_config(config.task)`` builds it.
+
+  ``name`` is a built-in (``metaval.data.list_tasks()``) or user data
+  (``csv:<path>``, ``npz:<path>``, ``tfds:<name>``); every field of ``TASK_OPTIONS``
+  is present (so ``--config.task.label=target`` overrides it) and None unless given.
+
+  Args:
+    name: the task name.
+    seed: the task's seed (its held-out split).
+    **options: values for fields of ``TASK_OPTIONS``.
+
+  Returns:
+    The ``task`` ConfigDict.
+  """
+  unknown = set(options) - set(TASK_OPTIONS)
+  if unknown:
+    raise KeyError(f"unknown task option(s): {sorted(unknown)}; options: {', '.join(TASK_OPTIONS)}")
+  return ml_collections.ConfigDict(
+    {"name": name, "seed": seed, **{k: options.get(k) for k in TASK_OPTIONS}}
+  )
 
 
 def learner_config(**overrides) -> ml_collections.ConfigDict:

@@ -16,8 +16,9 @@ def predictor(tmp_path_factory):
 
 
 def _clean_and_flipped(n=30):
+  """A clean and a label-flipped set of wine pool points, in the task's raw space."""
   task = get_task("wine")
-  x, y = task.x[-n:], task.y[-n:]
+  x, y = task.decode(task.x[-n:]), task.y[-n:]  # wine's raw labels are its class ids
   return task, (x, y), (x, (y + 1) % task.num_classes)
 
 
@@ -37,27 +38,27 @@ def test_value_returns_facts_and_flipped_labels_are_worth_less(predictor):
   base_idx = np.asarray(predictor.tasks["wine"]["base_indices"])
   f_dict = predictor.value({"x": clean[0], "y": clean[1]}, base=base_idx)
   assert f_dict.targets[0].value == pytest.approx(f_clean.targets[0].value, abs=1e-5)
-  f_xy = predictor.value(clean, base=(task.x[base_idx], task.y[base_idx]))
+  f_xy = predictor.value(clean, base=(task.decode(task.x[base_idx]), task.y[base_idx]))
   assert f_xy.targets[0].value == pytest.approx(f_clean.targets[0].value, abs=1e-5)
 
 
 def test_duplicates_are_flagged_and_worth_nothing(predictor):
   task = get_task("wine")
   base_idx = np.asarray(predictor.tasks["wine"]["base_indices"])
-  facts = predictor.value((task.x[base_idx[:20]], task.y[base_idx[:20]]))
+  facts = predictor.value((task.decode(task.x[base_idx[:20]]), task.y[base_idx[:20]]))
   assert any("repeat points already in B" in w for w in facts.warnings)
   assert facts.diagnostics["dropped_exact_duplicates"] == 20
   assert all(t.value == t.low == t.high == 0.0 for t in facts.targets)
   # Padding a clean set with copies of B buys nothing: same value as the clean part.
   _, clean, _ = _clean_and_flipped()
   padded = (
-    np.concatenate([clean[0], task.x[base_idx[:20]]]),
+    np.concatenate([clean[0], task.decode(task.x[base_idx[:20]])]),
     np.concatenate([clean[1], task.y[base_idx[:20]]]),
   )
   f_pad, f_clean = predictor.value(padded), predictor.value(clean)
   assert f_pad.targets[0].value == pytest.approx(f_clean.targets[0].value, abs=1e-6)
   assert f_pad.supplement_size == 50
-  ranked = predictor.rank([(task.x[base_idx[:5]], task.y[base_idx[:5]]), clean])
+  ranked = predictor.rank([(task.decode(task.x[base_idx[:5]]), task.y[base_idx[:5]]), clean])
   assert ranked[0][0] == 1
 
 
@@ -100,6 +101,7 @@ def test_learner_accepts_a_spec_a_pipeline_dict_or_a_name(predictor):
 
 def test_bad_queries_raise_one_line_errors(predictor):
   task, (x, y), _ = _clean_and_flipped()
+  x = task.encode(x)  # the internal space's own checks (inputs="internal")
   cases = [
     ((x[:, :5], y), "width 13"),
     ((np.zeros((0, 13)), np.zeros(0, int)), "empty"),
@@ -111,7 +113,7 @@ def test_bad_queries_raise_one_line_errors(predictor):
   ]
   for supp, msg in cases:
     with pytest.raises(api.QueryError, match=msg) as e:
-      predictor.value(supp)
+      predictor.value(supp, inputs="internal")
     assert "\n" not in str(e.value)
   with pytest.raises(api.QueryError, match="unknown task 'digits'"):
     predictor.value((x, y), task="digits")
@@ -171,6 +173,7 @@ def test_padding_with_near_copies_of_the_base_buys_nothing(predictor):
   from metaval.predictor.novelty import NEAR_REPEAT_RADIUS
 
   task, clean, _ = _clean_and_flipped(10)
+  clean = (task.encode(clean[0]), clean[1])  # the padding is built in the internal space
   base_idx = np.asarray(predictor.tasks["wine"]["base_indices"])
   xb, yb = task.x[base_idx], task.y[base_idx]
   d = ((xb[:, None] - xb[None]) ** 2).sum(-1)
@@ -182,7 +185,8 @@ def test_padding_with_near_copies_of_the_base_buys_nothing(predictor):
   u /= np.linalg.norm(u, axis=1, keepdims=True)
   pad_x = xb[src] + 0.7 * NEAR_REPEAT_RADIUS * scale * u
   padded = (np.concatenate([clean[0], pad_x]), np.concatenate([clean[1], yb[src]]))
-  f_pad, f_core = predictor.value(padded), predictor.value(clean)
+  f_pad = predictor.value(padded, inputs="internal")
+  f_core = predictor.value(clean, inputs="internal")
   assert f_pad.diagnostics["dropped_near_duplicates"] == 30
   # (Some of the clean points are in the default base: exact repeats in both queries.)
   assert (
@@ -190,3 +194,47 @@ def test_padding_with_near_copies_of_the_base_buys_nothing(predictor):
   )
   assert any("near repeats" in w for w in f_pad.warnings)
   assert f_pad.targets[0].value == pytest.approx(f_core.targets[0].value, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def digits_predictor(tmp_path_factory):
+  """A small digits predictor (toy labels on digits): only its inputs matter here."""
+  from metaval.configlib import load
+  from metaval.predictor.train import train_and_evaluate
+
+  cfg = load(
+    "predictor:toy",
+    [
+      "--config.labels.toy_tasks=('digits',)",
+      "--config.labels.toy_pairs=16",
+      "--config.train.epochs=2",
+    ],
+  )
+  path = str(tmp_path_factory.mktemp("digits_predictor"))
+  train_and_evaluate(cfg, path)
+  return api.load_predictor(path)
+
+
+def test_raw_digits_pixels_give_the_value_of_their_standardised_form(digits_predictor):
+  from sklearn.datasets import load_digits
+
+  p, task, d = digits_predictor, get_task("digits"), load_digits()
+  for rows in (slice(0, 40), slice(100, 400)):
+    raw, y = d.data[rows], d.target[rows]  # pixels 0-16, as a user holds them
+    assert raw.max() == 16.0
+    # What value() took before inputs were raw: the standardised form.
+    before = p.value((task.encode(raw), y), inputs="internal")
+    after = p.value((raw, y))
+    for a, b in zip(after.targets, before.targets, strict=True):
+      assert (a.value, a.low, a.high) == pytest.approx((b.value, b.low, b.high), abs=1e-6)
+    assert after.diagnostics == before.diagnostics and after.warnings == before.warnings
+    # A raw base too: the same as its standardised form.
+    xb, yb = d.data[1000:1100], d.target[1000:1100]
+    raw_b = p.value((raw, y), base=(xb, yb))
+    std_b = p.value((task.encode(raw), y), base=(task.encode(xb), yb), inputs="internal")
+    assert raw_b.targets[0].value == pytest.approx(std_b.targets[0].value, abs=1e-6)
+  # Raw pixels taken for internal points (what a user got before, silently) lie far
+  # from every point of B; read as raw they do not.
+  wrong = p.value((raw, y), inputs="internal")
+  assert wrong.diagnostics["share_far"] > 0.9
+  assert after.diagnostics["share_far"] < 0.5

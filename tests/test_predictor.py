@@ -213,9 +213,9 @@ def test_end_to_end_generate_train_value(tmp_path):
   base = np.asarray(info["base_indices"])
   rng = np.random.default_rng(0)
   clean = samplers.sample_supplement("clean", task, base, rng, size=80)
-  facts = p.value((clean.x, clean.y))
+  facts = p.value((clean.x, clean.y), inputs="internal")  # sampled: internal space
   assert facts.task == "digits" and np.isfinite(facts.targets[0].value)
-  flipped = p.value((clean.x, (clean.y + 1) % 10))
+  flipped = p.value((clean.x, (clean.y + 1) % 10), inputs="internal")
   assert any("label noise" in w for w in flipped.warnings)
 
 

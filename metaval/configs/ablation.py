@@ -18,7 +18,7 @@ measured figures are in docs/strategies.md.
 
 import ml_collections
 
-from metaval.config_defaults import CLASSIFICATION_KINDS, learner_config
+from metaval.config_defaults import CLASSIFICATION_KINDS, learner_config, task_config
 
 ALL_KINDS = CLASSIFICATION_KINDS
 
@@ -42,7 +42,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.families = ml_collections.ConfigDict(
     {
       "mlp": _family(
-        "digits",
+        task_config("digits"),
         learner_config(family="mlp", width=64, depth=1, steps=150, lr=0.01, l2=1e-4),
         (16, 32, 64, 128, 256),
         "labels:default",
@@ -58,7 +58,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         seed=0,
       ),
       "lm": _family(
-        "code",
+        task_config("code"),
         learner_config(
           family="lm", width=32, depth=1, heads=2, steps=150, lr=3e-3, l2=0.0, batch_size=32
         ),

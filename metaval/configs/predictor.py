@@ -9,6 +9,10 @@ Variants: ``get_config()`` (the default label config, Set Transformer), ``quick`
 ``metaval.predictor.testing.toy_labels`` on wine: no label pipeline needed, ~30 s),
 ``suite`` (several tasks and learners, for the held-out splits).
 
+``--config.task.name=csv:my.csv`` (and any other ``task`` field) replaces the task of
+every label config (its labels go to a sub-directory of the label workdir named after
+the task); empty, the label configs' own tasks are used.
+
 Expected result: on unseen pairs of the quick labels, Spearman of the predicted
 test/accuracy improvement against the retraining label ≈ 0.8-0.9; see
 docs/predictor.md for measured tables.
@@ -16,12 +20,13 @@ docs/predictor.md for measured tables.
 
 import ml_collections
 
-from metaval.config_defaults import wandb_config
+from metaval.config_defaults import task_config, wandb_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg = ml_collections.ConfigDict()
   cfg.seed = 0
+  cfg.task = task_config("")  # empty name: each label config's own task
   cfg.labels = ml_collections.ConfigDict(
     {
       "source": "pipeline",  # or "toy"

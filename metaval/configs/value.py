@@ -5,9 +5,13 @@ Commands (a few seconds on 2 CPU cores once the predictor is trained with
   metaval value --config value:quick --workdir runs/value
   metaval report --config value:quick --workdir runs/report
 
-``supplement.path`` values your own set: an ``.npz`` with ``x [n, d]`` and ``y [n]``;
-otherwise a demo supplement of ``supplement.kind`` is drawn against the predictor's
-default base with ``metaval.data.samplers.sample_supplement``.
+``supplement.path`` values your own set, in the task's raw input space (as in the
+task's own data; ``docs/data.md``): an ``.npz`` with ``x [n, ...]`` and ``y [n]``, or
+for a ``csv:`` task a ``.csv`` with the task's columns. Otherwise a demo supplement
+of ``supplement.kind`` is drawn against the predictor's default base with
+``metaval.data.samplers.sample_supplement``. ``base.path`` (same formats) replaces
+the predictor's default base. ``task.name`` chooses among the predictor's tasks
+(empty: its only one); the task is rebuilt with the options stored at training.
 
 Expected result: a clean demo supplement gets a positive test/accuracy value with
 an interval; a ``label_noise`` one a negative value and a label-noise warning.
@@ -15,14 +19,17 @@ an interval; a ``label_noise`` one a negative value and a label-noise warning.
 
 import ml_collections
 
+from metaval.config_defaults import task_config
+
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg = ml_collections.ConfigDict()
   cfg.predictor = "runs/predictor"
-  cfg.task = ""  # empty: the predictor's only task
+  cfg.task = task_config("")  # empty name: the predictor's only task
   cfg.supplement = ml_collections.ConfigDict(
     {"path": "", "kind": "clean", "size": 100, "seed": 0, "params": ml_collections.ConfigDict()}
   )
+  cfg.base = ml_collections.ConfigDict({"path": ""})  # empty: the predictor's default base
   if arg == "quick":
     cfg.predictor = "runs/predictor_quick"
   elif arg is not None:

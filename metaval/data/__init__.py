@@ -1,7 +1,7 @@
 """Base tasks (built-ins and user data) and supplement samplers."""
 
 from metaval.data import corpus, loaders  # noqa: F401  (register the code task and prefixes)
-from metaval.data.loaders import from_arrays, read_csv, read_npz
+from metaval.data.loaders import encode_set, from_arrays, read_csv, read_npz, read_set
 from metaval.data.tasks import (
   CLASSIFICATION,
   LANGUAGE_MODEL,
@@ -13,6 +13,8 @@ from metaval.data.tasks import (
   register_task,
   task_from_config,
   task_prefixes,
+  task_slug,
+  task_spec,
 )
 from metaval.data.transform import Transform
 
@@ -22,13 +24,17 @@ __all__ = [
   "Task",
   "TaskError",
   "Transform",
+  "encode_set",
   "from_arrays",
   "get_task",
   "list_tasks",
   "read_csv",
   "read_npz",
+  "read_set",
   "register_prefix",
   "register_task",
   "task_from_config",
   "task_prefixes",
+  "task_slug",
+  "task_spec",
 ]

@@ -24,7 +24,7 @@ import zlib
 
 import numpy as np
 
-from metaval.data.tasks import Task, classification_task, register_prefix
+from metaval.data.tasks import LANGUAGE_MODEL, Task, classification_task, register_prefix
 from metaval.data.validate import TaskError, as_labels, first_line
 
 DEFAULT_TEST_SIZE = 0.25
@@ -89,18 +89,19 @@ def _existing_file(spec: str, kind: str) -> str:
 _NPZ_KEYS = ("x", "y", "x_test", "y_test")
 
 
-def read_npz(path: str) -> dict[str, np.ndarray]:
+def read_npz(path: str, required=("x", "y")) -> dict[str, np.ndarray]:
   """Reads the arrays ``x``, ``y`` (and ``x_test``, ``y_test`` if present) of an ``.npz``.
 
   Args:
     path: the archive written by ``np.savez`` / ``np.savez_compressed``.
+    required: the arrays that must be present.
 
   Returns:
     The arrays by name, unchecked (``classification_task`` and ``Task.encode`` check).
 
   Raises:
     TaskError: a missing, empty, damaged or non-npz file, object (pickled) arrays, or
-      no ``x`` / ``y``.
+      a missing ``required`` array.
   """
   path = _existing_file(path, "npz")
   try:
@@ -109,7 +110,7 @@ def read_npz(path: str) -> dict[str, np.ndarray]:
       f = np.load(fh, allow_pickle=False)
       if not isinstance(f, np.lib.npyio.NpzFile):
         raise TaskError(f"{path} is a single .npy array; save x and y with np.savez")
-      missing = [k for k in ("x", "y") if k not in f.files]
+      missing = [k for k in required if k not in f.files]
       if missing:
         raise TaskError(
           f"npz file {path} lacks array(s) {', '.join(missing)}; it holds: "
@@ -176,7 +177,7 @@ def read_csv(
   Args:
     path: a CSV with a header row.
     label: the label column.
-    delimiter: the one-character field separator.
+    delimiter: the one-character field separator (``"\\t"`` or ``"tab"`` for a tab).
     columns: feature columns to take, in this order; default every column but ``label``.
 
   Returns:
@@ -188,6 +189,9 @@ def read_csv(
       non-numeric or non-finite feature cell, an empty or non-integral label.
   """
   path = _existing_file(path, "csv")
+  label = str(label)  # a config override may have parsed a numeric column name
+  if delimiter in ("\\t", "tab"):  # a tab is hard to type on a command line
+    delimiter = "\t"
   header, rows = _read_csv(path, delimiter)
   if label not in header:
     raise TaskError(
@@ -259,6 +263,71 @@ def _numeric_column(path: str, name: str, cells: list[str]) -> np.ndarray:
       f"csv file {path}: column {name!r} has {cells[i].strip()!r} in data row {i + 1}"
     )
   return out
+
+
+# ----------------------------------------------------------------------------
+# Sets in a task's raw space (supplements and bases given to the value commands).
+
+
+def read_set(path: str, task: Task, what: str = "supplement") -> tuple[np.ndarray, np.ndarray]:
+  """Reads a raw set of ``task`` from a file: an ``.npz`` or, for tabular data, a ``.csv``.
+
+  An ``.npz`` holds ``x [n, ...]`` and ``y [n]`` (``y`` optional for the code task).
+  A ``.csv`` has a header and the task's columns: its label column (the task's
+  ``label`` option, default ``label``) and, for a ``csv:`` task, the task's feature
+  columns by name (any order; other columns are ignored).
+
+  Args:
+    path: the file.
+    task: the task whose raw space the set is in.
+    what: the set's name in error messages.
+
+  Returns:
+    Raw ``(x, y)``; ``y`` is None for code windows without labels.
+
+  Raises:
+    TaskError: a missing, damaged or malformed file, in one line.
+  """
+  opts = dict(task.options)
+  try:
+    if path.endswith(".csv"):
+      columns = task.transform.feature_names if task.transform else ()
+      x, y, _ = read_csv(
+        path, opts.get("label", "label"), opts.get("delimiter", ","), columns=columns or None
+      )
+      return x, y
+    if path.endswith(".npz"):
+      lm = task.kind == LANGUAGE_MODEL
+      arrays = read_npz(path, required=("x",) if lm else ("x", "y"))
+      return arrays["x"], arrays.get("y")
+  except TaskError as e:
+    raise TaskError(f"{what} file: {e}") from None
+  raise TaskError(f"{what} file {path!r} must be an .npz (x, y) or a .csv")
+
+
+def encode_set(task: Task, x, y, what: str = "supplemental") -> tuple[np.ndarray, np.ndarray]:
+  """Maps a raw set ``(x, y)`` of ``task`` into its internal space.
+
+  Inputs go through ``task.encode`` (shape checks, fixed preprocessing, the pool's
+  standardisation) and class labels through ``task.encode_labels`` (raw label ->
+  class id); the code task's labels are package ids already and pass through.
+
+  Args:
+    task: the base task.
+    x: raw inputs ``[n, *task.transform.input_shape]``.
+    y: raw labels ``[n]``.
+    what: the set's name in error messages.
+
+  Returns:
+    ``(x [n, d], y [n])`` in the internal space.
+
+  Raises:
+    TaskError: inputs or labels that do not fit the task, in one line.
+  """
+  xi = task.encode(x, f"{what} x")
+  if task.kind == LANGUAGE_MODEL:
+    return xi, y
+  return xi, task.encode_labels(y, f"{what} y").astype(np.int64)
 
 
 # ----------------------------------------------------------------------------

@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import re
+import zlib
 from collections.abc import Callable
 
 import numpy as np
@@ -209,6 +211,10 @@ def get_task(name: str, seed: int = 0, **kwargs) -> Task:
   Raises:
     TaskError: unknown name, bad options or bad data, in one line.
   """
+  if not isinstance(name, str):
+    raise TaskError(f"a task name must be a string, got {type(name).__name__}")
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    raise TaskError(f"task seed must be an integer, got {seed!r}")
   prefix, sep, spec = name.partition(":")
   if sep and prefix in _PREFIXES:
     entry = _PREFIXES[prefix]
@@ -228,30 +234,75 @@ def get_task(name: str, seed: int = 0, **kwargs) -> Task:
   except TypeError as e:
     raise TaskError(f"bad options for task {name!r}: {e}") from None
   frozen = tuple(sorted((k, _freeze(v)) for k, v in kwargs.items()))
+  try:
+    hash(frozen)
+  except TypeError:
+    raise TaskError(f"options of task {name!r} must be numbers, strings or lists") from None
   return _cached_task(name, int(seed), frozen, stamp)
 
 
-def task_from_config(cfg) -> Task:
-  """Builds the task a config's ``task`` section names.
+def task_spec(cfg) -> tuple[str, int, dict]:
+  """``(name, seed, options)`` of a config's ``task`` section.
 
   Every field besides ``name`` and ``seed`` that is not None is a task option, and so
-  is every entry of an optional ``kwargs`` dict, e.g. ``--config.task.name=csv:my.csv
-  --config.task.label=target`` -> ``get_task("csv:my.csv", seed=0, label="target")``.
-  Options default to None in the config so a built-in task never sees them.
+  is every entry of an optional ``kwargs`` dict. Fingerprints of cached results use
+  this form, so adding an unset option field to a config does not change them.
 
   Args:
     cfg: the ``task`` ConfigDict (or any mapping) with at least ``name``.
 
   Returns:
-    The ``Task``.
+    The task name (as written: possibly a comma-separated list), its seed and options.
+
+  Raises:
+    TaskError: no ``name``, or a seed that is not an integer.
   """
   d = dict(cfg.to_dict() if hasattr(cfg, "to_dict") else cfg)
   if "name" not in d:
     raise TaskError("the task config has no 'name'")
-  name, seed = d.pop("name"), int(d.pop("seed", 0))
+  name, seed = d.pop("name"), d.pop("seed", 0)
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    raise TaskError(f"task seed must be an integer, got {seed!r}")
   options = {k: v for k, v in d.items() if k != "kwargs" and v is not None}
   options.update(d.get("kwargs") or {})
-  return get_task(name, seed=seed, **options)
+  return str(name), int(seed), options
+
+
+def task_from_config(cfg, name: str | None = None) -> Task:
+  """Builds the task a config's ``task`` section names.
+
+  ``--config.task.name=csv:my.csv --config.task.label=target`` ->
+  ``get_task("csv:my.csv", seed=0, label="target")`` (see ``task_spec``). Options
+  default to None in the config (``config_defaults.task_config``) so a built-in task
+  never sees them.
+
+  Args:
+    cfg: the ``task`` ConfigDict (or any mapping) with at least ``name``.
+    name: build this task instead of ``cfg.name`` (one entry of a comma-separated
+      list), with the config's seed and options.
+
+  Returns:
+    The ``Task``.
+  """
+  cfg_name, seed, options = task_spec(cfg)
+  return get_task(cfg_name if name is None else name, seed=seed, **options)
+
+
+# Task names that are safe as a file name as they are (every built-in).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def task_slug(name: str) -> str:
+  """A file-name-safe form of a task name, for directories and cache files.
+
+  Built-in names are returned as they are; a user-data name such as
+  ``csv:/data/my.csv`` becomes ``csv_data_my.csv-<crc32>`` (readable, and unique
+  because the checksum covers the whole name).
+  """
+  if _PLAIN_NAME.fullmatch(name) and name not in (".", ".."):
+    return name
+  readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_.")[:60]
+  return f"{readable}-{zlib.crc32(name.encode()):08x}"
 
 
 @functools.lru_cache(maxsize=16)

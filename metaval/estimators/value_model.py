@@ -48,7 +48,9 @@ class ValueModel(Estimator):
     with Timer() as t:
       for i in range(len(pairs)):
         s = pairs.supplement(i)
-        facts = p.value((s.x, s.y), base=pairs.base(i), learner=learner, task=task.name)
+        facts = p.value(
+          (s.x, s.y), base=pairs.base(i), learner=learner, task=task.name, inputs="internal"
+        )
         target = next(x for x in facts.targets if x.metric == metric)
         vals.append(target.value)
         lows.append(target.low)

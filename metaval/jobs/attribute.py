@@ -108,9 +108,9 @@ def run(config, workdir: str | None = None) -> dict:
     The JSON written to ``attribution.json`` (results per policy, timing, every
     trained coalition's metric per seed, the ledger's hash).
   """
-  from metaval.data import get_task
+  from metaval.data import task_from_config
 
-  task = get_task(config.task.name, seed=config.task.seed, **dict(config.task.get("kwargs", {})))
+  task = task_from_config(config.task)
   spec = LearnerSpec.from_config(config.learner)
   rng = np.random.default_rng(config.seed)
   names, rows, base = contributor_rows(task, config, rng)

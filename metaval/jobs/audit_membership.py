@@ -23,7 +23,7 @@ from metaval.audit.membership import (
   score_models,
   select_contributors,
 )
-from metaval.data import get_task
+from metaval.data import task_from_config
 from metaval.learners.models import LearnerSpec
 from metaval.learners.train import train_many
 from metaval.util import io as uio
@@ -36,7 +36,7 @@ def run(config, workdir: str | None = None) -> dict:
   (the table) and ``scores.npz`` (per-window scores ``[M, W]``, plan, owner) to
   ``workdir``.
   """
-  task = get_task(config.task.name, seed=config.task.seed, **dict(config.task.get("kwargs", {})))
+  task = task_from_config(config.task)
   spec = LearnerSpec.from_config(config.learner)
   if spec.family != "lm":
     raise MembershipError(f"the membership audit trains LMs; learner.family is {spec.family!r}")

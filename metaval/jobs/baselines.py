@@ -14,6 +14,7 @@ import os
 import numpy as np
 
 from metaval import games
+from metaval.data import task_from_config, task_spec
 from metaval.games import GameError, Valuation
 from metaval.learners.models import LearnerSpec
 from metaval.util import io as io_lib
@@ -21,6 +22,11 @@ from metaval.valuation.noisy import NoisyProblem, noisy_problem
 
 # Bumped when the saved values' format changes, so older files are recomputed.
 VALUES_FORMAT = 2
+
+
+def _task_key(task_cfg) -> dict:
+  name, seed, options = task_spec(task_cfg)
+  return {"name": name, "seed": seed, **options}
 
 
 def method_options(config, method: str) -> dict:
@@ -38,7 +44,8 @@ def _values(config, prob: NoisyProblem, spec: LearnerSpec, method: str, vdir) ->
       "method": method,
       "opts": opts,
       "spec": spec.to_dict(),
-      "task": dict(config.task),
+      # name, seed and the options set: unset (None) options leave old caches valid
+      "task": _task_key(config.task),
       "n": config.n_train,
       "noise": config.noise_rate,
       "seed": config.seed,
@@ -78,11 +85,10 @@ def run(config, workdir: str | None = None) -> dict:
 
   spec = LearnerSpec.from_config(config.learner)
   prob = noisy_problem(
-    config.task.name,
+    task_from_config(config.task),
     n_train=config.n_train,
     noise_rate=config.noise_rate,
     seed=config.seed,
-    task_seed=config.task.seed,
   )
   methods = list(config.methods)
   bad = [m for m in methods if m not in games.METHODS]

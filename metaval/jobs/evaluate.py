@@ -1,10 +1,13 @@
 """``metaval evaluate``: score the predictor on held-out splits against baselines.
 
-A thin job: it hands the config to ``metaval.predictor.evaluate.run``, where the work lives.
+A thin job: it applies ``config.task`` to the label configs as ``metaval train`` does
+(``metaval.jobs.train.with_task``) and hands the config to
+``metaval.predictor.evaluate.run``, where the work lives.
 """
 
 from __future__ import annotations
 
+from metaval.jobs.train import with_task
 from metaval.predictor import evaluate
 
 
@@ -18,4 +21,4 @@ def run(config, workdir: str):
   Returns:
     The scores per split.
   """
-  return evaluate.run(config, workdir)
+  return evaluate.run(with_task(config), workdir)

@@ -8,7 +8,7 @@ import time
 import jax
 import numpy as np
 
-from metaval.data import get_task
+from metaval.data import task_from_config
 from metaval.errors import MetavalError
 from metaval.learners.models import LearnerSpec, num_params
 from metaval.learners.train import train_many
@@ -25,7 +25,7 @@ def run(config, workdir: str | None = None) -> dict:
   Returns:
     Task, learner, seconds and the mean/std of every metric.
   """
-  task = get_task(config.task.name, seed=config.task.seed)
+  task = task_from_config(config.task)
   spec = LearnerSpec.from_config(config.learner)
   n = task.pool_size
   size = int(config.subset_size)

@@ -1,9 +1,12 @@
 """``metaval value``: value a supplemental set with a trained predictor.
 
-A thin job: it hands the config to ``metaval.api.run_value``, where the work lives.
+A thin job: ``metaval.api.facts_for_config`` values the configured supplement (a raw
+file, or a demo supplement); this prints the Nutrition Facts and writes them as JSON.
 """
 
 from __future__ import annotations
+
+import os
 
 from metaval import api
 
@@ -13,9 +16,16 @@ def run(config, workdir: str):
 
   Args:
     config: a ``value`` config (default ``value:quick``).
-    workdir: where outputs go.
+    workdir: where ``facts.json`` goes (nothing is written if empty).
 
   Returns:
     The Nutrition Facts of the supplement.
   """
-  return api.run_value(config, workdir)
+  facts = api.facts_for_config(config)
+  print(facts.text())
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "facts.json")
+    facts.write_json(path)
+    print(f"wrote {path}")
+  return facts

@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 from metaval.data import samplers as samplers_lib
+from metaval.data import task_from_config, task_slug
 from metaval.labeling import storage
 from metaval.labeling.schema import LabelSet
 from metaval.labeling.shards import (  # noqa: F401  (public names of the pipeline)
@@ -59,6 +60,8 @@ DETERMINISTIC_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"
 
 def _fingerprint(config) -> dict:
   d = _as_dict(config)
+  if isinstance(d.get("task"), dict):  # unset task options (None) do not change the data
+    d["task"] = {k: v for k, v in d["task"].items() if v is not None}
   return {k: v for k, v in sorted(d.items()) if k not in _RUNTIME_FIELDS}
 
 
@@ -84,7 +87,7 @@ def _check_config(config) -> None:
 
 
 def _prepare_task_dir(workdir: str, task_name: str, config) -> str:
-  d = os.path.join(workdir, task_name)
+  d = os.path.join(workdir, task_slug(task_name))  # csv:/a/b.csv is no directory name
   os.makedirs(os.path.join(d, "shards"), exist_ok=True)
   # Temp files of shards that were in flight when a previous run died.
   for stale in glob.glob(os.path.join(d, "shards", "*.tmp-*")):
@@ -218,6 +221,8 @@ def generate(config, workdir: str) -> LabelSet | dict[str, LabelSet]:
   """
   _check_config(config)
   names = task_names(config)
+  for t in names:  # a bad task (a malformed csv:, a typo) fails here in one line, not in a worker
+    task_from_config(config.task, name=t)
   dirs = {t: _prepare_task_dir(workdir, t, config) for t in names}
   n_shards = int(config.num_shards)
   rows_per_shard = int(config.pairs_per_shard) * len(config.learners)

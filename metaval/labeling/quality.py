@@ -23,6 +23,7 @@ import os
 import numpy as np
 from scipy import stats
 
+from metaval.data import task_slug
 from metaval.labeling.schema import LabelSet
 from metaval.util import io as io_lib
 
@@ -198,8 +199,9 @@ def run(config, workdir: str) -> dict:
   sets = out if isinstance(out, dict) else {out.task: out}
   reports = {}
   for task, ls in sets.items():
-    rep = summarize(ls, os.path.join(workdir, task, "quality"))
+    out_dir = os.path.join(workdir, task_slug(task), "quality")
+    rep = summarize(ls, out_dir)
     print(rep["markdown"])
-    print(f"wrote {os.path.join(workdir, task, 'quality')}/quality.{{json,md}} and PNGs")
+    print(f"wrote {out_dir}/quality.{{json,md}} and PNGs")
     reports[task] = rep
   return reports

@@ -44,6 +44,10 @@ class LabelSet:
     metric_full: ``[P, K, T]`` metric of the model trained on B ∪ S, same seeds.
     pair_id: ``[P]`` int64 stable id (shard * shard_size + position).
     shard: ``[P]`` int32 shard each pair was generated in.
+    task_options: the options the task was built with (``Task.options`` as a dict,
+      e.g. ``{"label": "target"}`` for a ``csv:`` task), so
+      ``get_task(task, seed=task_seed, **task_options)`` rebuilds it; empty for
+      built-ins and for datasets written before the field existed.
   """
 
   task: str
@@ -61,6 +65,7 @@ class LabelSet:
   metric_full: np.ndarray
   pair_id: np.ndarray
   shard: np.ndarray
+  task_options: dict = dataclasses.field(default_factory=dict)
 
   def __len__(self) -> int:
     return len(self.kind)
@@ -127,7 +132,8 @@ class LabelSet:
       raise LabelError("nothing to concatenate")
     first = sets[0]
     for s in sets[1:]:
-      if (s.task, s.task_seed, s.metric_names) != (first.task, first.task_seed, first.metric_names):
+      same = (s.task, s.task_seed, s.task_options, s.metric_names)
+      if same != (first.task, first.task_seed, first.task_options, first.metric_names):
         raise LabelError("label sets differ in task or metrics; cannot concatenate")
     cat = lambda f: np.concatenate([getattr(s, f) for s in sets])  # noqa: E731
     lst = lambda f: [a for s in sets for a in getattr(s, f)]  # noqa: E731
@@ -147,4 +153,5 @@ class LabelSet:
       metric_full=cat("metric_full"),
       pair_id=cat("pair_id"),
       shard=cat("shard"),
+      task_options=dict(first.task_options),
     )

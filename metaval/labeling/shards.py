@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 
 from metaval import pairs as pairs_lib
-from metaval.data import LANGUAGE_MODEL, Task, get_task
+from metaval.data import LANGUAGE_MODEL, Task, task_from_config
 from metaval.data import samplers as samplers_lib
 from metaval.errors import MetavalError
 from metaval.learners.models import LearnerSpec, num_params
@@ -186,7 +186,7 @@ def run_shard(config, task_name: str, shard: int) -> dict[str, np.ndarray]:
     The shard record (numpy arrays) that ``storage.write_shard`` stores.
   """
   cfg = ml_collections.ConfigDict(_as_dict(config))
-  task = get_task(task_name, seed=int(cfg.task.seed))
+  task = task_from_config(cfg.task, name=task_name)
   bases, supps, base_of = sample_shard_pairs(cfg, task, shard)
   pairs = pairs_lib.Pairs.from_supplements(bases, supps, base_of)
   lm = task.kind == LANGUAGE_MODEL
@@ -206,6 +206,8 @@ def run_shard(config, task_name: str, shard: int) -> dict[str, np.ndarray]:
   return {
     "task": np.array(task.name),
     "task_seed": np.array(task.seed, np.int64),
+    # What rebuilds a csv:/npz:/tfds: task from the dataset alone (``LabelSet.task_options``).
+    "task_options": np.array(json.dumps(dict(task.options), sort_keys=True)),
     "task_kind": np.array(task.kind),
     "shard": np.array(shard, np.int64),
     "metric_names": np.array(metric_names(task)),

@@ -1,6 +1,7 @@
 """Label storage: deterministic shard files and the TFDS ``array_record`` dataset.
 
-Layout of a label workdir (one sub-directory per base task)::
+Layout of a label workdir (one sub-directory per base task, named by
+``metaval.data.task_slug``: a built-in's name, or a file-safe form of ``csv:<path>``)::
 
   <workdir>/<task>/config.json             the generating config (fingerprint)
   <workdir>/<task>/shards/shard-00007.npz  one finished shard (written atomically)
@@ -28,7 +29,7 @@ import zipfile
 
 import numpy as np
 
-from metaval.data import LANGUAGE_MODEL, get_task
+from metaval.data import LANGUAGE_MODEL, get_task, task_slug
 from metaval.labeling.schema import LabelError, LabelSet
 from metaval.util import io as io_lib
 
@@ -106,6 +107,7 @@ def shard_rows(rec: dict[str, np.ndarray]):
           "shard": int(rec["shard"]),
           "task": str(rec["task"]),
           "task_seed": int(rec["task_seed"]),
+          "task_options": str(rec.get("task_options", "{}")),  # absent in older shards
           "metric_names": json.dumps([str(m) for m in rec["metric_names"]]),
           "base_indices": bases[p].astype(np.int32),
           "supp_indices": supp_idx[p].astype(np.int32),
@@ -169,6 +171,7 @@ def _builder_class():
             "shard": f.Scalar(dtype=np.int32),
             "task": f.Text(),
             "task_seed": f.Scalar(dtype=np.int32),
+            "task_options": f.Text(),  # JSON of the task's build options
             "metric_names": f.Text(),
             "base_indices": f.Tensor(shape=(None,), dtype=np.int32),
             "supp_indices": f.Tensor(shape=(None,), dtype=np.int32),
@@ -295,7 +298,10 @@ def load_task_dir(task_dir: str) -> LabelSet:
     raise LabelError(f"label dataset in {task_dir!r} is empty")
   dec = lambda v: v.decode() if isinstance(v, bytes) else str(v)  # noqa: E731
   task_name, task_seed = dec(rows[0]["task"]), int(rows[0]["task_seed"])
-  task = get_task(task_name, seed=task_seed)
+  # Datasets built before task options were stored decode them as None (built-in tasks).
+  stored = rows[0].get("task_options")
+  options = json.loads(dec(stored)) if stored else {}
+  task = get_task(task_name, seed=task_seed, **options)
   lm = task.kind == LANGUAGE_MODEL
   supp_x = []
   for r in rows:
@@ -321,6 +327,7 @@ def load_task_dir(task_dir: str) -> LabelSet:
     metric_full=np.stack([np.asarray(r["metric_full"], np.float64) for r in rows]),
     pair_id=np.array([int(r["pair_id"]) for r in rows], np.int64),
     shard=np.array([int(r["shard"]) for r in rows], np.int32),
+    task_options=options,
   )
 
 
@@ -346,6 +353,7 @@ def load_labels(workdir: str, task: str | None = None) -> LabelSet:
         f"{workdir!r} holds labels for several tasks ({', '.join(dirs)}); pass task=..."
       )
     task = next(iter(dirs))
+  task = task if task in dirs else task_slug(task)  # a task's directory is its slug
   if task not in dirs:
     raise LabelError(f"no labels for task {task!r} in {workdir!r}; found {', '.join(dirs)}")
   return load_task_dir(dirs[task])

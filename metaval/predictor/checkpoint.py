@@ -115,7 +115,11 @@ def task_defaults(label_sets, targets) -> dict:
   """Per task: a default base (the most common B), learner and mean base metric."""
   out = {}
   for ls in label_sets:
-    entry = out.setdefault(ls.task, {"seed": ls.task_seed, "learners": collections.Counter()})
+    entry = out.setdefault(
+      ls.task,
+      # options: what rebuilds a csv:/npz:/tfds: task (``api`` calls get_task with them).
+      {"seed": ls.task_seed, "options": dict(ls.task_options), "learners": collections.Counter()},
+    )
     entry["learners"].update(str(x) for x in ls.learner)
     if "base_indices" not in entry:
       counts = collections.Counter(tuple(np.asarray(b).tolist()) for b in ls.base_indices)

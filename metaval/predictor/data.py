@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 
 import numpy as np
 
+from metaval.data import task_slug
 from metaval.errors import MetavalError
 from metaval.predictor import features as F
 from metaval.util import io
@@ -111,6 +113,7 @@ def _cached_features(ls, featurizer: F.Featurizer, cache_dir: str | None) -> F.P
     return F.featurize_labels(ls, featurizer)
   h = hashlib.sha1()
   parts = (ls.task, ls.task_seed, F.FEATURE_VERSION, featurizer.max_s, featurizer.max_b)
+  parts += (json.dumps(ls.task_options, sort_keys=True),) if ls.task_options else ()
   for part in parts + (("no-proxies",) if not featurizer.proxies else ()):
     h.update(str(part).encode())
   h.update(np.asarray(ls.pair_id).tobytes())
@@ -120,7 +123,7 @@ def _cached_features(ls, featurizer: F.Featurizer, cache_dir: str | None) -> F.P
     h.update(np.ascontiguousarray(ls.base_indices[i]).tobytes())
     h.update(np.ascontiguousarray(ls.supp_x[i]).tobytes())
     h.update(np.ascontiguousarray(ls.supp_y[i]).tobytes())
-  path = os.path.join(cache_dir, f"features-{ls.task}-{h.hexdigest()[:16]}.npz")
+  path = os.path.join(cache_dir, f"features-{task_slug(ls.task)}-{h.hexdigest()[:16]}.npz")
   if os.path.isfile(path):
     with np.load(path) as z:
       return F.PairFeatures(**{k: z[k] for k in z.files})

@@ -27,6 +27,7 @@ import numpy as np
 from scipy import stats as sstats
 
 from metaval import protocol
+from metaval.data import task_slug
 from metaval.predictor import baselines
 from metaval.predictor import data as D
 from metaval.predictor import train as T
@@ -138,7 +139,9 @@ def run_splits(config, workdir: str, data: D.PairData, targets, predictions=None
     preds, within = [], {}
     for t in sorted(set(data.task)):
       te, tr = np.flatnonzero(data.task == t), np.flatnonzero(data.task != t)
-      est, _ = _fold(config, os.path.join(workdir, f"task_{t}"), data, tr, te, f"task-{t}")
+      est, _ = _fold(
+        config, os.path.join(workdir, f"task_{task_slug(t)}"), data, tr, te, f"task-{t}"
+      )
       preds.append((te, est))
       within[t] = _score(est, data, te, targets)
     idx, est = _merge(preds, n)

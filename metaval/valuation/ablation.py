@@ -186,7 +186,7 @@ def labels_config(fam, family_name: str) -> ml_collections.ConfigDict:
   specs = ladder(spec, tuple(fam.sizes))
   cfg = load_config_file(fam.labels_config)  # a packaged name (labels:quick) or a file
   cfg.unlock()
-  cfg.task = ml_collections.ConfigDict({"name": fam.task, "seed": 0})
+  cfg.task = ml_collections.ConfigDict(fam.task.to_dict())
   cfg.learners = ml_collections.ConfigDict(
     {f"{family_name}{s.width if s.family != 'linear' else s.features}": s.to_dict() for s in specs}
   )
@@ -246,7 +246,7 @@ def run(config, workdir: str | None = None) -> dict:
       )
     fam = config.families[fam_name]
     lcfg = labels_config(fam, fam_name)
-    print(f"{fam_name}: labelling the same pairs with sizes {tuple(fam.sizes)} on {fam.task}")
+    print(f"{fam_name}: labelling the same pairs with sizes {tuple(fam.sizes)} on {fam.task.name}")
     t0 = time.perf_counter()
     labels = generate(lcfg, os.path.join(workdir, f"labels_{fam_name}"))
     timings[fam_name] = time.perf_counter() - t0

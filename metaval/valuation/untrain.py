@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from metaval.data import samplers
-from metaval.data.tasks import LANGUAGE_MODEL, Task, get_task
+from metaval.data.tasks import LANGUAGE_MODEL, Task, task_from_config
 from metaval.learners.models import LearnerSpec, num_params
 from metaval.pairs import Pairs
 from metaval.protocol import agreement
@@ -219,7 +219,7 @@ def run(config, workdir: str | None = None) -> dict:
   Writes ``untrain.json`` and ``untrain.md`` under ``workdir`` (orbax checkpoints
   under ``workdir/ckpt_<config hash>``, reused on rerun) and returns the summary.
   """
-  task = get_task(config.task.name, seed=config.task.seed)
+  task = task_from_config(config.task)
   spec = LearnerSpec.from_config(config.learner)
   asc = AscentSpec(**dict(config.ascent))
   pairs = build_pairs(config, task)

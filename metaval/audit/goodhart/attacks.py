@@ -15,7 +15,7 @@ import ml_collections
 import numpy as np
 
 from metaval.data import samplers as S
-from metaval.data.tasks import CLASSIFICATION, Task, get_task
+from metaval.data.tasks import CLASSIFICATION, Task, task_from_config
 from metaval.errors import MetavalError
 
 GENUINE = "genuine"
@@ -268,7 +268,7 @@ def build_pairs(config) -> tuple[Task, list[Market], list[str], list[S.Supplemen
     ordered replicate-major, ``row_names[i]`` names the row of supplement ``i``
     and ``replicate_of[i]`` its replicate (= index into ``markets``).
   """
-  task = get_task(config.task.name, seed=int(config.task.seed))
+  task = task_from_config(config.task)
   if task.kind != CLASSIFICATION:
     raise GoodhartError(f"the Goodhart suite supports classification tasks; {task.name!r} is not")
   unknown = [a for a in config.attacks if a not in ATTACKS]

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 
 from metaval import estimators as E
-from metaval.data import get_task
+from metaval.data import task_from_config
 from metaval.jobs.experiment import Result
 from metaval.jobs.experiments._common import config
 from metaval.learners.models import LearnerSpec
@@ -101,7 +101,7 @@ def run(mode: str, workdir: str) -> Result:
   (name, lcfg_learner), *_ = list(lcfg.learners.items())
   spec = LearnerSpec.from_config(lcfg_learner)
   k = int(lcfg.num_seeds)
-  task = get_task(str(lcfg.task.name), seed=int(lcfg.task.seed))
+  task = task_from_config(lcfg.task)
   pairs = C.heldout_pairs(lcfg, task, st["pairs"], HELDOUT_SEED)
 
   # Ground truth: the target learner's retraining label (also the cost unit).

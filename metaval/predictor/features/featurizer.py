@@ -140,7 +140,7 @@ def featurize_labels(labels, featurizer: Featurizer, task: Task | None = None) -
   from metaval.data import get_task
   from metaval.learners.models import LearnerSpec, num_params
 
-  task = task or get_task(labels.task, seed=labels.task_seed)
+  task = task or get_task(labels.task, seed=labels.task_seed, **labels.task_options)
   view = task_view(task)
   parts = []
   lcache: dict[str, np.ndarray] = {}
