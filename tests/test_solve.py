@@ -153,14 +153,16 @@ def test_solve_sets_reaches_scikit_learns_optimum(digits):
   sets = _sets(digits, [40, 64, 130, 250, 90, 300, 75], seed=6)
   x, y, w = sets[2]
   sets[2] = (x, y, np.concatenate([[2.0], w[1:]]).astype(np.float32))
-  out = solve.solve_sets(sets, SOLVED, 10, slots=2, blocks=8)
+  tight = dataclasses.replace(SOLVED, steps=1000, tol=1e-6)
+  out = solve.solve_sets(sets, tight, 10, slots=2, blocks=8)
   for i, (x, y, w) in enumerate(sets):
     rep = np.repeat(np.arange(len(y)), w.astype(int))
     ref = LogisticRegression(C=1.0 / (SOLVED.l2 * w.sum()), tol=1e-8, max_iter=10_000)
     ref.fit(x[rep], y[rep])
     ours = _objective(out["w"][i], out["b"][i], x[rep], y[rep], SOLVED.l2)
     theirs = _objective(ref.coef_.T, ref.intercept_, x[rep], y[rep], SOLVED.l2)
-    assert 0 <= (ours - theirs) / theirs < 5e-3, (i, ours, theirs)
+    # f32 at max |grad| <= 1e-6: the excess is float round-off (~1e-6 relative).
+    assert abs(ours - theirs) / theirs < 1e-4, (i, ours, theirs)
 
 
 def test_solve_sets_batched_equals_one_at_a_time(digits):

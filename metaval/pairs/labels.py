@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from metaval.data.tasks import Task
+from metaval.data.tasks import CLASSIFICATION, Task
 from metaval.errors import MetavalError
 from metaval.learners import solve, train
 from metaval.learners.models import LearnerSpec
@@ -111,6 +111,8 @@ def _label_solved(task: Task, pairs: Pairs, spec: LearnerSpec, slots: int, warm_
   (pool points with their multiplicities, then S's appended points), solved by
   ``solve.solve_sets``; B ∪ S starts from B's solution.
   """
+  if task.kind != CLASSIFICATION:
+    raise MetavalError(f"solver {spec.solver!r} needs a classification task; {task.name!r} is not")
   base_w = pool_lib.base_weights(task, pairs)  # [n_bases, N]
   sets = []
   for w in base_w:
@@ -132,7 +134,7 @@ def _label_solved(task: Task, pairs: Pairs, spec: LearnerSpec, slots: int, warm_
   if warm_start:
     parents[n_bases:] = pairs.base_of
   params = solve.solve_sets(sets, spec, task.num_classes, parents=parents, slots=slots)
-  # Evaluate in blocks of a fixed model count: one program for every call.
+  # The model count is padded to a multiple of _EVAL_BLOCK, so calls share programs.
   block = _EVAL_BLOCK * math.ceil(len(sets) / _EVAL_BLOCK)
   padded = {k: _pad_rows(v, block) for k, v in params.items()}
   evals = {k: (jnp.asarray(a), jnp.asarray(b)) for k, (a, b) in task.evals.items()}
