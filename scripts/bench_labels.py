@@ -1,7 +1,7 @@
 """Benchmark: labels/s of the vmapped pipeline vs a scikit-learn loop, same pairs.
 
-Command (about 1-2 min on 2 CPU cores):
-  .venv/bin/python scripts/bench_labels.py --shards 16
+Command (about 1-2 min on 2 quiet CPU cores; run it twice for the cached cold figure):
+  python scripts/bench_labels.py --shards 16
 
 Both sides label the *same* (B, S) pairs (the ``quick_solved`` config's shards:
 digits, the linear learner) and compute the same quantity: test accuracy and log-loss of the
@@ -10,20 +10,24 @@ model per base set and share it among the base's supplements.
 
 * pipeline: ``pipeline.run_shard`` in 2 worker processes with single-threaded
   XLA, as ``metaval generate`` runs it, with the learner's ``--solver``
-  (default ``lbfgs``: solved to the optimum, B ∪ S warm-started from B;
-  ``adam`` gives the stepped learner of the ``quick`` config).
+  (default ``lbfgs``: solved to the optimum by ``solve.solve_sets``, B ∪ S
+  warm-started from B; ``adam`` gives the stepped learner of the ``quick`` config).
 * scikit-learn: ``LogisticRegression`` with the linear learner's objective
   (weighted-mean cross-entropy + ``l2/2 ||W||^2``, bias unpenalised, i.e.
   ``C = 1 / (l2 * sum of weights)``, duplicates as ``sample_weight``), one BLAS
   thread per process (threadpoolctl) and joblib with 2 worker processes.
 
 Both sides include pair sampling. Each side is timed warm (workers started, the
-pipeline compiled on two extra warm-up shards) and cold (start-up included).
-Compiled programs are kept in JAX's persistent cache (``--jax-cache``), so a
-cold start after an earlier run loads them instead of compiling; the JSON
-records how many cache entries existed at the start. Writes
-``runs/bench/labels.{json,md}`` and prints the table, with the machine and its
-load average. Spearman/Pearson compare the two label sets pair by pair.
+pipeline compiled on two extra warm-up shards) and cold (start-up included). The
+shards run in ``--rounds`` rounds that alternate which side goes first (ABBA), so
+both see the same machine load; the workers' CPU seconds are recorded too
+(labels per CPU second are less sensitive to other processes than wall time).
+Compiled programs are kept in JAX's persistent cache (``--jax-cache``, default
+``$METAVAL_CACHE/jax`` or ``~/.cache/metaval/jax``), so a cold start after an
+earlier run loads them instead of compiling; the JSON records how many cache
+entries existed at the start. Writes ``runs/bench/labels.{json,md}`` and prints the
+table, with the machine and its load average. Spearman/Pearson compare the two
+label sets pair by pair.
 """
 
 from __future__ import annotations
@@ -83,6 +87,26 @@ def sklearn_shard(cfg_dict: dict, shard: int) -> np.ndarray:
     return out
 
 
+def _sklearn_timed(cfg_dict: dict, shard: int) -> tuple[np.ndarray, float]:
+  c0 = time.process_time()
+  out = sklearn_shard(cfg_dict, shard)
+  return out, time.process_time() - c0
+
+
+def _pipeline_timed(cfg_dict: dict, task_name: str, shard: int) -> tuple[dict, float]:
+  c0 = time.process_time()
+  rec = pipeline.run_shard(cfg_dict, task_name, shard)
+  return rec, time.process_time() - c0
+
+
+def default_jax_cache() -> str:
+  """``$METAVAL_CACHE/jax``, else ``~/.cache/metaval/jax``."""
+  root = os.environ.get("METAVAL_CACHE") or os.path.join(
+    os.path.expanduser("~"), ".cache", "metaval"
+  )
+  return os.path.join(root, "jax")
+
+
 def _warm_worker(cfg_dict: dict) -> int:
   cfg = ml_collections.ConfigDict(cfg_dict)
   return get_task(cfg.task.name, seed=cfg.task.seed).pool_size
@@ -92,8 +116,9 @@ def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--config", default="labels:quick_solved")
   ap.add_argument("--solver", default="lbfgs", choices=SOLVERS, help="the learner's solver")
-  ap.add_argument("--jax-cache", default="runs/bench/jax_cache", help="'' disables it")
+  ap.add_argument("--jax-cache", default=default_jax_cache(), help="'' disables it")
   ap.add_argument("--shards", type=int, default=16)
+  ap.add_argument("--rounds", type=int, default=2, help="ABBA rounds over the shards")
   ap.add_argument("--out", default="runs/bench")
   ap.add_argument("overrides", nargs="*", help="config overrides, e.g. --config.seed=1")
   args, extra = ap.parse_known_args()
@@ -109,45 +134,59 @@ def main():
     # Worker processes inherit this: JAX reads its flags from the environment.
     os.makedirs(args.jax_cache, exist_ok=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.abspath(args.jax_cache)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # cache every program
     cache_entries = len(os.listdir(args.jax_cache))
   cfg_dict = cfg.to_dict()
   names = metric_names(get_task(cfg.task.name, seed=cfg.task.seed))
   cols = [names.index("test/accuracy"), names.index("test/neg_log_loss")]
   machine = {
+    **env.machine(),
     "nproc": os.cpu_count(),
-    "cpu": env.cpu_model(),
-    "versions": env.versions(),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "loadavg_start": os.getloadavg(),
     "jax_cache_entries_at_start": cache_entries,
   }
 
   # Pipeline (vmapped JAX) the way `metaval generate` runs it: 2 worker processes
-  # with single-threaded XLA. The first call starts the workers and compiles
-  # (each worker labels one extra warm-up shard, not counted).
-
-  with pipeline.shard_pool(2) as pool:
+  # with single-threaded XLA; the first call starts the workers and compiles (each
+  # worker labels one extra warm-up shard, not counted). scikit-learn: 2 joblib
+  # workers with one BLAS thread each; their first call (imports, task build) is
+  # timed separately, like compilation. Then the shards run in rounds that
+  # alternate which side goes first, so both share the machine's load.
+  seconds = {"pipeline": 0.0, "sklearn": 0.0}
+  cpu = {"pipeline": 0.0, "sklearn": 0.0}
+  recs, theirs = {}, {}
+  with pipeline.shard_pool(2) as pool, Parallel(n_jobs=2) as par:
     t0 = time.perf_counter()
     list(pool.map(pipeline.run_shard, [cfg_dict] * 2, [cfg.task.name] * 2, [10_000, 10_001]))
     t_start = time.perf_counter() - t0
     t0 = time.perf_counter()
-    futs = [pool.submit(pipeline.run_shard, cfg_dict, cfg.task.name, s) for s in range(args.shards)]
-    recs = [f.result() for f in futs]
-    t_warm = time.perf_counter() - t0
-  ours = np.concatenate(
-    [(r["metric_full"] - r["metric_base"])[:, 0].mean(1)[:, cols] for r in recs]
-  )  # [P, 2] (mean over K)
-
-  # scikit-learn, 2 worker processes with one BLAS thread each. The first call
-  # starts the workers (imports, task build): timed separately, like compilation.
-  with Parallel(n_jobs=2) as par:
-    t0 = time.perf_counter()
     par(delayed(_warm_worker)(cfg_dict) for _ in range(2))
     t_sk_start = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    theirs = par(delayed(sklearn_shard)(cfg_dict, s) for s in range(args.shards))
-    t_sk = time.perf_counter() - t0
-  theirs = np.concatenate(theirs)
+
+    def run_pipeline(shards):
+      futs = {s: pool.submit(_pipeline_timed, cfg_dict, cfg.task.name, s) for s in shards}
+      for s, f in futs.items():
+        recs[s], c = f.result()
+        cpu["pipeline"] += c
+
+    def run_sklearn(shards):
+      for s, (out, c) in zip(shards, par(delayed(_sklearn_timed)(cfg_dict, s) for s in shards)):
+        theirs[s] = out
+        cpu["sklearn"] += c
+
+    rounds = np.array_split(np.arange(args.shards), max(1, args.rounds))
+    for r, shards in enumerate(rounds):
+      order = [("pipeline", run_pipeline), ("sklearn", run_sklearn)]
+      for side, fn in order if r % 2 == 0 else order[::-1]:
+        t0 = time.perf_counter()
+        fn([int(s) for s in shards])
+        seconds[side] += time.perf_counter() - t0
+  t_warm, t_sk = seconds["pipeline"], seconds["sklearn"]
+  ours = np.concatenate(
+    [(recs[s]["metric_full"] - recs[s]["metric_base"])[:, 0].mean(1)[:, cols] for s in sorted(recs)]
+  )  # [P, 2] (mean over K)
+  theirs = np.concatenate([theirs[s] for s in sorted(theirs)])
   machine["loadavg_end"] = os.getloadavg()
 
   n = len(ours)
@@ -158,6 +197,7 @@ def main():
     "scikit-learn, joblib x2": n / t_sk,
     "scikit-learn, joblib x2 (incl. worker start)": n / (t_sk + t_sk_start),
   }
+  per_cpu = {side: n / c for side, c in cpu.items()}
   agree = {
     m: agreement(ours[:, j], theirs[:, j]) for j, m in enumerate(["accuracy", "neg_log_loss"])
   }
@@ -174,6 +214,10 @@ def main():
       "sklearn": t_sk,
       "sklearn_worker_start": t_sk_start,
     },
+    "worker_cpu_seconds": cpu,
+    "labels_per_cpu_s": per_cpu,
+    "speedup_per_cpu_s": per_cpu["pipeline"] / per_cpu["sklearn"],
+    "rounds": args.rounds,
     "labels_per_s": rates,
     "speedup_warm": rates["pipeline (warm)"] / rates["scikit-learn, joblib x2"],
     "speedup_incl_compile": rates["pipeline (incl. compile)"]
@@ -211,7 +255,9 @@ def main():
       ),
       "",
       f"speed-up, warm vs warm: {result['speedup_warm']:.2f}x; "
-      f"cold vs cold (compile / worker start included): {result['speedup_incl_compile']:.2f}x",
+      f"cold vs cold (compile / worker start included): {result['speedup_incl_compile']:.2f}x; "
+      f"per worker CPU second (warm): {result['speedup_per_cpu_s']:.2f}x "
+      f"({per_cpu['pipeline']:.1f} vs {per_cpu['sklearn']:.1f} labels per CPU s)",
       "",
       io_lib.markdown_table(
         [

@@ -8,6 +8,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from metaval.data import get_task
+from metaval.errors import MetavalError
 from metaval.learners import (
   TRACE_COUNTS,
   LearnerSpec,
@@ -139,6 +140,60 @@ def test_warm_start_from_b_gives_the_cold_label(digits):
   np.testing.assert_allclose(warm.metric_full[..., acc], cold.metric_full[..., acc], atol=2.1e-3)
 
 
+def _sets(digits, sizes, seed):
+  return [
+    (digits.x[s], digits.y[s], np.ones(len(s), np.float32))
+    for s in _subsets(digits.pool_size, sizes, seed)
+  ]
+
+
+def test_solve_sets_reaches_scikit_learns_optimum(digits):
+  # Sizes below, at and above one block (64 rows), more sets than slots, and a
+  # duplicated point (weight 2) to check weights are multiplicities.
+  sets = _sets(digits, [40, 64, 130, 250, 90, 300, 75], seed=6)
+  x, y, w = sets[2]
+  sets[2] = (x, y, np.concatenate([[2.0], w[1:]]).astype(np.float32))
+  tight = dataclasses.replace(SOLVED, steps=1000, tol=1e-6)
+  out = solve.solve_sets(sets, tight, 10, slots=2, blocks=8)
+  for i, (x, y, w) in enumerate(sets):
+    rep = np.repeat(np.arange(len(y)), w.astype(int))
+    ref = LogisticRegression(C=1.0 / (SOLVED.l2 * w.sum()), tol=1e-8, max_iter=10_000)
+    ref.fit(x[rep], y[rep])
+    ours = _objective(out["w"][i], out["b"][i], x[rep], y[rep], SOLVED.l2)
+    theirs = _objective(ref.coef_.T, ref.intercept_, x[rep], y[rep], SOLVED.l2)
+    # f32 at max |grad| <= 1e-6: the excess is float round-off (~1e-6 relative).
+    assert abs(ours - theirs) / theirs < 1e-4, (i, ours, theirs)
+
+
+def test_solve_sets_batched_equals_one_at_a_time(digits):
+  sets = _sets(digits, [70, 200, 130, 60, 260], seed=7)
+  tight = dataclasses.replace(SOLVED, steps=1000, tol=1e-6)
+  together = solve.solve_sets(sets, tight, 10, slots=4, blocks=16)
+  alone = [solve.solve_sets([s], tight, 10, slots=1, blocks=8) for s in sets]
+  for i, one in enumerate(alone):
+    np.testing.assert_allclose(together["w"][i], one["w"][0], atol=2e-3)
+    np.testing.assert_allclose(together["b"][i], one["b"][0], atol=2e-3)
+
+
+def test_solve_sets_warm_start_reaches_the_same_optimum(digits):
+  base = _sets(digits, [150], seed=8)[0]
+  more = _sets(digits, [120], seed=9)[0]
+  full = tuple(np.concatenate([a, b]) for a, b in zip(base, more))
+  tight = dataclasses.replace(SOLVED, steps=1000, tol=1e-6)
+  warm = solve.solve_sets([base, full], tight, 10, parents=[-1, 0], slots=2, blocks=16)
+  cold = solve.solve_sets([base, full], tight, 10, slots=2, blocks=16)
+  np.testing.assert_allclose(warm["w"][1], cold["w"][1], atol=2e-3)
+
+
+def test_solve_sets_compiles_a_few_programs_for_any_mix_of_sizes(digits):
+  spec = dataclasses.replace(SOLVED, l2=3e-3)  # a spec no other test compiles
+  before = solve._advance._cache_size()
+  for seed, sizes in enumerate(([50, 300, 120, 90], [200, 70, 70, 260, 140], [30, 500])):
+    solve.solve_sets(_sets(digits, sizes, seed), spec, 10, slots=4, blocks=16)
+  # The full block count and the tail's halvings (16, 8, 4, 2 blocks): at most four.
+  assert solve._advance._cache_size() - before <= 4
+
+
 def test_bad_solver_settings_raise_one_line_errors(digits):
   with pytest.raises(SpecError, match="unknown solver 'newtn'"):
     LearnerSpec("linear", solver="newtn")
@@ -155,3 +210,12 @@ def test_bad_solver_settings_raise_one_line_errors(digits):
       LearnerSpec("linear", steps=2),
       init_params={"w": np.zeros((1, 64, 10)), "b": np.zeros((1, 10))},
     )
+  sets = _sets(digits, [100, 80], seed=10)
+  with pytest.raises(MetavalError, match="index of an earlier set"):
+    solve.solve_sets(sets, SOLVED, 10, parents=[1, -1])
+  with pytest.raises(MetavalError, match="set 1 has no points"):
+    solve.solve_sets([sets[0], (sets[1][0][:0], sets[1][1][:0], sets[1][2][:0])], SOLVED, 10)
+  with pytest.raises(MetavalError, match="a set needs 2 blocks of 64 rows; blocks=1"):
+    solve.solve_sets(sets, SOLVED, 10, blocks=1)
+  with pytest.raises(MetavalError, match="needs a convex solver"):
+    solve.solve_sets(sets, LearnerSpec("linear"), 10)

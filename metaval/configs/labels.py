@@ -11,7 +11,9 @@ Variants:
            supplement kind (measured 49-55 s on 2 shared CPU cores; target < 5 min).
   quick_solved  quick with the linear learner solved to its optimum by L-BFGS
            (``solver="lbfgs"``, at most ``steps`` iterations; B ∪ S warm-started
-           from B): the labels ``scripts/bench_labels.py`` times.
+           from B; ``chunk`` models at a time by continuous batching, see
+           ``metaval.learners.solve.solve_sets``): the labels
+           ``scripts/bench_labels.py`` times.
   tiny     digits, linear learner, 4 shards x 8 pairs, K=2 (seconds; tests).
   code     standard-library code corpus, tiny character LM, S = whole packages
            or junk windows, K=2, 128 labels (a warm 16-pair shard took 207 s on a

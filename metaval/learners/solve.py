@@ -5,28 +5,42 @@ The linear learner's objective (``train._loss`` without minibatches) is convex:
     f(W, b) = sum_i w_i CE(x_i W + b, y_i) / sum_i w_i + l2/2 ||W||^2
 
 (bias unpenalised), the same as scikit-learn's ``LogisticRegression`` with
-``C = 1 / (l2 * sum_i w_i)``. ``fit_linear`` minimises it with L-BFGS whose line
-search costs no extra pass over the data: logits are linear in the step,
-``Z(t) = Z + t * dZ``, so after one product ``dZ = X D`` the one-dimensional
-problem is solved by a few safeguarded Newton steps on ``[n, C]`` arrays. Each
-iteration therefore costs two ``[n, d] x [d, C]`` products (``dZ`` and the
-gradient), and all models of a batch run the same operations in lockstep (no
-data-dependent zoom line search waiting on the slowest model). Measured on
-digits (8 models of 400 points, 2 shared cores): a vmapped per-model loop was
-3-6x slower (its ring-buffer updates become scatters); 1, 2, 3 or 5 line-search
-steps reached the same optimum, 1-2 fastest.
+``C = 1 / (l2 * sum_i w_i)``. It is minimised by L-BFGS whose line search costs
+no extra pass over the data: logits are linear in the step, ``Z(t) = Z + t * dZ``,
+so after one product ``dZ = X D`` the one-dimensional problem is solved by a few
+safeguarded Newton steps on ``[n, C]`` arrays. Each iteration therefore costs two
+``[n, d] x [d, C]`` products (``dZ`` and the gradient), and all models of a batch
+run the same operations (no data-dependent zoom line search). Measured on digits
+(8 models of 400 points, 2 shared cores): a vmapped per-model loop was 3-6x slower
+(its ring-buffer updates become scatters); 1, 2, 3 or 5 line-search steps reached
+the same optimum, 1-2 fastest.
 
-The loop stops when the gradient's largest entry is below ``spec.tol``
+Two drivers share the iteration:
+
+* ``fit_linear``: M models in lockstep, one program call; the call lasts as long
+  as its slowest model (``train_many`` uses it).
+* ``solve_sets``: a queue of ragged training sets solved in a few *slots*
+  (continuous batching). Each call advances the slots until some have
+  converged; the host then refills them with waiting sets (a warm start, e.g.
+  B ∪ S from B's solution, enters once its parent is solved), and pads every call
+  to a fixed size bucket, so a slow model (e.g. a random-bits supplement at its
+  iteration bound) no longer holds a whole batch back and small sets are not
+  padded to the largest one.
+
+A model stops when the gradient's largest entry is below ``spec.tol``
 (scikit-learn stops by the same rule at its default 1e-4) or after ``spec.steps``
-iterations. A warm start (``init_params``, e.g. B's solution for B ∪ S) reaches
-the same optimum in fewer iterations.
+iterations. A warm start reaches the same optimum in fewer iterations.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from metaval.errors import MetavalError
 from metaval.learners import models
 from metaval.learners.models import LearnerSpec
 
@@ -37,49 +51,157 @@ CONVEX_SOLVERS = ("lbfgs",)
 _MEMORY = 8  # L-BFGS curvature pairs kept
 _LINE_STEPS = 2  # safeguarded Newton steps of the exact line search
 
-
-def _line_search(z, dz, y1h, wn, l2, wd, dd):
-  """Approximately minimises ``f(t)`` along a descent direction (convex in t).
-
-  Args:
-    z, dz: logits and their change per unit step, ``[n, C]``.
-    y1h: one-hot labels ``[n, C]``.
-    wn: normalised sample weights ``[n]`` (sum 1).
-    l2: penalty strength.
-    wd, dd: ``<W, D_W>`` and ``<D_W, D_W>`` of the penalised block.
-
-  Returns:
-    The step ``t > 0`` after ``_LINE_STEPS`` safeguarded Newton steps from 1.
-  """
-
-  ydz = jnp.sum(wn * jnp.sum(y1h * dz, -1))  # the labels' part of f'(t), constant
-
-  def derivs(t):
-    zt = z + t * dz
-    p = jax.nn.softmax(zt)
-    pd = jnp.sum(p * dz, -1)
-    g1 = jnp.sum(wn * pd) - ydz + l2 * (wd + t * dd)
-    g2 = jnp.sum(wn * (jnp.sum(p * dz * dz, -1) - pd * pd)) + l2 * dd
-    return g1, g2
-
-  def body(_, carry):
-    t, lo, hi = carry
-    g1, g2 = derivs(t)
-    lo, hi = jnp.where(g1 < 0, t, lo), jnp.where(g1 < 0, hi, t)
-    newton = t - g1 / jnp.maximum(g2, 1e-30)
-    # Newton's step when it stays inside the bracket around the minimum, else
-    # bisect (or double while no upper end is known).
-    fallback = jnp.where(jnp.isfinite(hi), 0.5 * (lo + hi), 2.0 * jnp.maximum(lo, 1.0))
-    inside = (newton > lo) & (newton < hi) & jnp.isfinite(newton)
-    return jnp.where(inside, newton, fallback), lo, hi
-
-  # L-BFGS's natural step is 1; each pass costs one softmax over [n, C].
-  init = (jnp.float32(1.0), jnp.float32(0.0), jnp.float32(jnp.inf))
-  return jax.lax.fori_loop(0, _LINE_STEPS, body, init)[0]
+# Rows per block of ``solve_sets``: a set of n points takes ceil(n / 64) blocks
+# (on average 32 padding rows per set).
+BLOCK_ROWS = 64
+# In the tail, calls shrink to blocks / 2, / 4 or / 8 (four programs in all).
+_TAIL_LEVELS = 8
 
 
 def _dot(a, b):
   return jnp.sum(a * b, -1)
+
+
+class _Problem:
+  """M weighted multinomial logistic regressions, their points in row blocks (traced).
+
+  Points live in S blocks of R rows, ``x [S, R, d]``; block s belongs to model
+  ``seg[s]`` (``seg=None``: block s is model s, the dense ``[M, n, d]`` layout).
+  Rows of weight 0 (padding, unused blocks) contribute nothing. Parameters are
+  flat vectors ``theta [M, d * C + C]`` (W row-major, then b).
+  """
+
+  def __init__(self, weights, x, y, spec: LearnerSpec, num_classes: int, seg=None, m=None):
+    self.phi = models.random_features(x, spec)  # [S, R, d]
+    self.d = self.phi.shape[-1]
+    self.m = self.phi.shape[0] if seg is None else m
+    self.c = num_classes
+    self.nw = self.d * num_classes
+    self.seg = seg
+    self.y1h = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)  # [S, R, C]
+    total = self.segsum(jnp.sum(weights, -1))  # [M]
+    self.wn = weights / jnp.maximum(self.expand(total), 1e-30)[:, None]  # sums to 1 per model
+    self.l2 = spec.l2
+    self.tol = spec.tol
+    self.pen = jnp.concatenate([jnp.ones((self.nw,)), jnp.zeros((num_classes,))])  # W, not b
+
+  def segsum(self, a):  # per-block [S, ...] -> per-model [M, ...]
+    return a if self.seg is None else jax.ops.segment_sum(a, self.seg, self.m)
+
+  def expand(self, a):  # per-model [M, ...] -> per-block [S, ...]
+    return a if self.seg is None else a[self.seg]
+
+  def logits(self, v):  # [M, P] -> [S, R, C]
+    w = self.expand(v[:, : self.nw].reshape(self.m, self.d, self.c))
+    return jnp.einsum("srd,sdc->src", self.phi, w) + self.expand(v[:, self.nw :])[:, None]
+
+  def objective(self, theta, z):  # [M]
+    nll = -jnp.sum(self.y1h * jax.nn.log_softmax(z), -1)
+    data = self.segsum(jnp.sum(self.wn * nll, -1))
+    return data + 0.5 * self.l2 * _dot(self.pen * theta, theta)
+
+  def grad(self, theta, z):  # [M, P]
+    gz = self.wn[..., None] * (jax.nn.softmax(z) - self.y1h)  # [S, R, C]
+    gw = self.segsum(jnp.einsum("srd,src->sdc", self.phi, gz)).reshape(self.m, self.nw)
+    return jnp.concatenate([gw, self.segsum(gz.sum(1))], axis=1) + self.l2 * self.pen * theta
+
+  def running(self, g):  # [M] gradient above tolerance
+    return jnp.max(jnp.abs(g), -1) > self.tol
+
+  def start(self, theta0, check):
+    """Start state; where ``check`` [M] holds, from zero if that is lower than theta0.
+
+    A warm start far from this set's optimum (B's solution when S is off the
+    distribution, e.g. random bits with huge logits) can be worse than zero.
+    """
+    z0 = self.logits(theta0)
+    zero = jnp.log(jnp.float32(self.c))  # objective at theta = 0 (uniform logits)
+    worse = check & (self.objective(theta0, z0) > zero)
+    theta0 = jnp.where(worse[:, None], 0.0, theta0)
+    z0 = jnp.where(self.expand(worse)[:, None, None], 0.0, z0)
+    return theta0, z0, self.grad(theta0, z0)
+
+  def line_search(self, z, dz, wd, dd):
+    """Per model, approximately minimises ``f(t)`` along a descent direction.
+
+    ``f`` is convex in t and the logits are linear in it, so each safeguarded
+    Newton step costs one softmax over ``[S, R, C]`` and no product with x.
+
+    Args:
+      z: logits ``[S, R, C]``.
+      dz: the logits' change per unit step ``[S, R, C]``.
+      wd: ``[M]`` ``<W, D_W>`` of the penalised block.
+      dd: ``[M]`` ``<D_W, D_W>`` of the penalised block.
+
+    Returns:
+      ``[M]`` steps ``t > 0`` after ``_LINE_STEPS`` safeguarded Newton steps from 1.
+    """
+    wn, l2 = self.wn, self.l2
+    ydz = self.segsum(jnp.sum(wn * jnp.sum(self.y1h * dz, -1), -1))  # labels' part of f'(t)
+
+    def body(_, carry):
+      t, lo, hi = carry
+      p = jax.nn.softmax(z + self.expand(t)[:, None, None] * dz)
+      pd = jnp.sum(p * dz, -1)
+      g1 = self.segsum(jnp.sum(wn * pd, -1)) - ydz + l2 * (wd + t * dd)
+      g2 = self.segsum(jnp.sum(wn * (jnp.sum(p * dz * dz, -1) - pd * pd), -1)) + l2 * dd
+      lo, hi = jnp.where(g1 < 0, t, lo), jnp.where(g1 < 0, hi, t)
+      newton = t - g1 / jnp.maximum(g2, 1e-30)
+      # Newton's step when it stays inside the bracket around the minimum, else
+      # bisect (or double while no upper end is known).
+      fallback = jnp.where(jnp.isfinite(hi), 0.5 * (lo + hi), 2.0 * jnp.maximum(lo, 1.0))
+      inside = (newton > lo) & (newton < hi) & jnp.isfinite(newton)
+      return jnp.where(inside, newton, fallback), lo, hi
+
+    # L-BFGS's natural step is 1.
+    ones = jnp.ones((self.m,), jnp.float32)
+    return jax.lax.fori_loop(0, _LINE_STEPS, body, (ones, 0.0 * ones, jnp.inf * ones))[0]
+
+  def step(self, theta, z, g, s_mem, y_mem, rho, it, active):
+    """One L-BFGS iteration of every model; models not ``active`` [M] stay put.
+
+    All models share one ring-buffer slot (``it % _MEMORY``), so every update is a
+    dense batched operation; slots without curvature have ``rho = 0`` and drop out.
+    """
+    dvec = _direction(g, s_mem, y_mem, rho, it)
+    dvec = jnp.where((_dot(dvec, g) < 0)[:, None], dvec, -g)  # else restart: steepest
+    dz = self.logits(dvec)  # the logits' change per unit step
+    t = self.line_search(z, dz, _dot(self.pen * theta, dvec), _dot(self.pen * dvec, dvec))
+    t = jnp.where(active, t, 0.0)
+    s = t[:, None] * dvec
+    theta_new, z_new = theta + s, z + self.expand(t)[:, None, None] * dz
+    g_new = self.grad(theta_new, z_new)
+    yv = g_new - g
+    sy = _dot(s, yv)
+    keep = sy > 1e-10  # a usable curvature pair (not, e.g., after t = 0)
+    slot = it % _MEMORY
+    s_mem = s_mem.at[slot].set(s)
+    y_mem = y_mem.at[slot].set(yv)
+    rho = rho.at[slot].set(jnp.where(keep, 1.0 / jnp.where(keep, sy, 1.0), 0.0))
+    return theta_new, z_new, g_new, s_mem, y_mem, rho, it + 1
+
+
+def _direction(g, s_mem, y_mem, rho, it):
+  """``-H g`` by the two-loop recursion over the ring buffer, newest pair first."""
+  q, alphas = g, []
+  for j in range(_MEMORY):
+    i = (it - 1 - j) % _MEMORY
+    a = rho[i] * _dot(s_mem[i], q)
+    q = q - a[:, None] * y_mem[i]
+    alphas.append((i, a))
+  newest = (it - 1) % _MEMORY
+  yy = _dot(y_mem[newest], y_mem[newest])
+  usable = rho[newest] * yy > 0
+  gamma = jnp.where(usable, 1.0 / jnp.where(usable, rho[newest] * yy, 1.0), 1.0)
+  r = gamma[:, None] * q
+  for i, a in reversed(alphas):
+    b = rho[i] * _dot(y_mem[i], r)
+    r = r + (a - b)[:, None] * s_mem[i]
+  return -r
+
+
+def _flat(params, m: int):
+  return jnp.concatenate([params["w"].reshape(m, -1), params["b"].reshape(m, -1)], 1)
 
 
 def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=None):
@@ -106,96 +228,197 @@ def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=N
   Returns:
     ``{"w": [M, d, C], "b": [M, C]}`` at the optimum (to ``spec.tol``).
   """
-  phi = models.random_features(x, spec)  # [M, n, d]
-  m, _, d = phi.shape
-  c = num_classes
-  nw = d * c
+  prob = _Problem(weights, x, y, spec, num_classes)
+  m, size = prob.m, prob.nw + prob.c
   if init_params is None:
-    theta0 = jnp.zeros((m, nw + c), jnp.float32)
+    theta0 = jnp.zeros((m, size), jnp.float32)
   else:
-    theta0 = jnp.concatenate(
-      [init_params["w"].reshape(m, nw), init_params["b"].reshape(m, c)], axis=1
-    ).astype(jnp.float32)
-  y1h = jax.nn.one_hot(y, c, dtype=jnp.float32)  # [M, n, C]
-  wn = weights / jnp.sum(weights, -1, keepdims=True)
-  l2 = spec.l2
-  pen = jnp.concatenate([jnp.ones((nw,)), jnp.zeros((c,))])  # 1 on W, 0 on b
-
-  def logits_of(v):  # [M, P] -> [M, n, C]
-    return jnp.einsum("mnd,mdc->mnc", phi, v[:, :nw].reshape(m, d, c)) + v[:, None, nw:]
-
-  def objective(theta, z):  # [M]
-    nll = -jnp.sum(y1h * jax.nn.log_softmax(z), -1)
-    return jnp.sum(wn * nll, -1) + 0.5 * l2 * _dot(pen * theta, theta)
-
-  def grad_at(theta, z):
-    gz = wn[..., None] * (jax.nn.softmax(z) - y1h)  # [M, n, C]
-    gw = jnp.einsum("mnd,mnc->mdc", phi, gz).reshape(m, nw)
-    return jnp.concatenate([gw, gz.sum(1)], axis=1) + l2 * pen * theta
-
-  def direction(g, s_mem, y_mem, rho, it):
-    # Two-loop recursion over the ring buffer, newest pair first; slots not yet
-    # filled (or skipped for lack of curvature) have rho = 0 and drop out.
-    q, alphas = g, []
-    for j in range(_MEMORY):
-      i = (it - 1 - j) % _MEMORY
-      a = rho[i] * _dot(s_mem[i], q)
-      q = q - a[:, None] * y_mem[i]
-      alphas.append((i, a))
-    newest = (it - 1) % _MEMORY
-    yy = _dot(y_mem[newest], y_mem[newest])
-    usable = rho[newest] * yy > 0
-    gamma = jnp.where(usable, 1.0 / jnp.where(usable, rho[newest] * yy, 1.0), 1.0)
-    r = gamma[:, None] * q
-    for i, a in reversed(alphas):
-      b = rho[i] * _dot(y_mem[i], r)
-      r = r + (a - b)[:, None] * s_mem[i]
-    return -r
-
-  line_search = jax.vmap(_line_search, in_axes=(0, 0, 0, 0, None, 0, 0))
-
-  def active(g):
-    return jnp.max(jnp.abs(g), -1) > spec.tol
+    theta0 = _flat(init_params, m).astype(jnp.float32)
+  theta, z, g = prob.start(theta0, jnp.ones((m,), bool))
 
   def cond(state):
     g, it = state[2], state[-1]
-    return (it < spec.steps) & jnp.any(active(g))
+    return (it < spec.steps) & jnp.any(prob.running(g))
 
   def body(state):
-    theta, z, g, s_mem, y_mem, rho, it = state
-    dvec = direction(g, s_mem, y_mem, rho, it)
-    dvec = jnp.where((_dot(dvec, g) < 0)[:, None], dvec, -g)  # else restart: steepest
-    dz = logits_of(dvec)  # the logits' change per unit step
-    t = line_search(z, dz, y1h, wn, l2, _dot(pen * theta, dvec), _dot(pen * dvec, dvec))
-    t = jnp.where(active(g), t, 0.0)  # converged models stay put
-    s = t[:, None] * dvec
-    theta_new, z_new = theta + s, z + t[:, None, None] * dz
-    g_new = grad_at(theta_new, z_new)
-    yv = g_new - g
-    sy = _dot(s, yv)
-    keep = sy > 1e-10  # a usable curvature pair (not, e.g., after t = 0)
-    slot = it % _MEMORY
-    s_mem = s_mem.at[slot].set(s)
-    y_mem = y_mem.at[slot].set(yv)
-    rho = rho.at[slot].set(jnp.where(keep, 1.0 / jnp.where(keep, sy, 1.0), 0.0))
-    return theta_new, z_new, g_new, s_mem, y_mem, rho, it + 1
+    return prob.step(*state, prob.running(state[2]))
 
-  z0 = logits_of(theta0)
-  # A warm start far from this set's optimum (B's solution when S is off the
-  # distribution, e.g. random bits with huge logits) can be worse than zero:
-  # start each model from whichever of the two has the lower objective.
-  worse = objective(theta0, z0) > objective(jnp.zeros_like(theta0), jnp.zeros_like(z0))
-  theta0 = jnp.where(worse[:, None], 0.0, theta0)
-  z0 = jnp.where(worse[:, None, None], 0.0, z0)
-  size = theta0.shape[1]
-  state = (
-    theta0,
-    z0,
-    grad_at(theta0, z0),
-    jnp.zeros((_MEMORY, m, size)),
-    jnp.zeros((_MEMORY, m, size)),
-    jnp.zeros((_MEMORY, m)),
-    jnp.int32(0),
-  )
+  mem = jnp.zeros((_MEMORY, m, size))
+  state = (theta, z, g, mem, mem, jnp.zeros((_MEMORY, m)), jnp.int32(0))
   theta = jax.lax.while_loop(cond, body, state)[0]
-  return {"w": theta[:, :nw].reshape(m, d, c), "b": theta[:, nw:]}
+  return {"w": theta[:, : prob.nw].reshape(m, prob.d, prob.c), "b": theta[:, prob.nw :]}
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "num_classes"))
+def _advance(
+  weights, x, y, seg, theta, s_mem, y_mem, rho, iters, fresh, it, need, *, spec, num_classes
+):
+  """Runs the slots until ``need`` of them are finished (or all are); pure.
+
+  Args:
+    weights: ``[S, R]`` point weights per block (0 for padding and free blocks).
+    x: ``[S, R, d]`` points per block.
+    y: ``[S, R]`` labels.
+    seg: ``[S]`` the slot each block belongs to (any for free blocks).
+    theta: ``[M, P]`` parameters (start parameters for fresh slots).
+    s_mem: ``[L, M, P]`` L-BFGS steps (zero rows for fresh slots).
+    y_mem: ``[L, M, P]`` gradient changes.
+    rho: ``[L, M]`` inverse curvatures (0 = unused).
+    iters: ``[M]`` iterations done (``spec.steps`` for empty slots).
+    fresh: ``[M]`` slots whose start was just set (checked against zero).
+    it: ring-buffer counter shared by the slots.
+    need: stop once this many slots are finished.
+    spec: the linear-family spec.
+    num_classes: C.
+
+  Returns:
+    ``(theta, s_mem, y_mem, rho, iters, it, finished [M])``.
+  """
+  prob = _Problem(weights, x, y, spec, num_classes, seg=seg, m=theta.shape[0])
+  theta, z, g = prob.start(theta, fresh)
+
+  def running(g, iters):
+    return prob.running(g) & (iters < spec.steps)
+
+  def cond(state):
+    run = running(state[2], state[-1])
+    return jnp.any(run) & (jnp.sum(~run) < need)
+
+  def body(state):
+    *lbfgs, iters = state
+    run = running(lbfgs[2], iters)
+    return (*prob.step(*lbfgs, run), iters + run)
+
+  state = jax.lax.while_loop(cond, body, (theta, z, g, s_mem, y_mem, rho, it, iters))
+  theta, _, g, s_mem, y_mem, rho, it, iters = state
+  return theta, s_mem, y_mem, rho, iters, it, ~running(g, iters)
+
+
+def _pow2(n: int) -> int:
+  return 1 << max(0, int(n) - 1).bit_length()
+
+
+def solve_sets(
+  sets,
+  spec: LearnerSpec,
+  num_classes: int,
+  *,
+  parents=None,
+  slots: int = 16,
+  block_rows: int = BLOCK_ROWS,
+  blocks: int | None = None,
+):
+  """Solves many linear models on ragged training sets by continuous batching.
+
+  ``slots`` models are solved at a time; their points fill blocks of
+  ``block_rows`` rows out of ``blocks`` (a model of n points takes ``ceil(n /
+  block_rows)``), so one compiled program serves every mix of set sizes. Sets wait
+  in a queue, largest first. A call returns once a quarter of the slots are
+  finished (or, when nothing waits, half of those in flight); finished sets leave
+  and waiting ones take their slots and blocks. Once nothing waits, the blocks in
+  use move to the front and calls shrink to the smallest power-of-two block count
+  that holds them (at least an eighth of ``blocks``), so the last slow models do
+  not pay for empty blocks.
+
+  Args:
+    sets: list of ``(x [n_i, d], y [n_i], w [n_i])``: points, integer labels and
+      positive weights (multiplicities) of each training set.
+    spec: a linear-family spec with a convex solver.
+    num_classes: C.
+    parents: optional ``[S]`` index of the set whose solution starts set i (-1:
+      start from zero); a set enters only after its parent is solved, and starts
+      from zero instead where that has the lower objective.
+    slots: models solved at once.
+    block_rows: rows per block.
+    blocks: blocks in all (default: a power of two >= 4 blocks per slot, and
+      enough for the largest set).
+
+  Returns:
+    ``{"w": [S, d, C], "b": [S, C]}`` numpy arrays in the order of ``sets``.
+
+  Raises:
+    MetavalError: an empty set, a parent that is not an earlier set, or a bad size.
+  """
+  if spec.solver not in CONVEX_SOLVERS:
+    raise MetavalError(f"solve_sets needs a convex solver, got {spec.solver!r}")
+  if slots < 1 or block_rows < 1:
+    raise MetavalError(f"slots and block_rows must be positive, got {slots}, {block_rows}")
+  count = len(sets)
+  parents = np.full(count, -1) if parents is None else np.asarray(parents, np.int64)
+  if len(parents) != count or np.any(parents >= np.arange(count)):
+    raise MetavalError("parents must give each set -1 or the index of an earlier set")
+  sizes = np.array([len(s[1]) for s in sets], np.int64)
+  if count and sizes.min() == 0:
+    raise MetavalError(f"set {int(np.argmin(sizes))} has no points")
+  need_blocks = -(-sizes // block_rows)
+  most = int(need_blocks.max()) if count else 1
+  blocks = _pow2(max(4 * slots, most)) if blocks is None else int(blocks)
+  if blocks < most:
+    raise MetavalError(f"a set needs {most} blocks of {block_rows} rows; blocks={blocks}")
+  d = sets[0][0].shape[1] if count else 0
+  feat = spec.features or d
+  size = feat * num_classes + num_classes
+  out = np.zeros((count, size), np.float32)
+  solved = np.zeros(count, bool)
+  waiting = sorted(range(count), key=lambda i: (-sizes[i], i))  # largest first
+
+  m, nb = slots, blocks
+  item = np.full(m, -1)  # the set in each slot
+  theta = np.zeros((m, size), np.float32)
+  s_mem = np.zeros((_MEMORY, m, size), np.float32)
+  y_mem = np.zeros((_MEMORY, m, size), np.float32)
+  rho = np.zeros((_MEMORY, m), np.float32)
+  iters = np.full(m, spec.steps, np.int32)
+  x = np.zeros((nb, block_rows, d), np.float32)
+  y = np.zeros((nb, block_rows), np.int32)
+  w = np.zeros((nb, block_rows), np.float32)
+  owner = np.full(nb, -1)  # the slot each block belongs to (-1: free)
+  it = 0
+  while waiting or (item >= 0).any():
+    fresh = np.zeros(m, bool)
+    for slot in np.flatnonzero(item < 0):
+      free = np.flatnonzero(owner < 0)
+      ready = [
+        i for i in waiting if (parents[i] < 0 or solved[parents[i]]) and need_blocks[i] <= len(free)
+      ]
+      if not ready:
+        break
+      i = ready[0]
+      waiting.remove(i)
+      item[slot], fresh[slot], iters[slot] = i, True, 0
+      theta[slot] = out[parents[i]] if parents[i] >= 0 else 0.0
+      s_mem[:, slot], y_mem[:, slot], rho[:, slot] = 0.0, 0.0, 0.0
+      sx, sy, sw = sets[i]
+      rows = need_blocks[i] * block_rows
+      mine = free[: need_blocks[i]]
+      owner[mine] = slot
+      x[mine] = np.pad(sx, ((0, rows - len(sy)), (0, 0))).reshape(-1, block_rows, d)
+      y[mine] = np.pad(sy, (0, rows - len(sy))).reshape(-1, block_rows)
+      w[mine] = np.pad(sw, (0, rows - len(sy))).reshape(-1, block_rows)
+    busy = item >= 0
+    used = int((owner >= 0).sum())
+    smaller = max(_pow2(used), blocks // _TAIL_LEVELS)
+    if not waiting and smaller < nb:
+      # The tail: the blocks in use move to the front of a smaller program.
+      sel = np.concatenate([np.flatnonzero(owner >= 0), np.flatnonzero(owner < 0)])
+      nb = smaller
+      x, y, w, owner = x[sel[:nb]], y[sel[:nb]], w[sel[:nb]], owner[sel[:nb]]
+    # Return early: once finished sets can make room for waiting ones, or (in the
+    # tail) once half of the rest are done, so the others move to fewer blocks.
+    if waiting:
+      need = m - busy.sum() + min(len(waiting), max(1, m // 4))
+    else:
+      need = m - busy.sum() + max(1, busy.sum() // 2)
+    res = _advance(
+      w, x, y, np.maximum(owner, 0), theta, s_mem, y_mem, rho, iters, fresh,
+      np.int32(it), np.int32(need), spec=spec, num_classes=num_classes,
+    )  # fmt: skip
+    theta, s_mem, y_mem, rho, iters = (np.array(a) for a in res[:5])
+    it, finished = int(res[5]), np.asarray(res[6])
+    for slot in np.flatnonzero(busy & finished):
+      out[item[slot]], solved[item[slot]] = theta[slot], True
+      item[slot], iters[slot] = -1, spec.steps
+      w[owner == slot] = 0.0
+      owner[owner == slot] = -1
+  nw = feat * num_classes
+  return {"w": out[:, :nw].reshape(count, feat, num_classes), "b": out[:, nw:]}

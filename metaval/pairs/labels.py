@@ -10,24 +10,30 @@ Training layout (why it is fast):
   pairs are packed into groups that fit it.
 * Model batches are padded to ``chunk`` models, so every call reuses one compiled
   program per (learner, pool shape): at most two shapes per learner.
-* Convex solvers (``LearnerSpec.solver``, e.g. ``"lbfgs"``): every model gathers
-  its own points (padded to a fixed size bucket), and B ∪ S starts from B's
-  solution: the optimum is unique, so the label is the same, reached sooner.
+* Convex solvers (``LearnerSpec.solver``, e.g. ``"lbfgs"``): the result does not
+  depend on the seed, so one model per base and per pair stands for all K seeds.
+  Every model trains on its own points; ``solve.solve_sets`` solves them a few
+  at a time in slots padded to fixed size buckets (continuous batching: a slow
+  model does not hold others back), and B ∪ S starts from B's solution: the
+  optimum is unique, so the label is the same, reached sooner.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from metaval.data.tasks import Task
+from metaval.data.tasks import CLASSIFICATION, Task
 from metaval.errors import MetavalError
+from metaval.learners import solve, train
 from metaval.learners.models import LearnerSpec
 from metaval.learners.solve import CONVEX_SOLVERS
-from metaval.learners.train import gather_size, metric_names, train_many
+from metaval.learners.train import metric_names, train_many
 from metaval.pairs import keys as keys_lib
 from metaval.pairs import pool as pool_lib
 from metaval.pairs.pairs import Pairs
@@ -62,43 +68,88 @@ class PairLabels:
     return self.improvement_per_seed[:, :, self.metric_names.index(metric)]
 
 
+_EVAL_BLOCK = 64  # solved models evaluated per compiled block
+
+
 def _pad_rows(a: np.ndarray, multiple: int) -> np.ndarray:
   pad = (-a.shape[0]) % multiple
   return np.concatenate([a, np.repeat(a[:1], pad, 0)]) if pad else a
 
 
-def _train_fixed(keys, task: Task, masks, spec: LearnerSpec, chunk: int, gather=None, init=None):
+def _train_fixed(keys, task: Task, masks, spec: LearnerSpec, chunk: int, gather=None):
   """``train_many`` with the model count padded to a multiple of ``chunk``.
 
   ``gather`` is passed through as a fixed value (never "auto"), so every call
-  compiles the same programs whatever its subset sizes. A convex solver always
-  gathers (its cost is per row), to the size bucket of the largest set.
+  compiles the same programs whatever its subset sizes.
 
   Returns:
-    ``[M, T]`` float64 metrics in ``metric_names(task)`` order, and the trained
-    parameters ``[M, ...]`` for a convex solver (else None).
+    ``[M, T]`` float64 metrics in ``metric_names(task)`` order.
   """
   m = masks.shape[0]
   max_active = int((masks > 0).sum(1).max())
   if gather and max_active > gather:
     gather = None  # a set larger than the config's bound (e.g. a whole package): dense
-  convex = spec.solver in CONVEX_SOLVERS
-  if convex and not gather:
-    gather = gather_size(max_active)  # label() passes one size for all its calls
-  if init is not None:
-    init = jax.tree.map(lambda a: _pad_rows(np.asarray(a), chunk), init)
   res = train_many(
-    _pad_rows(keys, chunk),
-    task,
-    _pad_rows(masks, chunk),
-    spec,
-    chunk=chunk,
-    gather=gather,
-    init_params=init,
-    return_params=convex,
+    _pad_rows(keys, chunk), task, _pad_rows(masks, chunk), spec, chunk=chunk, gather=gather
   )
-  params = jax.tree.map(lambda a: np.asarray(a)[:m], res.params) if convex else None
-  return np.stack([res.metrics[n][:m] for n in metric_names(task)], axis=1), params
+  return np.stack([res.metrics[n][:m] for n in metric_names(task)], axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("spec", "num_classes", "num_groups"))
+def _evaluate(params, evals, *, spec, num_classes, num_groups):
+  one = functools.partial(
+    train.evaluate_one, spec=spec, num_classes=num_classes, num_groups=num_groups, lm=False
+  )
+  return jax.vmap(lambda p: one(p, evals))(params)
+
+
+def _label_solved(task: Task, pairs: Pairs, spec: LearnerSpec, slots: int, warm_start: bool):
+  """Metrics ``[n_bases, T]`` and ``[P, T]`` of the solved B and B ∪ S models.
+
+  A convex solver's result does not depend on the seed, so one model per base and
+  per pair stands for all K seeds. Every model trains on its own points only
+  (pool points with their multiplicities, then S's appended points), solved by
+  ``solve.solve_sets``; B ∪ S starts from B's solution.
+  """
+  if task.kind != CLASSIFICATION:
+    raise MetavalError(f"solver {spec.solver!r} needs a classification task; {task.name!r} is not")
+  base_w = pool_lib.base_weights(task, pairs)  # [n_bases, N]
+  sets = []
+  for w in base_w:
+    nz = np.flatnonzero(w)
+    sets.append((task.x[nz], task.y[nz], w[nz]))
+  for i in range(len(pairs)):
+    w, (ex, ey, counts) = pool_lib.split_supplement(task, pairs, i)
+    w = w + base_w[pairs.base_of[i]]
+    nz = np.flatnonzero(w)
+    sets.append(
+      (
+        np.concatenate([task.x[nz], ex.astype(task.x.dtype)]),
+        np.concatenate([task.y[nz], ey.astype(task.y.dtype)]),
+        np.concatenate([w[nz], counts]),
+      )
+    )
+  n_bases = len(pairs.bases)
+  parents = np.full(len(sets), -1)
+  if warm_start:
+    parents[n_bases:] = pairs.base_of
+  params = solve.solve_sets(sets, spec, task.num_classes, parents=parents, slots=slots)
+  # The model count is padded to a multiple of _EVAL_BLOCK, so calls share programs.
+  block = _EVAL_BLOCK * math.ceil(len(sets) / _EVAL_BLOCK)
+  padded = {k: _pad_rows(v, block) for k, v in params.items()}
+  evals = {k: (jnp.asarray(a), jnp.asarray(b)) for k, (a, b) in task.evals.items()}
+  raw = jax.device_get(
+    _evaluate(
+      padded,
+      evals,
+      spec=spec,
+      num_classes=task.num_classes,
+      num_groups=len(task.group_names),
+    )
+  )
+  names = {train._rename(k, task): v for k, v in raw.items()}
+  met = np.stack([names[n][: len(sets)] for n in metric_names(task)], 1).astype(np.float64)
+  return met[:n_bases], met[n_bases:]
 
 
 def _pack(extras, cap: int, max_pairs: int) -> list[tuple[list[int], int]]:
@@ -141,11 +192,13 @@ def label(
     num_seeds: K paired seeds per pair.
     key: root PRNG key (default ``key(0)``); model ``(base b, seed k)`` uses
       ``fold_in(fold_in(key, b), k)`` on *both* sides (``metaval.pairs.keys``).
-    chunk: models per compiled batch (batches are padded to it).
+    chunk: models per compiled batch (batches are padded to it); with a convex
+      solver, the models solved at once.
     extra_capacity: appended (non-pool) points per training group; grown to the
       next multiple of 256 if one supplement alone needs more.
     gather: ``None`` trains on the dense pool; an int k makes every model gather
       its own (at most k) points (see ``train_many``); fixed, so calls share programs.
+      Convex solvers always train on each model's own points.
     warm_start: with a convex solver, start each B ∪ S model from its B model's
       solution (same optimum, fewer iterations); ignored otherwise.
 
@@ -159,15 +212,19 @@ def label(
   n = task.pool_size
   keys = keys_lib.pair_keys(key, n_bases, k_seeds)  # [n_bases, K, 2]
 
+  if spec.solver in CONVEX_SOLVERS:
+    met_b, met_f = _label_solved(task, pairs, spec, chunk, warm_start)
+    return PairLabels(
+      metric_names=metric_names(task),
+      metric_base=np.repeat(met_b[pairs.base_of][:, None], k_seeds, 1),
+      metric_full=np.repeat(met_f[:, None], k_seeds, 1),
+      fits=(n_bases + p_count) * k_seeds,
+    )
+
   # B models: one per (base, seed), rows ordered (base, seed).
   base_w = pool_lib.base_weights(task, pairs)  # [n_bases, N]
   masks_b = np.repeat(base_w, k_seeds, 0)  # [n_bases * K, N]
-  if spec.solver in CONVEX_SOLVERS and not gather:
-    # A solver's cost is per row: gather every model's points, padded to one size
-    # bucket (that of the largest B ∪ S) for B and B ∪ S alike: one program.
-    sizes = [len(pairs.bases[pairs.base_of[i]]) + len(pairs.supp_x[i]) for i in range(p_count)]
-    gather = gather_size(max(sizes + [1]))
-  met_b, params_b = _train_fixed(keys.reshape(-1, 2), task, masks_b, spec, chunk, gather)
+  met_b = _train_fixed(keys.reshape(-1, 2), task, masks_b, spec, chunk, gather)
   met_b = met_b.reshape(n_bases, k_seeds, -1)
 
   # B ∪ S: pool weights plus de-duplicated appended points per pair.
@@ -192,11 +249,7 @@ def label(
       offset += len(cnt)
     masks = np.repeat(masks, k_seeds, 0)  # rows ordered (pair, seed)
     grp_keys = keys[pairs.base_of[members]].reshape(-1, 2)  # paired: B's keys
-    init = None
-    if warm_start and params_b is not None:  # rows (base, seed) of B's solutions
-      rows = (pairs.base_of[members][:, None] * k_seeds + np.arange(k_seeds)).reshape(-1)
-      init = {name: a[rows] for name, a in params_b.items()}
-    met, _ = _train_fixed(grp_keys, sub, masks, spec, chunk, gather, init)
+    met = _train_fixed(grp_keys, sub, masks, spec, chunk, gather)
     met_f[members] = met.reshape(len(members), k_seeds, -1)
   return PairLabels(
     metric_names=metric_names(task),
