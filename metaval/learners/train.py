@@ -5,7 +5,11 @@ its per-point weight vector (a row of ``masks [M, N]``: 0 = not in the training
 set, 1 = in it, 2 = in it twice, ...). For the MLP and linear families the pool is
 shared (``in_axes=None``), so JAX's batching rule turns the first layer of all M
 models into one dense GEMM ``[N, d] x [d, M * width]`` (and likewise its weight
-gradient), the shape the CPU runs fastest.
+gradient), the shape the CPU runs fastest. Full-batch training computes only on
+rows some model uses: the union of a chunk's training sets when models share
+them (a label's paired seeds and its B / B ∪ S models do), or each model's own
+rows gathered when they do not (``train_many``'s ``gather``). On CPU, MLPs are
+vmapped in groups small enough for their activations to stay in cache.
 """
 
 from __future__ import annotations
