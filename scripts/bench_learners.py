@@ -7,21 +7,27 @@ Measures, in one run on this machine:
     excluded and reported separately);
   * the same subsets trained by scikit-learn (LogisticRegression with the same
     objective, MLPClassifier with the same architecture and epochs), one BLAS
-    thread per process and both cores through joblib (loky).
+    thread per process and both cores through joblib (loky);
+  * MLP labels (``--labels``): one label's 8 models (K=4 paired seeds on B of 400
+    and B ∪ S with S of 100 digits points, default steps) at widths 32 and 256,
+    as a share of the roofline measured in the same rounds, and against
+    scikit-learn's ``MLPClassifier`` on the same sets (full-batch Adam, same
+    width, learning rate, L2 objective and steps; 1 BLAS thread x 2 workers).
 
-FLOPs are counted as executed: full-batch training evaluates every pool row and
-multiplies by the mask, so a step costs the training FLOPs (forward + backward,
-less the first layer's never-computed input gradient) of all N pool rows.
+FLOPs are useful FLOPs: rows really in a model's training set times the training
+FLOPs of one example (forward + backward, less the first layer's never-computed
+input gradient; ``metaval.learners.train_flops``), whatever rows the trainer
+computes on.
 
 Usage:
-  .venv/bin/python scripts/bench_learners.py [--models 256] [--out runs/bench]
+  .venv/bin/python scripts/bench_learners.py [--labels-only] [--out runs/bench]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
-import json
 import os
 import time
 
@@ -41,23 +47,38 @@ MLP = LearnerSpec("mlp", width=64, depth=1, steps=200, lr=0.01, l2=1e-4)
 
 
 def best_of(fn, repeats: int) -> float:
-  times = []
+  return best_wall_cpu(fn, repeats)[0]
+
+
+def best_wall_cpu(fn, repeats: int) -> tuple[float, float]:
+  """Least wall-clock and least CPU seconds (this process, all threads) of ``fn``.
+
+  On a shared machine the wall clock measures our share of the cores; the CPU
+  time measures the work (FLOPs per CPU-second), which load perturbs far less.
+  """
+  walls, cpus = [], []
   for _ in range(repeats):
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    times.append(time.perf_counter() - t)
-  return min(times)
+    walls.append(time.perf_counter() - t)
+    cpus.append(time.process_time() - c)
+  return min(walls), min(cpus)
+
+
+def _roofline_fn(n: int = 2048):
+  """A compiled XLA matmul and its square f32 operand (``2 n^3`` FLOPs a call)."""
+  a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), dtype=np.float32))
+  mm = jax.jit(jnp.dot)
+  mm(a, a).block_until_ready()
+  return mm, a
 
 
 def roofline(n: int = 2048, repeats: int = 5) -> dict:
-  a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-  b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
+  mm, aj = _roofline_fn(n)
+  a = np.asarray(aj)
   flops = 2 * n**3
-  aj, bj = jnp.asarray(a), jnp.asarray(b)
-  mm = jax.jit(jnp.dot)
-  mm(aj, bj).block_until_ready()
-  t_xla = best_of(lambda: mm(aj, bj).block_until_ready(), repeats)
-  t_np = best_of(lambda: a @ b, repeats)
+  t_xla = best_of(lambda: mm(aj, aj).block_until_ready(), repeats)
+  t_np = best_of(lambda: a @ a, repeats)
   return {"xla_gflops": flops / t_xla / 1e9, "numpy_gflops": flops / t_np / 1e9}
 
 
@@ -77,7 +98,7 @@ def bench_metaval(task, spec, masks, repeats):
   first = time.perf_counter() - t
   secs = best_of(lambda: train_many(keys, task, masks, spec), repeats)
   per_example = train_flops(spec, task.feature_dim, task.num_classes)
-  flops = per_example * task.pool_size * spec.steps * m
+  flops = per_example * float((masks > 0).sum()) * spec.steps
   return {
     "seconds": secs,
     "compile_seconds": max(first - secs, 0.0),
@@ -98,7 +119,7 @@ def _sk_fit(kind, x, y, xt, yt, idx, spec, seed):
     else:
       clf = MLPClassifier(
         hidden_layer_sizes=(spec.width,) * spec.depth,
-        alpha=spec.l2,
+        alpha=spec.l2 * len(idx),  # same objective: sklearn divides alpha's term by n
         learning_rate_init=spec.lr,
         batch_size=len(idx),  # full batch, as metaval trains
         max_iter=spec.steps,
@@ -127,27 +148,180 @@ def bench_sklearn(task, kind, spec, masks):
   return {"seconds": secs, "models_per_s": len(subsets) / secs, "accuracy": float(np.mean(accs))}
 
 
-def main():
-  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--batches", default="1,16,64,256")
-  p.add_argument("--subset", type=int, default=500)
-  p.add_argument("--sklearn-models", type=int, default=64)
-  p.add_argument("--repeats", type=int, default=3)
-  p.add_argument("--out", default="runs/bench")
-  args = p.parse_args()
-  task = get_task("digits")
-  batches = [int(b) for b in args.batches.split(",")]
-  info = {
-    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    "cpu": env.cpu_model(),
-    "cores": os.cpu_count(),
-    "jax": jax.__version__,
-    "versions": env.versions(),
-    "task": "digits",
-    "pool": task.pool_size,
-    "subset": args.subset,
+# ----------------------------------------------------------------------------
+# MLP labels: one label's 8 models against the roofline and MLPClassifier.
+
+
+def label_sets(task, base: int, supp: int, seeds: int, seed: int = 0):
+  """Masks ``[2K, N]`` (K models on B, then K on B ∪ S), paired keys, and the sets."""
+  perm = np.random.default_rng(seed).permutation(task.pool_size)
+  b, s = perm[:base], perm[base : base + supp]
+  masks = np.zeros((2 * seeds, task.pool_size), np.float32)
+  masks[:, b] = 1.0
+  masks[seeds:, s] = 1.0
+  k = jax.random.split(jax.random.key(seed), seeds)
+  keys = jnp.concatenate([k, k])  # paired: B and B ∪ S share each seed's key
+  return masks, keys, [np.flatnonzero(m) for m in masks]
+
+
+def _sk_mlp_fit(x, y, xt, yt, idx, spec, seed):
+  """One full-batch Adam MLPClassifier fit on one BLAS thread: (seconds, accuracy)."""
+  import warnings
+
+  from sklearn.exceptions import ConvergenceWarning
+  from sklearn.neural_network import MLPClassifier
+
+  with threadpool_limits(1), warnings.catch_warnings():
+    warnings.simplefilter("ignore", ConvergenceWarning)  # stopping at max_iter is the point
+    clf = MLPClassifier(
+      hidden_layer_sizes=(spec.width,) * spec.depth,
+      solver="adam",
+      alpha=spec.l2 * len(idx),  # same objective: sklearn divides alpha's term by n
+      learning_rate_init=spec.lr,
+      batch_size=len(idx),  # full batch: one Adam step per iteration
+      max_iter=spec.steps,
+      tol=0.0,
+      n_iter_no_change=spec.steps + 1,  # never stops early: exactly `steps` steps
+      shuffle=False,
+      random_state=seed,
+    )
+    t, c = time.perf_counter(), time.process_time()
+    clf.fit(x[idx], y[idx])
+    secs, cpu = time.perf_counter() - t, time.process_time() - c
+    return secs, cpu, float((clf.predict(xt) == yt).mean())
+
+
+def sklearn_label(task, spec, subsets, seeds: int) -> dict:
+  """The label's models fitted by scikit-learn, 2 worker processes x 1 BLAS thread."""
+  xt, yt = task.evals["test"]
+  t = time.perf_counter()
+  with parallel_config(backend="loky", inner_max_num_threads=1):
+    out = Parallel(n_jobs=2)(
+      delayed(_sk_mlp_fit)(task.x, task.y, xt, yt, idx, spec, i % seeds)
+      for i, idx in enumerate(subsets)
+    )
+  wall = time.perf_counter() - t
+  return {
+    "seconds": wall,
+    "fit_seconds": [o[0] for o in out],
+    "fit_cpu_seconds": [o[1] for o in out],
+    "accuracy": [o[2] for o in out],
   }
-  print(f"machine: {info['cpu']}, {info['cores']} cores; jax {info['jax']}")
+
+
+def bench_mlp_labels(task, widths, rounds: int, base: int, supp: int, seeds: int) -> dict:
+  """Rounds of (roofline, JAX label, dense-pool JAX label, scikit-learn label) per width."""
+  masks, keys, subsets = label_sets(task, base, supp, seeds)
+  rows = float(masks.sum())
+  mm, a = _roofline_fn()
+  specs = {w: LearnerSpec("mlp", width=w) for w in widths}
+  for spec in specs.values():  # compile both programs, and start the worker processes
+    train_many(keys, task, masks, spec)
+    train_many(keys, task, masks, spec, gather=None)
+  sklearn_label(task, dataclasses.replace(specs[widths[0]], steps=2), subsets, seeds)
+  t = {w: {k: [] for k in ("roof", "jax", "dense", "sk", "sk_fit")} for w in widths}
+  cpu = {w: {k: [] for k in ("roof", "jax", "sk_fit")} for w in widths}
+  acc = {}
+  loads = [os.getloadavg()[0]]
+  for r in range(rounds):
+    for w, spec in specs.items():
+      for name, fn, reps in (
+        ("roof", lambda: mm(a, a).block_until_ready(), 3),
+        ("jax", lambda spec=spec: train_many(keys, task, masks, spec), 2),
+      ):
+        wall, c = best_wall_cpu(fn, reps)
+        t[w][name].append(wall)
+        cpu[w][name].append(c)
+      t[w]["dense"].append(
+        best_of(lambda spec=spec: train_many(keys, task, masks, spec, gather=None), 1)
+      )
+      sk = sklearn_label(task, spec, subsets, seeds)
+      t[w]["sk"].append(sk["seconds"])
+      t[w]["sk_fit"] += sk["fit_seconds"]
+      cpu[w]["sk_fit"] += sk["fit_cpu_seconds"]
+      if r == 0:
+        res = train_many(keys, task, masks, spec).metrics["test/accuracy"]
+        acc[w] = {"metaval": res, "sklearn": np.asarray(sk["accuracy"])}
+      loads.append(os.getloadavg()[0])
+      print(f"round {r} width {w}: {', '.join(f'{k} {v[-1]:.3f}s' for k, v in t[w].items())}")
+  out = []
+  models = len(subsets)
+  for w, spec in specs.items():
+    flops = train_flops(spec, task.feature_dim, task.num_classes) * rows * spec.steps
+    roof = 2 * 2048**3 / min(t[w]["roof"]) / 1e9
+    jax_s, dense_s, sk_s = min(t[w]["jax"]), min(t[w]["dense"]), min(t[w]["sk"])
+    per_round = [100 * (flops / j) / (2 * 2048**3 / q) for j, q in zip(t[w]["jax"], t[w]["roof"])]
+    a_m, a_s = acc[w]["metaval"], acc[w]["sklearn"]
+    roof_cpu = 2 * 2048**3 / min(cpu[w]["roof"]) / 1e9  # GFLOP per CPU-second
+    jax_cpu, sk_cpu = min(cpu[w]["jax"]), float(np.median(cpu[w]["sk_fit"]))
+    out.append(
+      {
+        "width": w,
+        "steps": spec.steps,
+        "models": models,
+        "useful_rows": rows,
+        "roofline_gflops": roof,
+        "gflops": flops / jax_s / 1e9,
+        "pct_roofline": 100 * flops / jax_s / 1e9 / roof,
+        "pct_roofline_per_round": per_round,
+        "dense_pool_pct_roofline": 100 * flops / dense_s / 1e9 / roof,
+        "seconds": jax_s,
+        "dense_pool_seconds": dense_s,
+        "labels_per_s": 1 / jax_s,
+        "sklearn_seconds": sk_s,
+        "sklearn_labels_per_s": 1 / sk_s,
+        "speedup_labels": sk_s / jax_s,
+        "ms_per_model_step": 1e3 * jax_s / (models * spec.steps),
+        "sklearn_ms_per_model_step": 1e3 * sk_s / (models * spec.steps),
+        "sklearn_ms_per_model_step_one_core": 1e3 * float(np.median(t[w]["sk_fit"])) / spec.steps,
+        "roofline_gflop_per_cpu_s": roof_cpu,
+        "gflop_per_cpu_s": flops / jax_cpu / 1e9,
+        "cpu_pct_roofline": 100 * flops / jax_cpu / 1e9 / roof_cpu,
+        "cpu_ms_per_model_step": 1e3 * jax_cpu / (models * spec.steps),
+        "sklearn_cpu_ms_per_model_step": 1e3 * sk_cpu / spec.steps,
+        "speedup_per_cpu_s": sk_cpu * models / jax_cpu,
+        "accuracy": float(a_m.mean()),
+        "sklearn_accuracy": float(a_s.mean()),
+        "label": float(a_m[seeds:].mean() - a_m[:seeds].mean()),
+        "sklearn_label": float(a_s[seeds:].mean() - a_s[:seeds].mean()),
+      }
+    )
+  return {"rows": out, "load": {"min": min(loads), "max": max(loads), "mean": np.mean(loads)}}
+
+
+def labels_markdown(rec: dict, setup: str) -> str:
+  load = rec["load"]
+  head = (
+    f"{setup} Load average during the run {load['min']:.1f}-{load['max']:.1f} "
+    f"(mean {load['mean']:.1f}) on {os.cpu_count()} cores."
+  )
+  table = uio.markdown_table(
+    [
+      {
+        "width": str(r["width"]),
+        "roofline GFLOP/s": f"{r['roofline_gflops']:.0f}",
+        "useful GFLOP/s": f"{r['gflops']:.1f}",
+        "% roofline": f"{r['pct_roofline']:.0f}%",
+        "% roofline (CPU time)": f"{r['cpu_pct_roofline']:.0f}%",
+        "dense pool": f"{r['dense_pool_pct_roofline']:.0f}%",
+        "labels/s": f"{r['labels_per_s']:.2f}",
+        "sklearn labels/s": f"{r['sklearn_labels_per_s']:.2f}",
+        "speed-up": f"{r['speedup_labels']:.1f}×",
+        "ms/model-step": f"{r['ms_per_model_step']:.3f}",
+        "sklearn ms/model-step": f"{r['sklearn_ms_per_model_step']:.3f}",
+        "per CPU-second": f"{r['speedup_per_cpu_s']:.1f}×",
+        "test acc": f"{r['accuracy']:.3f} / {r['sklearn_accuracy']:.3f}",
+        "label Δacc": f"{r['label']:+.3f} / {r['sklearn_label']:+.3f}",
+      }
+      for r in rec["rows"]
+    ]
+  )
+  return head + "\n\n" + table + "\n"
+
+
+def run_families(task, args, info) -> None:
+  """Linear and MLP learners by batch size against scikit-learn (learners.json/md)."""
+  batches = [int(b) for b in args.batches.split(",")]
   roof = roofline()
   print(
     f"roofline 2048^2 matmul: XLA {roof['xla_gflops']:.1f} GFLOP/s, "
@@ -196,7 +370,7 @@ def main():
     "rows": rows,
     "specs": {"linear": LINEAR.to_dict(), "mlp": MLP.to_dict()},
   }
-  uio.write_text(os.path.join(args.out, "learners.json"), json.dumps(out, indent=2))
+  uio.write_json(os.path.join(args.out, "learners.json"), out)
   md = [
     f"Machine: {info['cpu']}, {info['cores']} cores, {env.format_versions(info['versions'])}, "
     f"{info['date']}. "
@@ -211,6 +385,7 @@ def main():
           "models/s": f"{r['models_per_s']:.1f}",
           "GFLOP/s": f"{r['gflops']:.1f}",
           "% roofline": f"{r['pct_roofline']:.0f}%",
+          "% roofline (CPU time)": f"{r['cpu_pct_roofline']:.0f}%",
           "test acc": f"{r['accuracy']:.3f}",
           "sklearn models/s": f"{r['sklearn_models_per_s']:.1f}",
           "speed-up": f"{r['speedup_vs_sklearn']:.1f}×",
@@ -228,6 +403,57 @@ def main():
     )
   uio.write_text(os.path.join(args.out, "learners.md"), "\n".join(md) + "\n")
   print("\n".join(md))
+
+
+def run_labels(task, args, info) -> None:
+  """MLP labels against the roofline and MLPClassifier (mlp_labels.json/md)."""
+  widths = [int(w) for w in args.widths.split(",")]
+  rec = bench_mlp_labels(task, widths, args.rounds, args.base, args.supp, args.seeds)
+  setup = (
+    f"Machine: {info['cpu']}, {info['cores']} cores, "
+    f"{env.format_versions(info['versions'])}, {info['date']}. "
+    f"One label = {2 * args.seeds} MLPs (K={args.seeds} paired seeds on B of {args.base} "
+    f"and B ∪ S with S of {args.supp} digits points), {LearnerSpec().steps} full-batch "
+    f"Adam steps; best of {args.rounds} interleaved rounds. Roofline: 2048² f32 XLA "
+    "matmul, both cores, in the same rounds. scikit-learn: MLPClassifier, full-batch "
+    "Adam, same width, learning rate, L2 objective and steps, 1 BLAS thread x 2 "
+    "workers. Wall-clock columns compare our share of the shared cores; the CPU-time "
+    "columns divide the same FLOPs by the CPU seconds each side spent (all threads of "
+    "the process; scikit-learn: median fit x models), which the load perturbs far less. "
+    "Accuracy and label cells: metaval / scikit-learn."
+  )
+  uio.write_json(os.path.join(args.out, "mlp_labels.json"), {"info": info, **rec})
+  md = labels_markdown(rec, setup)
+  uio.write_text(os.path.join(args.out, "mlp_labels.md"), md)
+  print(md)
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--batches", default="1,16,64,256")
+  p.add_argument("--subset", type=int, default=500)
+  p.add_argument("--sklearn-models", type=int, default=64)
+  p.add_argument("--repeats", type=int, default=3)
+  p.add_argument("--labels-only", action="store_true", help="only the MLP label benchmark")
+  p.add_argument("--widths", default="32,256", help="MLP widths of the label benchmark")
+  p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (label benchmark)")
+  p.add_argument("--base", type=int, default=400, help="|B| (label benchmark)")
+  p.add_argument("--supp", type=int, default=100, help="|S| (label benchmark)")
+  p.add_argument("--seeds", type=int, default=4, help="K paired seeds (label benchmark)")
+  p.add_argument("--out", default="runs/bench")
+  args = p.parse_args()
+  task = get_task("digits")
+  info = {
+    "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    **env.machine(),
+    "task": "digits",
+    "pool": task.pool_size,
+    "subset": args.subset,
+  }
+  print(f"machine: {info['cpu']}, {info['cores']} cores; jax {info['jax']}")
+  if not args.labels_only:
+    run_families(task, args, info)
+  run_labels(task, args, info)
 
 
 if __name__ == "__main__":

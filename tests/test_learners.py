@@ -17,6 +17,7 @@ from metaval.learners import (
   num_params,
   train_many,
 )
+from metaval.learners import train as train_lib
 
 MLP = LearnerSpec("mlp", width=64, steps=200, lr=0.01, l2=1e-4)
 LINEAR = LearnerSpec("linear", steps=150, lr=0.05, l2=1e-3)
@@ -155,3 +156,59 @@ def test_gathered_training_sets_match_the_dense_pool(spec):
     np.testing.assert_allclose(other["test/neg_log_loss"], dense["test/neg_log_loss"], atol=2e-3)
   with pytest.raises(TrainInputError, match="smaller than the largest training set"):
     train_many(keys, task, masks, spec, gather=100)
+
+
+def _paired_label_masks(pool, base, supp, seeds, seed=0):
+  """K models on B, then K on B ∪ S: the rows one label trains on."""
+  perm = np.random.default_rng(seed).permutation(pool)
+  masks = np.zeros((2 * seeds, pool), np.float32)
+  masks[:, perm[:base]] = 1.0
+  masks[seeds:, perm[base : base + supp]] = 1.0
+  return masks
+
+
+def test_rows_plan_prefers_shared_rows_when_models_share_them():
+  # A label's models share B: the union (500 rows) costs what one gathered set does.
+  masks = _paired_label_masks(1297, 400, 100, 4)
+  gather, union = train_lib._plan_rows(masks, 8, 1297, forced_union=False)
+  assert gather is None and union.shape == (1, 512)
+  assert set(union[0][union[0] >= 0]) == set(np.flatnonzero(masks.any(0)))
+  # Disjoint small sets: each model's own rows are cheaper than their union.
+  disjoint = np.zeros((8, 1297), np.float32)
+  for i in range(8):
+    disjoint[i, i * 100 : (i + 1) * 100] = 1.0
+  gather, union = train_lib._plan_rows(disjoint, 8, 1297, forced_union=False)
+  assert gather == 128 and union is None
+  # Two chunks: each gets its own union, padded to one size.
+  gather, union = train_lib._plan_rows(disjoint, 4, 1297, forced_union=True)
+  assert gather is None and union.shape == (2, 512) and (union[1][:400] >= 400).all()
+  # Sets covering most of the pool: dense.
+  gather, union = train_lib._plan_rows(np.ones((4, 1297), np.float32), 4, 1297, False)
+  assert gather is None and union is None
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_shared_rows_match_the_dense_pool(seed):
+  task = get_task("digits")
+  masks = _paired_label_masks(task.pool_size, 150, 50, 2, seed=seed)
+  masks[3] *= 2.0  # multiplicities survive the compaction
+  keys = jax.random.split(jax.random.key(seed), 2)
+  keys = jax.numpy.concatenate([keys, keys])
+  spec = dataclasses.replace(MLP, width=32, steps=100)
+  dense = train_many(keys, task, masks, spec, gather=None).metrics
+  union = train_many(keys, task, masks, spec, gather="union").metrics
+  one = 1.0 / len(task.evals["test"][1])
+  np.testing.assert_allclose(union["test/accuracy"], dense["test/accuracy"], atol=one + 1e-6)
+  np.testing.assert_allclose(union["test/neg_log_loss"], dense["test/neg_log_loss"], atol=2e-3)
+  with pytest.raises(TrainInputError, match="union"):
+    train_many(keys, task, masks, dataclasses.replace(spec, batch_size=16), gather="union")
+
+
+def test_shared_rows_compile_once_per_bucket():
+  task = get_task("wine")
+  spec = LearnerSpec("mlp", width=8, steps=4, lr=0.02)
+  before = TRACE_COUNTS[(spec, False)]
+  for seed in range(3):  # unions of 30-40 rows: one 64-row bucket, one program
+    masks = _paired_label_masks(task.pool_size, 25, 5 + 5 * seed, 2, seed=seed)
+    train_many(jax.random.split(jax.random.key(seed), 4), task, masks, spec, gather="union")
+  assert TRACE_COUNTS[(spec, False)] - before == 1
