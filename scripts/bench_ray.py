@@ -13,11 +13,14 @@ start and compile every worker. The sides alternate (1, 2, 2, 1, ...) so that a
 change in the machine's load hits both alike.
 
 Each task also reports its process's CPU seconds, so the JSON gives each side's
-CPU share (CPU seconds / (wall seconds x W)): on a shared machine, 2 workers
-may get less than 2 cores, and the labels per CPU-second show whether the
-workers themselves scale (equal per-CPU-second rates mean a ratio of W on W
-free cores). Writes ``runs/bench/ray.{json,md}`` and prints the table with the
-machine and its load average.
+CPU share (CPU seconds / (wall seconds x W)), and labels per CPU-second, which
+show whether the workers themselves scale (equal per-CPU-second rates mean a
+ratio of W on W free cores). A control measures what the machine allows: in
+every round, W Ray tasks spin in pure Python for ``--control-seconds`` and
+report the CPU seconds they got. Its ratio (W tasks vs 1) is the ceiling of any
+speed-up on this machine at that moment: 2.0 on two free cores, less on a shared
+one. Writes ``runs/bench/ray.{json,md}`` and prints the table with the machine and
+its load average.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import datetime
 import hashlib
 import os
 import time
+
+import numpy as np
 
 from metaval.configlib import load
 from metaval.labeling import pipeline
@@ -47,6 +52,21 @@ def timed_shard(cfg: dict, task_name: str, shard: int) -> dict:
     "cpu": time.process_time() - c0,
     "digest": digest.hexdigest(),
   }
+
+
+def spin(seconds: float) -> float:
+  """Busy-waits in pure Python for ``seconds``; returns the CPU seconds it got."""
+  t0, c0 = time.perf_counter(), time.process_time()
+  while time.perf_counter() - t0 < seconds:
+    pass
+  return time.process_time() - c0
+
+
+def control(spinner, workers: int, seconds: float) -> float:
+  """CPU seconds ``workers`` concurrent spinning tasks got, per wall second."""
+  import ray
+
+  return sum(ray.get([spinner.remote(seconds) for _ in range(workers)])) / seconds
 
 
 def run_window(remote, cfg: dict, task_name: str, shards: list[int], workers: int) -> dict:
@@ -71,6 +91,7 @@ def main(argv=None) -> dict:
   p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
   p.add_argument("--rounds", type=int, default=2, help="repeats of every side (alternating)")
   p.add_argument("--ray-address", default="", help='"" starts a local Ray; else join it')
+  p.add_argument("--control-seconds", type=float, default=3.0, help="spin time of the control")
   p.add_argument("--out", default="runs/bench")
   args, overrides = p.parse_known_args(argv)
   import ray
@@ -81,15 +102,14 @@ def main(argv=None) -> dict:
   cfg.backend, cfg.ray_address, cfg.ray_num_cpus = "ray", args.ray_address, max(args.workers)
   cfg_dict, task_name = cfg.to_dict(), str(cfg.task.name)
   record = {
-    **env.machine(),
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "loadavg_start": os.getloadavg(),
   }
   started_here = not ray.is_initialized() and not args.ray_address
   pipeline.init_ray(cfg)
-  remote = ray.remote(num_cpus=1)(timed_shard).options(
-    runtime_env={"env_vars": pipeline.worker_env()}
-  )
+  worker_env = {"env_vars": pipeline.worker_env()}
+  remote = ray.remote(num_cpus=1)(timed_shard).options(runtime_env=worker_env)
+  spinner = ray.remote(num_cpus=1)(spin).options(runtime_env=worker_env)
   try:
     top = max(args.workers)
     t0 = time.perf_counter()
@@ -98,13 +118,17 @@ def main(argv=None) -> dict:
     warm_pids = {r["pid"] for r in warm["tasks"]}
     shards = list(range(args.shards))
     runs = {w: [] for w in args.workers}
+    cores = {w: [] for w in args.workers}
     for r in range(args.rounds):
       for w in args.workers if r % 2 == 0 else args.workers[::-1]:
         runs[w].append(run_window(remote, cfg_dict, task_name, shards, w))
+        cores[w].append(control(spinner, w, args.control_seconds))
   finally:
     if started_here:
       ray.shutdown()
   record["loadavg_end"] = os.getloadavg()
+  # After Ray's start: machine() initialises JAX, and Ray forks its daemons.
+  record.update(env.machine())
 
   digests = {w: [sorted(t["digest"] for t in run["tasks"]) for run in rs] for w, rs in runs.items()}
   first = next(iter(digests.values()))[0]
@@ -125,11 +149,14 @@ def main(argv=None) -> dict:
       "worker_pids": sorted(pids),
       "cold_workers": sorted(pids - warm_pids),
       "labels_equal_to_first_side": all(d == first for d in digests[w]),
+      "control_cores": float(np.mean(cores[w])),
+      "control_cores_per_round": cores[w],
     }
   base = sides[min(args.workers)]
   for w, s in sides.items():
     s["speedup"] = s["labels_per_s"] / base["labels_per_s"]
     s["per_cpu_s_ratio"] = s["labels_per_cpu_s"] / base["labels_per_cpu_s"]
+    s["control_ratio"] = s["control_cores"] / base["control_cores"]
     rows.append(
       {
         "Ray workers": w,
@@ -138,6 +165,7 @@ def main(argv=None) -> dict:
         "labels/s": s["labels_per_s"],
         "speed-up": s["speedup"],
         "CPU share per worker": s["cpu_share_per_worker"],
+        "control: cores got": s["control_cores"],
         "labels per CPU-s": s["labels_per_cpu_s"],
         "same labels": s["labels_equal_to_first_side"],
       }
@@ -152,6 +180,7 @@ def main(argv=None) -> dict:
     "warmup_seconds": t_warm,
     "sides": sides,
     "speedup": sides[max(args.workers)]["speedup"],
+    "machine_ceiling": sides[max(args.workers)]["control_ratio"],
   }
   text = "\n".join(
     [
@@ -165,8 +194,9 @@ def main(argv=None) -> dict:
       io_lib.markdown_table(rows, floatfmt=".2f"),
       "",
       f"speed-up, {max(args.workers)} workers vs {min(args.workers)}: "
-      f"{result['speedup']:.2f}x (labels per CPU-second: "
-      f"{sides[max(args.workers)]['per_cpu_s_ratio']:.2f}x)",
+      f"{result['speedup']:.2f}x; the machine's ceiling (control: spinning tasks, "
+      f"{max(args.workers)} vs {min(args.workers)}): {result['machine_ceiling']:.2f}x; "
+      f"labels per CPU-second: {sides[max(args.workers)]['per_cpu_s_ratio']:.2f}x",
     ]
   )
   io_lib.write_json(os.path.join(args.out, "ray.json"), result, indent=1)

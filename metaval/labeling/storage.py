@@ -36,10 +36,10 @@ import zipfile
 import numpy as np
 
 from metaval.data import LANGUAGE_MODEL, get_task
+from metaval.labeling import tfds_builder
 from metaval.labeling.schema import LabelError, LabelSet
 from metaval.util import io as io_lib
 
-BUILDER_NAME = "metaval_labels"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -203,82 +203,7 @@ def shard_rows(rec: dict[str, np.ndarray]):
 
 
 # ----------------------------------------------------------------------------
-# TFDS builder.
-
-
-def _builder_class():
-  """Defines (once) and returns the TFDS builder; TFDS is imported lazily."""
-  global _BUILDER
-  if _BUILDER is not None:
-    return _BUILDER
-  import tensorflow_datasets as tfds
-
-  zlib = tfds.features.Encoding.ZLIB
-
-  class MetavalLabels(tfds.core.GeneratorBasedBuilder):
-    """(base, supplement, learner) -> per-seed metrics; one example per row."""
-
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial label format."}
-
-    # TFDS locates a builder's source through importlib_resources, which this
-    # environment may lack; the path is only used for checksum files, so give it
-    # directly.
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls):
-      from etils import epath
-
-      return epath.Path(__file__)
-
-    def __init__(self, *, shard_dir: str | None = None, **kwargs):
-      self._shard_dir = shard_dir
-      super().__init__(**kwargs)
-
-    def _info(self):
-      f = tfds.features
-      return tfds.core.DatasetInfo(
-        builder=self,
-        description="metaval improvement labels: metric(B ∪ S) - metric(B) per seed.",
-        features=f.FeaturesDict(
-          {
-            "key": f.Scalar(dtype=np.int64),
-            "pair_id": f.Scalar(dtype=np.int64),
-            "shard": f.Scalar(dtype=np.int32),
-            "task": f.Text(),
-            "task_seed": f.Scalar(dtype=np.int32),
-            "metric_names": f.Text(),
-            "base_indices": f.Tensor(shape=(None,), dtype=np.int32),
-            "supp_indices": f.Tensor(shape=(None,), dtype=np.int32),
-            "supp_y": f.Tensor(shape=(None,), dtype=np.int32),
-            "synthetic_x": f.Tensor(shape=(None, None), dtype=np.float32, encoding=zlib),
-            "synthetic_tokens": f.Tensor(shape=(None, None), dtype=np.int32, encoding=zlib),
-            "kind": f.Text(),
-            "recipe": f.Text(),
-            "learner": f.Text(),
-            "learner_params": f.Scalar(dtype=np.int64),
-            "metric_base": f.Tensor(shape=(None, None), dtype=np.float64, encoding=zlib),
-            "metric_full": f.Tensor(shape=(None, None), dtype=np.float64, encoding=zlib),
-            # The label and its standard error over the K seeds, per metric.
-            "improvement": f.Tensor(shape=(None,), dtype=np.float64),
-            "improvement_se": f.Tensor(shape=(None,), dtype=np.float64),
-          }
-        ),
-      )
-
-    def _split_generators(self, dl_manager):
-      del dl_manager
-      return {"train": self._generate_examples()}
-
-    def _generate_examples(self):
-      for p in shard_files(self._shard_dir):
-        yield from shard_rows(read_shard(p))
-
-  _BUILDER = MetavalLabels
-  return _BUILDER
-
-
-_BUILDER = None
+# The TFDS dataset.
 
 
 def tfds_dir(task_dir: str) -> str:
@@ -377,49 +302,15 @@ def _build_locked(task_dir: str, num_shards: int) -> None:
   data_dir = tfds_dir(task_dir)
   # A previous build may have been interrupted; TFDS's own temp dirs are stale.
   shutil.rmtree(data_dir, ignore_errors=True)
-  cls = _builder_class()
-  with _deterministic_protos():
-    _prepare(cls, task_dir, data_dir)
+  shard_dir = os.path.join(task_dir, "shards")
+  tfds_builder.prepare(
+    data_dir, lambda: (row for p in shard_files(shard_dir) for row in shard_rows(read_shard(p)))
+  )
   io_lib.write_json(
     _marker_path(task_dir),
     {"num_shards": num_shards, "shards": shards, "files": _dataset_files(task_dir)},
     indent=1,
   )
-
-
-@contextlib.contextmanager
-def _deterministic_protos():
-  """Serializes TFDS examples with sorted proto map keys while building.
-
-  TFDS stores each example as a ``tf.train.Example`` whose feature *map* is
-  written in hash order, which differs between processes; the decoded data is
-  the same, but the files would not be byte-identical across runs. Sorting the
-  map keys (``deterministic=True``) makes a resumed run's files equal to an
-  uninterrupted run's. The patch is undone when the build ends.
-  """
-  from tensorflow_datasets.core import example_serializer
-
-  cls = example_serializer.ExampleSerializer
-  original = cls.serialize_example
-
-  def serialize_example(self, example):
-    return self.get_tf_example(example).SerializeToString(deterministic=True)
-
-  cls.serialize_example = serialize_example
-  try:
-    yield
-  finally:
-    cls.serialize_example = original
-
-
-def _prepare(cls, task_dir: str, data_dir: str) -> None:
-  import tensorflow_datasets as tfds
-
-  tfds.disable_progress_bar()  # the pipeline shows its own progress
-  builder = cls(
-    shard_dir=os.path.join(task_dir, "shards"), data_dir=data_dir, file_format="array_record"
-  )
-  builder.download_and_prepare()
 
 
 def task_dirs(workdir: str) -> dict[str, str]:
@@ -440,8 +331,8 @@ def load_task_dir(task_dir: str) -> LabelSet:
   import tensorflow_datasets as tfds
 
   verify_dataset(task_dir)
-  _builder_class()  # registers the builder name with TFDS
-  builder = tfds.builder(BUILDER_NAME, data_dir=tfds_dir(task_dir))
+  tfds_builder.builder_class()  # registers the builder name with TFDS
+  builder = tfds.builder(tfds_builder.BUILDER_NAME, data_dir=tfds_dir(task_dir))
   src = builder.as_data_source()["train"]
   rows = sorted((src[i] for i in range(len(src))), key=lambda r: int(r["key"]))
   if not rows:
