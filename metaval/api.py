@@ -33,7 +33,7 @@ from metaval.data.validate import as_features, as_labels, first_line
 from metaval.errors import MetavalError
 from metaval.predictor import features as F
 from metaval.predictor import novelty
-from metaval.predictor.checkpoint import META_FILE, restore_model
+from metaval.predictor.checkpoint import META_FILE, load_meta, restore_model
 from metaval.predictor.data import Normalizer
 from metaval.predictor.model import ModelConfig
 from metaval.report.facts import NutritionFacts, TargetValue
@@ -93,15 +93,14 @@ class Predictor:
     meta_path = os.path.join(path, META_FILE)
     if not os.path.isfile(meta_path):
       raise QueryError(f"no trained predictor at {path!r} (missing {META_FILE})")
-    with open(meta_path) as f:
-      self.meta = json.load(f)
+    self.meta = load_meta(path)
     self.path = path
     self.targets: list[str] = self.meta["targets"]
     self.coverage = float(self.meta["coverage"])
     self.norm = Normalizer.from_dict(self.meta["normalizer"])
     self.calib = np.asarray(self.meta["calibration"], np.float32)
     self.cfg = ModelConfig(**self.meta["model"])
-    self.model = restore_model(path, self.cfg)
+    self.model = restore_model(path, self.cfg, checksums=self.meta.get("checkpoint"))
     # A plain jax.jit over the split state: nnx.jit re-walks the module graph on
     # every call, which costs more than the forward pass itself at batch size 1.
     graphdef, self._state = nnx.split(self.model)

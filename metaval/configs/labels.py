@@ -27,8 +27,9 @@ Expected result (quick): clean supplements raise digits test accuracy on
 average; fully label-flipped and random-bit supplements do not (see
 docs/labels.md for the measured table).
 
-Backends: ``--config.backend=ray`` runs shards as Ray tasks (local cluster with
-``ray_num_cpus`` CPUs, or an existing cluster at ``--config.ray_address``).
+Backends: ``--config.backend=ray`` runs shards as Ray tasks, one CPU each (a local
+Ray with ``ray_num_cpus`` CPUs, or a running cluster joined with
+``--config.ray_address=<head-ip>:6379``); see "Scaling to a cluster" in docs/labels.md.
 """
 
 import ml_collections
@@ -66,7 +67,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.extra_capacity = 1024  # appended synthetic points per training group
   cfg.backend = "local"  # or "ray"
   cfg.local_workers = 2  # shard processes (single-threaded XLA); 0 = in this process
-  cfg.ray_address = ""  # "" starts a local Ray; "auto" or "ray://host:10001" joins one
+  cfg.ray_address = ""  # "": start a local Ray; "host:6379", "auto", "ray://host:10001": join
   cfg.ray_num_cpus = 2
   cfg.progress = True
   if arg is None or arg == "default":

@@ -4,8 +4,9 @@
 dataset and returns it as a ``LabelSet``; ``load_labels(workdir)`` reads it back.
 ``label_pairs`` labels explicit (B, S) pairs without storing anything (it wraps
 ``metaval.pairs.label``, the one label function). Modules: ``shards`` (one shard:
-pairs, keys, labels), ``pipeline`` (the driver: workers, Ray, resume), ``storage``
-(shard files and the TFDS dataset), ``schema`` (``LabelSet``), ``quality``.
+pairs, keys, labels), ``pipeline`` (the driver: workers, Ray, resume, healing), ``storage``
+(shard files, checksums and the TFDS dataset), ``tfds_builder`` (the TFDS builder),
+``schema`` (``LabelSet``), ``quality``.
 """
 
 from metaval.labeling.schema import LabelError, LabelSet

@@ -6,10 +6,11 @@ its pairs come from a numpy generator seeded with ``(seed, task id, shard)`` and
 its training keys from ``metaval.pairs.shard_key`` (see ``shards.py``; the labels
 are ``metaval.pairs.label``). Finished shards are written atomically; a rerun
 skips them, so a crash loses at most the shards in flight and the resumed dataset
-is identical to an uninterrupted one.
+is identical to an uninterrupted one. A rerun first verifies every shard it would
+reuse against its checksum; a damaged one is named, deleted and labelled again.
 
-Shards run in worker processes with single-threaded XLA (local pool or Ray), so
-both backends agree bit for bit.
+Shards run in worker processes with one-thread XLA and BLAS (local pool or Ray),
+so both backends agree bit for bit and W workers use W cores.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import glob
 import json
 import multiprocessing
 import os
+import sys
 import threading
 import time
 
@@ -28,7 +30,7 @@ import numpy as np
 from metaval.data import samplers as samplers_lib
 from metaval.data import task_from_config, task_slug
 from metaval.labeling import storage
-from metaval.labeling.schema import LabelSet
+from metaval.labeling.schema import LabelError, LabelSet
 from metaval.labeling.shards import (  # noqa: F401  (public names of the pipeline)
   PipelineError,
   _as_dict,
@@ -95,8 +97,14 @@ def _prepare_task_dir(workdir: str, task_name: str, config) -> str:
   path = os.path.join(d, "config.json")
   config_fields = _fingerprint(config)
   if os.path.exists(path):
-    with open(path) as fh:
-      stored = json.load(fh)
+    try:
+      with open(path) as fh:
+        stored = json.load(fh)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+      raise PipelineError(
+        f"{path} is damaged ({str(e).splitlines()[0]}), so the labels in {d!r} cannot be "
+        "matched to a config; generate into a new --workdir"
+      ) from None
     if io_lib.fingerprint(stored) != io_lib.fingerprint(config_fields):
       raise PipelineError(
         f"{d!r} holds labels from a different config; use a new --workdir "
@@ -105,6 +113,22 @@ def _prepare_task_dir(workdir: str, task_name: str, config) -> str:
   else:
     io_lib.write_json(path, config_fields, indent=1, sort_keys=True)
   return d
+
+
+def _heal_shards(task_dir: str) -> None:
+  """Verifies every finished shard; a damaged one is named, deleted and labelled again.
+
+  A shard is a pure function of (config, task, shard), so the relabelled shard
+  has the bytes the damaged one had before, and the dataset built from it is the
+  original one.
+  """
+  for shard in sorted(storage.finished_shards(task_dir)):
+    path = storage.shard_path(task_dir, shard)
+    try:
+      storage.verify_shard(path)
+    except LabelError as e:
+      print(f"warning: {e}; deleting it and labelling the shard again", file=sys.stderr)
+      storage.remove_shard(path)
 
 
 def _progress(config, total: int, initial: int):
@@ -129,8 +153,53 @@ def worker_xla_flags() -> str:
   return f"{flags} {DETERMINISTIC_XLA_FLAG}".strip()
 
 
+def worker_env() -> dict[str, str]:
+  """Environment variables of a shard worker: one thread for XLA's kernels and for BLAS."""
+  return {
+    "XLA_FLAGS": worker_xla_flags(),
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+  }
+
+
+_ONE_CORE = False
+
+
+def one_core_xla() -> None:
+  """Sizes this process's XLA:CPU thread pools for one core; call before JAX's first use.
+
+  XLA sizes its intra-op pool by the CPUs the process may run on
+  (``sched_getaffinity``); no ``XLA_FLAGS`` entry changes that. A shard worker
+  with a pool per core runs part of its work on a second core, so W workers on W
+  cores would fight for them (and one worker would look faster than one core).
+  The pools are created while the process is pinned to one CPU; every thread is
+  unpinned afterwards, so the OS still places the worker on any free core.
+  """
+  global _ONE_CORE
+  if _ONE_CORE or not hasattr(os, "sched_setaffinity"):
+    return
+  import jax
+
+  allowed = os.sched_getaffinity(0)
+  os.sched_setaffinity(0, {min(allowed)})
+  try:
+    jax.devices()  # creates the CPU client and its thread pools
+  finally:
+    for tid in os.listdir("/proc/self/task"):
+      with contextlib.suppress(OSError):  # a thread may have exited meanwhile
+        os.sched_setaffinity(int(tid), allowed)
+  _ONE_CORE = True
+
+
+def _worker_init(parent_pid: int) -> None:
+  """Local worker start-up: one-core XLA, and exit when the parent dies."""
+  one_core_xla()
+  _watch_parent(parent_pid)
+
+
 def _watch_parent(parent_pid: int) -> None:
-  """Worker initializer: exit when the parent dies (a SIGKILLed run leaves no orphans)."""
+  """Starts a thread that exits the worker when its parent dies (no orphans after SIGKILL)."""
 
   def watch():
     while os.getppid() == parent_pid:
@@ -142,25 +211,27 @@ def _watch_parent(parent_pid: int) -> None:
 
 @contextlib.contextmanager
 def shard_pool(workers: int):
-  """A pool of ``workers`` fresh processes running single-threaded XLA."""
-  old = os.environ.get("XLA_FLAGS")
-  # Workers are spawned (not forked: JAX is multithreaded) and read XLA_FLAGS at
-  # start-up; the variable stays set while the pool may spawn them.
-  os.environ["XLA_FLAGS"] = worker_xla_flags()
+  """A pool of ``workers`` fresh processes, each running XLA and BLAS on one thread."""
+  env = worker_env()
+  old = {k: os.environ.get(k) for k in env}
+  # Workers are spawned (not forked: JAX is multithreaded) and read their
+  # environment at start-up; the variables stay set while the pool may spawn them.
+  os.environ.update(env)
   pool = cf.ProcessPoolExecutor(
     workers,
     mp_context=multiprocessing.get_context("spawn"),
-    initializer=_watch_parent,
+    initializer=_worker_init,
     initargs=(os.getpid(),),
   )
   try:
     yield pool
   finally:
     pool.shutdown(wait=True, cancel_futures=True)
-    if old is None:
-      os.environ.pop("XLA_FLAGS", None)
-    else:
-      os.environ["XLA_FLAGS"] = old
+    for k, v in old.items():
+      if v is None:
+        os.environ.pop(k, None)
+      else:
+        os.environ[k] = v
 
 
 def _run_local(config, jobs, task_dirs, bar, rows_per_shard):
@@ -180,25 +251,52 @@ def _run_local(config, jobs, task_dirs, bar, rows_per_shard):
       bar.update(rows_per_shard)
 
 
-def _run_ray(config, jobs, task_dirs, bar, rows_per_shard):
+def init_ray(config) -> None:
+  """Starts a local Ray (``ray_num_cpus`` CPUs) or joins ``ray_address``, unless Ray is up.
+
+  Args:
+    config: a ``labels`` config (``ray_address``, ``ray_num_cpus``).
+  """
   try:
     import ray
   except ImportError:
     raise PipelineError(
       "backend 'ray' needs ray: pip install 'metaval[ray]' (or 'ray[default]')"
     ) from None
-  if not ray.is_initialized():
-    address = str(config.ray_address) or None
+  if ray.is_initialized():
+    return
+  address = str(config.ray_address) or None
+  try:
     ray.init(
       address=address,
       num_cpus=None if address else (int(config.ray_num_cpus) or None),
       include_dashboard=False,
       log_to_driver=False,
     )
-  # Same single-threaded XLA as the local workers, so both backends agree bit for bit.
-  remote = ray.remote(num_cpus=1)(run_shard).options(
-    runtime_env={"env_vars": {"XLA_FLAGS": worker_xla_flags()}}
-  )
+  except ConnectionError as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise PipelineError(f"cannot join the Ray cluster at {address!r}: {first}") from None
+
+
+def _ray_shard(config, task_name: str, shard: int) -> dict[str, np.ndarray]:
+  """``run_shard`` in a Ray worker, with XLA sized for the one CPU the task holds."""
+  one_core_xla()
+  return run_shard(config, task_name, shard)
+
+
+def ray_shard_function():
+  """``run_shard`` as a Ray remote function: one CPU per task, one-thread worker env."""
+  import ray
+
+  # Same one-thread XLA as the local workers, so both backends agree bit for bit.
+  return ray.remote(num_cpus=1)(_ray_shard).options(runtime_env={"env_vars": worker_env()})
+
+
+def _run_ray(config, jobs, task_dirs, bar, rows_per_shard):
+  import ray
+
+  init_ray(config)
+  remote = ray_shard_function()
   cfg = _as_dict(config)
   pending = {remote.remote(cfg, t, s): (t, s) for t, s in jobs}
   while pending:
@@ -224,6 +322,8 @@ def generate(config, workdir: str) -> LabelSet | dict[str, LabelSet]:
   for t in names:  # a bad task (a malformed csv:, a typo) fails here in one line, not in a worker
     task_from_config(config.task, name=t)
   dirs = {t: _prepare_task_dir(workdir, t, config) for t in names}
+  for d in dirs.values():
+    _heal_shards(d)
   n_shards = int(config.num_shards)
   rows_per_shard = int(config.pairs_per_shard) * len(config.learners)
   jobs = [

@@ -5,12 +5,18 @@ Layout of a label workdir (one sub-directory per base task, named by
 
   <workdir>/<task>/config.json             the generating config (fingerprint)
   <workdir>/<task>/shards/shard-00007.npz  one finished shard (written atomically)
+  <workdir>/<task>/shards/shard-00007.npz.sha256  its checksum (``sha256sum`` format)
   <workdir>/<task>/tfds/metaval_labels/1.0.0/...  the TFDS dataset built from shards
+  <workdir>/<task>/tfds_complete.json      the dataset's manifest: shard and file checksums
 
 Shard files are zip archives of ``.npy`` arrays written with a fixed timestamp and
 sorted member names, so the same shard content always gives the same bytes. The
 TFDS dataset is built only from finished shards, in shard order, so a resumed run
 writes the same dataset as an uninterrupted one.
+
+Every file is verified before it is reused (``verify_shard``, ``verify_dataset``):
+a damaged one is named in a one-line ``LabelError``; ``pipeline.generate``
+deletes and relabels a damaged shard and rebuilds a damaged dataset.
 
 One TFDS example is one (pair, learner) row. Pool points of S are stored as pool
 indices only; synthetic S inputs (pool index -1) are stored in full.
@@ -25,15 +31,16 @@ import json
 import os
 import re
 import shutil
+import sys
 import zipfile
 
 import numpy as np
 
 from metaval.data import LANGUAGE_MODEL, get_task, task_slug
+from metaval.labeling import tfds_builder
 from metaval.labeling.schema import LabelError, LabelSet
 from metaval.util import io as io_lib
 
-BUILDER_NAME = "metaval_labels"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -45,19 +52,90 @@ def shard_path(task_dir: str, shard: int) -> str:
   return os.path.join(task_dir, "shards", f"shard-{shard:05d}.npz")
 
 
+def checksum_path(path: str) -> str:
+  """The checksum file of a shard: ``<shard>.sha256``, one ``sha256sum`` line."""
+  return f"{path}.sha256"
+
+
 def write_shard(path: str, arrays: dict[str, np.ndarray]) -> None:
-  """Writes ``arrays`` to ``path`` atomically (temp file, fsync, rename), byte-stable."""
+  """Writes ``arrays`` to ``path`` atomically (temp file, fsync, rename), byte-stable,
+  then its checksum file."""
   with io_lib.atomic_write(path, "wb") as fh:
     with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED) as zf:
       for name in sorted(arrays):
         buf = io.BytesIO()
         np.lib.format.write_array(buf, np.asarray(arrays[name]), allow_pickle=False)
         zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME), buf.getvalue())
+  _write_checksum(path)
+
+
+def _write_checksum(path: str) -> str:
+  digest = io_lib.file_sha256(path)
+  io_lib.write_text(checksum_path(path), f"{digest}  {os.path.basename(path)}\n")
+  return digest
+
+
+def _stored_checksum(path: str) -> str | None:
+  """The checksum recorded for ``path``; None when there is none (or it is unreadable)."""
+  try:
+    with open(checksum_path(path)) as fh:
+      digest = fh.read().split()[0]
+  except (OSError, UnicodeDecodeError, IndexError):
+    return None
+  return digest if re.fullmatch(r"[0-9a-f]{64}", digest) else None
+
+
+def verify_shard(path: str) -> str:
+  """Checks a finished shard against its checksum; returns the checksum.
+
+  A shard without a (readable) checksum file, e.g. one written just before a
+  crash, is checked by its zip CRCs instead and its checksum is recorded.
+
+  Raises:
+    LabelError: the shard is damaged (one line naming the file).
+  """
+  expected = _stored_checksum(path)
+  if expected is None:
+    try:
+      with zipfile.ZipFile(path) as zf:
+        bad = zf.testzip()
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
+      raise LabelError(f"label shard {path} is damaged ({_first_line(e)})") from None
+    if bad is not None:
+      raise LabelError(f"label shard {path} is damaged (member {bad} fails its CRC check)")
+    return _write_checksum(path)
+  actual = io_lib.file_sha256(path)
+  if actual != expected:
+    raise LabelError(
+      f"label shard {path} is damaged (SHA-256 {actual[:12]}... differs from its "
+      f"checksum {expected[:12]}...)"
+    )
+  return actual
+
+
+def remove_shard(path: str) -> None:
+  """Deletes a shard file and its checksum file."""
+  for p in (path, checksum_path(path)):
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(p)
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip()
+  return text.splitlines()[0] if text else type(e).__name__
 
 
 def read_shard(path: str) -> dict[str, np.ndarray]:
-  with np.load(path, allow_pickle=False) as z:
-    return {k: z[k] for k in z.files}
+  """The arrays of a shard file.
+
+  Raises:
+    LabelError: the file cannot be read as a shard (one line naming it).
+  """
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      return {k: z[k] for k in z.files}
+  except (OSError, zipfile.BadZipFile, EOFError, ValueError, KeyError) as e:
+    raise LabelError(f"label shard {path} is damaged ({_first_line(e)})") from None
 
 
 # A finished shard file; temporary files in flight ("shard-00007.tmp-<pid>.npz") do not match.
@@ -127,83 +205,7 @@ def shard_rows(rec: dict[str, np.ndarray]):
 
 
 # ----------------------------------------------------------------------------
-# TFDS builder.
-
-
-def _builder_class():
-  """Defines (once) and returns the TFDS builder; TFDS is imported lazily."""
-  global _BUILDER
-  if _BUILDER is not None:
-    return _BUILDER
-  import tensorflow_datasets as tfds
-
-  zlib = tfds.features.Encoding.ZLIB
-
-  class MetavalLabels(tfds.core.GeneratorBasedBuilder):
-    """(base, supplement, learner) -> per-seed metrics; one example per row."""
-
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial label format."}
-
-    # TFDS locates a builder's source through importlib_resources, which this
-    # environment may lack; the path is only used for checksum files, so give it
-    # directly.
-    @tfds.core.utils.classproperty
-    @classmethod
-    def code_path(cls):
-      from etils import epath
-
-      return epath.Path(__file__)
-
-    def __init__(self, *, shard_dir: str | None = None, **kwargs):
-      self._shard_dir = shard_dir
-      super().__init__(**kwargs)
-
-    def _info(self):
-      f = tfds.features
-      return tfds.core.DatasetInfo(
-        builder=self,
-        description="metaval improvement labels: metric(B ∪ S) - metric(B) per seed.",
-        features=f.FeaturesDict(
-          {
-            "key": f.Scalar(dtype=np.int64),
-            "pair_id": f.Scalar(dtype=np.int64),
-            "shard": f.Scalar(dtype=np.int32),
-            "task": f.Text(),
-            "task_seed": f.Scalar(dtype=np.int32),
-            "task_options": f.Text(),  # JSON of the task's build options
-            "metric_names": f.Text(),
-            "base_indices": f.Tensor(shape=(None,), dtype=np.int32),
-            "supp_indices": f.Tensor(shape=(None,), dtype=np.int32),
-            "supp_y": f.Tensor(shape=(None,), dtype=np.int32),
-            "synthetic_x": f.Tensor(shape=(None, None), dtype=np.float32, encoding=zlib),
-            "synthetic_tokens": f.Tensor(shape=(None, None), dtype=np.int32, encoding=zlib),
-            "kind": f.Text(),
-            "recipe": f.Text(),
-            "learner": f.Text(),
-            "learner_params": f.Scalar(dtype=np.int64),
-            "metric_base": f.Tensor(shape=(None, None), dtype=np.float64, encoding=zlib),
-            "metric_full": f.Tensor(shape=(None, None), dtype=np.float64, encoding=zlib),
-            # The label and its standard error over the K seeds, per metric.
-            "improvement": f.Tensor(shape=(None,), dtype=np.float64),
-            "improvement_se": f.Tensor(shape=(None,), dtype=np.float64),
-          }
-        ),
-      )
-
-    def _split_generators(self, dl_manager):
-      del dl_manager
-      return {"train": self._generate_examples()}
-
-    def _generate_examples(self):
-      for p in shard_files(self._shard_dir):
-        yield from shard_rows(read_shard(p))
-
-  _BUILDER = MetavalLabels
-  return _BUILDER
-
-
-_BUILDER = None
+# The TFDS dataset.
 
 
 def tfds_dir(task_dir: str) -> str:
@@ -213,9 +215,15 @@ def tfds_dir(task_dir: str) -> str:
 def build_dataset(task_dir: str, num_shards: int) -> None:
   """Builds the TFDS dataset from the ``num_shards`` finished shard files.
 
-  Several processes may generate into one workdir (shards are atomic renames of
-  identical content); the build itself runs under an exclusive file lock, and a
-  process that finds the dataset built while it waited does nothing.
+  A built dataset is reused only when its manifest lists the same shard
+  checksums and every dataset file still has its recorded checksum; otherwise
+  it is rebuilt (a damaged file is named on stderr). Several processes may
+  generate into one workdir (shards are atomic renames of identical content);
+  the build itself runs under an exclusive file lock, and a process that finds
+  the dataset built while it waited does nothing.
+
+  Raises:
+    LabelError: a shard is damaged (``pipeline.generate`` heals shards first).
   """
   import fcntl
 
@@ -227,54 +235,84 @@ def build_dataset(task_dir: str, num_shards: int) -> None:
       fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _marker_path(task_dir: str) -> str:
+  return os.path.join(task_dir, "tfds_complete.json")
+
+
+def _read_manifest(task_dir: str) -> dict:
+  """The dataset manifest (``tfds_complete.json``).
+
+  Raises:
+    LabelError: it is missing or damaged.
+  """
+  path = _marker_path(task_dir)
+  try:
+    with open(path) as fh:
+      manifest = json.load(fh)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise LabelError(f"label dataset manifest {path} is damaged ({_first_line(e)})") from None
+  if not isinstance(manifest, dict):
+    raise LabelError(f"label dataset manifest {path} is damaged (not a JSON object)")
+  return manifest
+
+
+def _dataset_files(task_dir: str) -> dict[str, str]:
+  """Relative path -> SHA-256 of every file of the built TFDS dataset."""
+  root = tfds_dir(task_dir)
+  out = {}
+  for p in sorted(glob.glob(os.path.join(root, "**", "*"), recursive=True)):
+    if os.path.isfile(p):
+      out[os.path.relpath(p, task_dir)] = io_lib.file_sha256(p)
+  return out
+
+
+def verify_dataset(task_dir: str) -> None:
+  """Checks every file of a built label dataset against its manifest.
+
+  Datasets built before manifests carried checksums are not checked.
+
+  Raises:
+    LabelError: the manifest or a dataset file is damaged or missing (one line
+      naming the file and what to do).
+  """
+  manifest = _read_manifest(task_dir)
+  redo = "rerun `metaval generate` with the same config and --workdir to rebuild it"
+  for rel, expected in sorted(manifest.get("files", {}).items()):
+    path = os.path.join(task_dir, rel)
+    if not os.path.isfile(path):
+      raise LabelError(f"label dataset file {path} is missing; {redo}")
+    if io_lib.file_sha256(path) != expected:
+      raise LabelError(f"label dataset file {path} is damaged (checksum mismatch); {redo}")
+
+
 def _build_locked(task_dir: str, num_shards: int) -> None:
-  marker = os.path.join(task_dir, "tfds_complete.json")
-  if os.path.exists(marker):
-    with open(marker) as fh:
-      if json.load(fh).get("num_shards") == num_shards:
+  shards = {
+    os.path.basename(p): verify_shard(p) for p in shard_files(os.path.join(task_dir, "shards"))
+  }
+  if os.path.exists(_marker_path(task_dir)):
+    try:
+      manifest = _read_manifest(task_dir)
+      if (
+        manifest.get("num_shards") == num_shards
+        and manifest.get("shards") == shards
+        and manifest.get("files")
+      ):
+        verify_dataset(task_dir)
         return
+    except LabelError as e:
+      print(f"warning: {e}; rebuilding the dataset from its shards", file=sys.stderr)
   data_dir = tfds_dir(task_dir)
   # A previous build may have been interrupted; TFDS's own temp dirs are stale.
   shutil.rmtree(data_dir, ignore_errors=True)
-  cls = _builder_class()
-  with _deterministic_protos():
-    _prepare(cls, task_dir, data_dir)
-  io_lib.write_json(marker, {"num_shards": num_shards}, indent=None)
-
-
-@contextlib.contextmanager
-def _deterministic_protos():
-  """Serializes TFDS examples with sorted proto map keys while building.
-
-  TFDS stores each example as a ``tf.train.Example`` whose feature *map* is
-  written in hash order, which differs between processes; the decoded data is
-  the same, but the files would not be byte-identical across runs. Sorting the
-  map keys (``deterministic=True``) makes a resumed run's files equal to an
-  uninterrupted run's. The patch is undone when the build ends.
-  """
-  from tensorflow_datasets.core import example_serializer
-
-  cls = example_serializer.ExampleSerializer
-  original = cls.serialize_example
-
-  def serialize_example(self, example):
-    return self.get_tf_example(example).SerializeToString(deterministic=True)
-
-  cls.serialize_example = serialize_example
-  try:
-    yield
-  finally:
-    cls.serialize_example = original
-
-
-def _prepare(cls, task_dir: str, data_dir: str) -> None:
-  import tensorflow_datasets as tfds
-
-  tfds.disable_progress_bar()  # the pipeline shows its own progress
-  builder = cls(
-    shard_dir=os.path.join(task_dir, "shards"), data_dir=data_dir, file_format="array_record"
+  shard_dir = os.path.join(task_dir, "shards")
+  tfds_builder.prepare(
+    data_dir, lambda: (row for p in shard_files(shard_dir) for row in shard_rows(read_shard(p)))
   )
-  builder.download_and_prepare()
+  io_lib.write_json(
+    _marker_path(task_dir),
+    {"num_shards": num_shards, "shards": shards, "files": _dataset_files(task_dir)},
+    indent=1,
+  )
 
 
 def task_dirs(workdir: str) -> dict[str, str]:
@@ -287,11 +325,16 @@ def task_dirs(workdir: str) -> dict[str, str]:
 
 
 def load_task_dir(task_dir: str) -> LabelSet:
-  """Reads one task's TFDS dataset with ``as_data_source`` into a ``LabelSet``."""
+  """Reads one task's TFDS dataset with ``as_data_source`` into a ``LabelSet``.
+
+  Raises:
+    LabelError: a dataset file is damaged (``verify_dataset``) or the set is empty.
+  """
   import tensorflow_datasets as tfds
 
-  _builder_class()  # registers the builder name with TFDS
-  builder = tfds.builder(BUILDER_NAME, data_dir=tfds_dir(task_dir))
+  verify_dataset(task_dir)
+  tfds_builder.builder_class()  # registers the builder name with TFDS
+  builder = tfds.builder(tfds_builder.BUILDER_NAME, data_dir=tfds_dir(task_dir))
   src = builder.as_data_source()["train"]
   rows = sorted((src[i] for i in range(len(src))), key=lambda r: int(r["key"]))
   if not rows:

@@ -4,12 +4,15 @@
 full training state (model, optimiser, epoch, early-stopping counters) so an
 interrupted run resumes; ``predictor.json`` holds everything a prediction needs
 besides the weights (targets, model shape, standardisation, calibration, each
-task's default base and learner).
+task's default base and learner) and the SHA-256 of every file of the best
+checkpoint. ``load_meta`` and ``restore_model`` check both before use, so a
+damaged predictor is refused in one line that names the file and what to do.
 """
 
 from __future__ import annotations
 
 import collections
+import glob
 import json
 import os
 
@@ -22,6 +25,22 @@ from metaval.predictor.model import ModelConfig, ValueModel
 from metaval.util import io
 
 META_FILE = "predictor.json"
+# Keys a prediction reads from ``predictor.json``.
+_META_KEYS = ("targets", "model", "features", "normalizer", "calibration", "coverage", "tasks")
+
+
+def _first_line(e: BaseException, limit: int = 200) -> str:
+  """The first line of an exception's message, cut to ``limit`` characters."""
+  text = str(e).strip()
+  line = text.splitlines()[0] if text else type(e).__name__
+  return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _fix_hint(workdir: str) -> str:
+  return (
+    f"retrain it (`metaval train --workdir {workdir}` with its config) "
+    "or restore the directory from a copy"
+  )
 
 
 def model_config(config, num_targets: int) -> ModelConfig:
@@ -57,14 +76,21 @@ class TrainingCheckpoints:
     step = self.latest.latest_step()
     if step is None:
       return None
-    restored = self.latest.restore(
-      step,
-      args=ocp.args.Composite(
-        model=ocp.args.StandardRestore(nnx.state(model)),
-        opt=ocp.args.StandardRestore(nnx.state(optimizer)),
-        meta=ocp.args.JsonRestore(),
-      ),
-    )
+    try:
+      restored = self.latest.restore(
+        step,
+        args=ocp.args.Composite(
+          model=ocp.args.StandardRestore(nnx.state(model)),
+          opt=ocp.args.StandardRestore(nnx.state(optimizer)),
+          meta=ocp.args.JsonRestore(),
+        ),
+      )
+    except Exception as e:  # noqa: BLE001  (TensorStore raises bare Exception on damaged data)
+      d = self.latest.directory
+      raise PredictorError(
+        f"cannot resume from the training checkpoint {d} ({type(e).__name__}: "
+        f"{_first_line(e)}); delete that directory to train from the start"
+      ) from e
     nnx.update(model, restored["model"])
     nnx.update(optimizer, restored["opt"])
     return dict(restored["meta"])
@@ -93,22 +119,101 @@ class TrainingCheckpoints:
       m.close()
 
 
-def restore_model(workdir: str, cfg: ModelConfig) -> ValueModel:
-  """The best checkpoint of ``workdir`` restored into a fresh ``ValueModel``."""
-  path = os.path.join(os.path.abspath(workdir), "checkpoints", "best")
+def _best_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), "checkpoints", "best")
+
+
+def checkpoint_checksums(workdir: str) -> dict[str, str]:
+  """Path relative to ``workdir`` -> SHA-256 of every file of the best checkpoint."""
+  root = os.path.abspath(workdir)
+  files = sorted(glob.glob(os.path.join(_best_dir(workdir), "**", "*"), recursive=True))
+  return {os.path.relpath(p, root): io.file_sha256(p) for p in files if os.path.isfile(p)}
+
+
+def verify_checkpoint(workdir: str, checksums: dict[str, str]) -> None:
+  """Checks the best checkpoint's files against the checksums ``predictor.json`` records.
+
+  Args:
+    workdir: the predictor's directory.
+    checksums: path relative to ``workdir`` -> SHA-256 (``checkpoint_checksums``).
+
+  Raises:
+    PredictorError: a file is missing or damaged (one line: the path and what to do).
+  """
+  for rel, expected in sorted(checksums.items()):
+    path = os.path.join(os.path.abspath(workdir), rel)
+    if not os.path.isfile(path):
+      raise PredictorError(f"predictor checkpoint file {path} is missing; {_fix_hint(workdir)}")
+    if io.file_sha256(path) != expected:
+      raise PredictorError(
+        f"predictor checkpoint file {path} is damaged (checksum mismatch); {_fix_hint(workdir)}"
+      )
+
+
+def restore_model(workdir: str, cfg: ModelConfig, checksums: dict | None = None) -> ValueModel:
+  """The best checkpoint of ``workdir`` restored into a fresh ``ValueModel``.
+
+  Args:
+    workdir: the predictor's (or training run's) directory.
+    cfg: the model's shape.
+    checksums: if given, the checkpoint is verified against them first
+      (``verify_checkpoint``; ``load_meta(workdir)["checkpoint"]``).
+
+  Returns:
+    The model.
+
+  Raises:
+    PredictorError: no checkpoint, or a damaged one (one line).
+  """
+  path = _best_dir(workdir)
   if not os.path.isdir(path):
     raise PredictorError(f"no trained predictor checkpoint under {path!r}")
+  if checksums:
+    verify_checkpoint(workdir, checksums)
   mngr = ocp.CheckpointManager(path)
   step = mngr.latest_step()
   if step is None:
     raise PredictorError(f"no trained predictor checkpoint under {path!r}")
   abstract = _abstract_model(cfg)
   graphdef, abstract_state = nnx.split(abstract)
-  restored = mngr.restore(
-    step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract_state))
-  )
-  mngr.close()
+  try:
+    restored = mngr.restore(
+      step, args=ocp.args.Composite(model=ocp.args.StandardRestore(abstract_state))
+    )
+  except Exception as e:  # noqa: BLE001  (TensorStore raises bare Exception on damaged data)
+    # The cause keeps the full TensorStore report; the user sees one line.
+    raise PredictorError(
+      f"cannot restore the predictor checkpoint {path} ({type(e).__name__}: {_first_line(e)}); "
+      f"{_fix_hint(workdir)}"
+    ) from e
+  finally:
+    mngr.close()
   return nnx.merge(graphdef, restored["model"])
+
+
+def load_meta(workdir: str) -> dict:
+  """Reads and checks ``predictor.json`` (everything a prediction needs but the weights).
+
+  Args:
+    workdir: the predictor's directory.
+
+  Returns:
+    The metadata dict; its ``"checkpoint"`` entry (absent in predictors saved
+    before checksums were recorded) holds the checkpoint's file checksums.
+
+  Raises:
+    PredictorError: the file is unreadable, not JSON, or lacks a required key.
+  """
+  path = os.path.join(workdir, META_FILE)
+  try:
+    with open(path, encoding="utf-8") as fh:
+      meta = json.load(fh)
+  except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    raise PredictorError(f"{path} is damaged ({_first_line(e)}); {_fix_hint(workdir)}") from None
+  missing = [k for k in _META_KEYS if not isinstance(meta, dict) or k not in meta]
+  if missing:
+    raise PredictorError(f"{path} is damaged (missing {', '.join(missing)}); {_fix_hint(workdir)}")
+  return meta
 
 
 def task_defaults(label_sets, targets) -> dict:
@@ -158,6 +263,8 @@ def save_meta(workdir, config, targets, norm, calib, defaults, extra=None):
     "coverage": float(config.interval),
     "tasks": defaults,
     "extra": extra or {},
+    # The best checkpoint is final here (the managers are closed): record its files.
+    "checkpoint": checkpoint_checksums(workdir),
   }
   io.write_text(os.path.join(workdir, META_FILE), json.dumps(meta, indent=1))
   return meta
