@@ -28,7 +28,7 @@ import numpy as np
 from flax import nnx
 from scipy import stats as sstats
 
-from metaval.data import TaskError, encode_set, get_task, read_set
+from metaval.data import TaskError, encode_set, get_task, read_set, samplers
 from metaval.data.validate import as_features, as_labels, first_line
 from metaval.errors import MetavalError
 from metaval.predictor import features as F
@@ -461,32 +461,13 @@ def demo_supplement(config, predictor: Predictor):
     if y is None:  # code windows: package 0 unless given
       y = np.zeros(len(np.atleast_2d(x)), np.int64)
     return encode_set(task, x, y), os.path.basename(sc.path)
-  try:
-    from metaval.data.samplers import sample_supplement
-  except ImportError:
-    raise QueryError("no supplement sampler available: set supplement.path") from None
   base_idx = np.asarray(info["base_indices"], np.int64)
   rng = np.random.default_rng(sc.seed)
   params = dict(sc.params) if sc.params else {}
   if sc.size:
     params.setdefault("size", sc.size)
-  supp = sample_supplement(sc.kind, task, base_idx, rng, **params)
-  return _supp_xy(supp, task), f"{sc.kind} ({json.dumps(params, sort_keys=True)})"
-
-
-def _supp_xy(supp, task):
-  """``(x, y)`` of whatever the sampler returns (object, dict or tuple)."""
-  if isinstance(supp, dict):
-    return supp["x"], supp["y"]
-  if isinstance(supp, (tuple, list)):
-    return supp[0], supp[1]
-  for xa, ya in (("x", "y"), ("supp_x", "supp_y")):
-    if hasattr(supp, xa):
-      return getattr(supp, xa), getattr(supp, ya)
-  if dataclasses.is_dataclass(supp) and hasattr(supp, "indices"):
-    idx = np.asarray(supp.indices)
-    return task.x[idx], task.y[idx]
-  raise QueryError(f"cannot read a supplement of type {type(supp).__name__}")
+  supp = samplers.sample_supplement(sc.kind, task, base_idx, rng, **params)
+  return (supp.x, supp.y), f"{sc.kind} ({json.dumps(params, sort_keys=True)})"
 
 
 def facts_for_config(config):
