@@ -95,17 +95,21 @@ def _e6(d, rng):
 
 def _e7(d, rng):
   names = ["a", "b", "copy_of_a"]
+  # "plain" in the games engine's keys, "deduped" in the keys of results saved before it.
   res = {
     pol: [
       {
         "method": m,
-        "names": names,
+        players: names,
         "values": rng.uniform(0, 0.1, 3).tolist(),
-        "seed_se": [0.01] * 3 if m != "arrival_order" else None,
+        seed_se: [0.01] * 3 if m != "arrival_order" else None,
       }
       for m in ("exact_shapley", "arrival_order")
     ]
-    for pol in ("plain", "deduped")
+    for pol, players, seed_se in (
+      ("plain", "players", "seed_stderr"),
+      ("deduped", "names", "seed_se"),
+    )
   }
   uio.write_json(d / "attribution.json", {"results": res})
   entries = [{"contributor": n, "payment": f"{p:.2f}"} for n, p in zip(names, (60, 40, 0))]

@@ -124,15 +124,27 @@ def e6_membership(workdir: str) -> list[str]:
 def e7_attribution(workdir: str) -> list[str]:
   """Contributor values per method and copy policy, and the royalty ledger's payments."""
   att = _json(workdir, "attribution.json")
+  # Results name players and seed errors "players"/"seed_stderr" (the games engine);
+  # results saved before it, "names"/"seed_se".
+  policies = {
+    pol: [
+      {
+        "method": m["method"],
+        "names": m.get("players", m.get("names")),
+        "values": m["values"],
+        "seed_se": m.get("seed_stderr", m.get("seed_se")),
+      }
+      for m in methods
+    ]
+    for pol, methods in att["results"].items()
+  }
   ledger = _json(workdir, "royalties.json")
   paid = {e["contributor"]: float(e["payment"]) for e in ledger["entries"]}
   # The ledger lists contributors alphabetically; draw them in the values' order.
-  order = [n for m in next(iter(att["results"].values()), []) for n in m["names"]]
+  order = [n for m in next(iter(policies.values()), []) for n in m["names"]]
   payments = {n: paid[n] for n in dict.fromkeys([*order, *paid]) if n in paid}
   currency = ledger["inputs"]["currency"]
-  return [
-    plots.attribution(att["results"], payments, currency, os.path.join(workdir, "attribution.png"))
-  ]
+  return [plots.attribution(policies, payments, currency, os.path.join(workdir, "attribution.png"))]
 
 
 FIGURES = {
