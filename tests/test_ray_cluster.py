@@ -17,6 +17,9 @@ from metaval.errors import MetavalError
 from metaval.labeling import generate, load_labels
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A private test cluster: no token authentication (newer Ray enables it for `ray start`,
+# and every client would then need the token).
+_NO_TOKEN = {"RAY_AUTH_MODE": "disabled"}
 
 
 def _free_port() -> int:
@@ -25,7 +28,7 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
-def _wait_for_head(address: str, proc: subprocess.Popen, log: str, timeout: float = 180) -> None:
+def _wait_for_head(address: str, proc: subprocess.Popen, log: str, timeout: float = 300) -> None:
   """Polls ``ray status --address`` until the head answers (or fails the test)."""
   ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
   deadline = time.time() + timeout
@@ -33,7 +36,11 @@ def _wait_for_head(address: str, proc: subprocess.Popen, log: str, timeout: floa
     if proc.poll() is not None:
       pytest.fail(f"ray start --head exited with {proc.returncode}: {open(log).read()[-2000:]}")
     status = subprocess.run(
-      [ray_cli, "status", "--address", address], capture_output=True, text=True, timeout=60
+      [ray_cli, "status", "--address", address],
+      capture_output=True,
+      text=True,
+      timeout=120,
+      env={**os.environ, **_NO_TOKEN},
     )
     if status.returncode == 0 and "CPU" in status.stdout:
       return
@@ -55,7 +62,7 @@ def ray_head():
   temp_dir = tempfile.mkdtemp(prefix="mvray-", dir="/tmp")
   log = os.path.join(temp_dir, "head.log")
   ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
-  env = {**os.environ, "PYTHONPATH": REPO, "RAY_USAGE_STATS_ENABLED": "0"}
+  env = {**os.environ, **_NO_TOKEN, "PYTHONPATH": REPO, "RAY_USAGE_STATS_ENABLED": "0"}
   cmd = [
     ray_cli, "start", "--head", "--block", "--num-cpus", "2", "--port", str(port),
     "--temp-dir", temp_dir, "--include-dashboard", "false", "--disable-usage-stats",
@@ -87,7 +94,7 @@ def ray_head():
 @pytest.mark.slow
 def test_shards_on_a_started_cluster_equal_the_local_backend(tmp_path, ray_head):
   workdir = tmp_path / "cluster"
-  env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
+  env = {**os.environ, **_NO_TOKEN, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
   cmd = [
     sys.executable, "-m", "metaval", "generate", "--config", "labels:tiny",
     "--config.backend=ray", f"--config.ray_address={ray_head}", "--workdir", str(workdir),
