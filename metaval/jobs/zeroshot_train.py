@@ -54,8 +54,11 @@ def all_labels(pc, workdir: str, seed: int) -> list:
   tasks = []
   for d in filter(None, (s.strip() for s in pc.from_prior.split(","))):
     tasks += labels_lib.from_prior(d)
+  labels_dir = pc.labels_dir or os.path.join(workdir, "labels")
   if pc.num_tasks:
-    tasks += make_labels(pc, pc.labels_dir or os.path.join(workdir, "labels"), seed)
+    tasks += make_labels(pc, labels_dir, seed)
+  elif os.path.isdir(labels_dir):  # num_tasks=0: use the labels already there
+    tasks += labels_lib.load_dir(labels_dir)
   return tasks
 
 

@@ -155,8 +155,8 @@ def net_predict(model: ValueNet, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
   return np.asarray(score), np.asarray(gain) / 10.0
 
 
-def fit_gbm(x, gain, group, seed: int = 0, max_iter: int = 300):
-  """Gradient boosting on the same features: ``(rank model, gain model)``."""
+def fit_gbm(x, gain, group, seed: int = 0, max_iter: int = 300, gain_head: bool = True):
+  """Gradient boosting on the same features: ``(rank model, gain model or None)``."""
   from sklearn.ensemble import HistGradientBoostingRegressor
 
   rank = within_rank(gain, group)
@@ -165,5 +165,7 @@ def fit_gbm(x, gain, group, seed: int = 0, max_iter: int = 300):
   with threadpoolctl.threadpool_limits(1):
     return (
       HistGradientBoostingRegressor(**kw).fit(x, rank),
-      HistGradientBoostingRegressor(loss="absolute_error", **kw).fit(x, gain),
+      HistGradientBoostingRegressor(loss="absolute_error", **kw).fit(x, gain)
+      if gain_head
+      else None,
     )
