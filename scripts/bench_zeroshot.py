@@ -56,10 +56,12 @@ def main() -> None:
       times.append(time.perf_counter() - t0)
     out[f"query_ms_p50_S{n_s}"] = 1e3 * float(np.median(times))
     out[f"query_ms_p90_S{n_s}"] = 1e3 * float(np.percentile(times, 90))
+    print(f"|S| = {n_s}: p50 {out[f'query_ms_p50_S{n_s}']:.1f} ms", flush=True)
   sets = [_raw(rng, 50, width, classes, centres) for _ in range(100)]
   t0 = time.perf_counter()
   p.rank(sets, base=base, eval=ev)
   out["rank_sets_per_s"] = len(sets) / (time.perf_counter() - t0)
+  print(f"rank: {out['rank_sets_per_s']:.0f} sets/s", flush=True)
 
   # The label it replaces: MLP-256, K paired seeds, B (1,000) vs B ∪ S (100).
   x = np.r_[base[0], ev[0]].astype(np.float32)

@@ -38,7 +38,7 @@ class NetConfig:
 
   hidden: int = 128
   depth: int = 2
-  steps: int = 3000
+  steps: int = 1500
   lr: float = 2e-3
   weight_decay: float = 1e-4
   groups_per_batch: int = 32

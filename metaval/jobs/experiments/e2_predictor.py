@@ -11,7 +11,6 @@ tasks only; the real tasks are never seen in training or selection.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -96,8 +95,6 @@ def run(mode: str, workdir: str) -> Result:
     if not os.path.exists(path):
       raise MetavalError(f"no trained zero-shot table at {path}; run: {TRAIN_COMMAND}")
     prior = T.Table.load(path)
-    net = json.load(open(os.path.join(TRAINED, "model", "zeroshot.json")))["net"]
-    cfg.model.steps = net["steps"]
     real_dir = os.path.join(TRAINED, "real_labels")
   net_cfg = M.NetConfig(seed=cfg.seed, **dict(cfg.model))
   real = _real_labels(real_dir, REAL[:1] if quick else REAL, quick)
