@@ -184,6 +184,9 @@ def test_tiny_prior_run_stores_rebuildable_labels_and_resumes(tmp_path):
   assert np.all(np.abs(tab["d_accuracy"]) <= 1)
   for row in range(len(out)):
     arr = out.pair_arrays(row)
+    again = out.pair_arrays(row, redraw=True)  # redrawn from seeds: the same arrays
+    for k in arr:
+      np.testing.assert_array_equal(arr[k], again[k])
     assert len(arr["x_base"]) == out.n_base[row] and len(arr["y_supp"]) == out.n_supp[row]
     assert arr["x_supp"].shape[1] == arr["x_eval"].shape[1] == out.specs[out.task_seed[row]].dim
   # A rerun finds every shard done and returns the same labels.

@@ -1,14 +1,14 @@
 """``metaval prior``: label a prior of generated tasks, resumable, in parallel.
 
-Tasks are grouped by shape signature (``metaval.prior.labels.signature``: classes
-and padded width) and cut into shards of ``tasks_per_shard`` tasks; a shard is a pure
-function of ``(config, its task seeds)``. Each worker process takes one whole
-signature group at a time, so it compiles that group's training programs once and
-reuses them for every task in it; groups go out largest first. A worker writes each
-finished shard atomically (``metaval.labeling.storage.write_shard``); a rerun skips
-finished shards, so a crash loses at most the shards in flight. The progress bar
-counts finished shard files.
-"""
+Tasks are grouped by shape bucket (``metaval.prior.labels.signature``: classes and
+padded width; tasks of one bucket share compiled training programs) and cut into
+shards of ``tasks_per_shard`` tasks; a shard is a pure function of ``(config, its
+task seeds)``. Shards are dealt round-robin over the buckets, so a partial run already
+covers every bucket, and with ``jax_cache`` a program compiled by one worker is loaded
+(not compiled again) by the others and by later runs. A worker writes each finished
+shard atomically (``metaval.labeling.storage.write_shard``); a rerun skips finished
+shards, so a crash loses at most the shards in flight. The progress bar counts
+finished shard files."""
 
 from __future__ import annotations
 
@@ -63,11 +63,11 @@ def check_config(config) -> None:
   generator.sample_spec(int(config.first_task), **dict(config.ranges))
 
 
-def plan(config) -> list[list[tuple[int, list[int]]]]:
-  """The shards, grouped by signature: ``[[(shard id, task seeds), ...], ...]``.
+def plan(config) -> list[tuple[int, list[int]]]:
+  """The shards as ``(shard id, task seeds)``, in the order they are run.
 
-  Shard ids follow (signature, seed) order, so they are stable for a config.
-  Groups are returned largest first (the order workers take them).
+  Shard ids follow (bucket, seed) order, so they are stable for a config; the run
+  order deals one shard of each bucket per round, largest buckets first.
   """
   seeds = range(int(config.first_task), int(config.first_task) + int(config.num_tasks))
   by_sig: dict[tuple, list[int]] = {}
@@ -81,11 +81,13 @@ def plan(config) -> list[list[tuple[int, list[int]]]]:
       group.append((sid, by_sig[sig][j : j + per]))
       sid += 1
     groups.append(group)
-  return sorted(groups, key=lambda g: -sum(len(t) for _, t in g))
+  groups.sort(key=lambda g: -len(g))
+  return [g[r] for r in range(len(groups[0])) for g in groups if r < len(g)]
 
 
-def run_group(cfg: dict, workdir: str, group) -> tuple[int, float]:
-  """Labels one signature group's unfinished shards, writing each as it finishes.
+def run_shards(cfg: dict, workdir: str, shards) -> tuple[int, float]:
+  """Labels the unfinished ones of ``shards`` (``(id, task seeds)``), writing each as it
+  finishes.
 
   Returns:
     ``(labels written, CPU seconds of this process)``: with single-threaded XLA
@@ -93,7 +95,7 @@ def run_group(cfg: dict, workdir: str, group) -> tuple[int, float]:
   """
   done = label_storage.finished_shards(workdir)
   n, cpu0 = 0, time.process_time()
-  for sid, seeds in group:
+  for sid, seeds in shards:
     if sid in done:
       continue
     rec = prior_labels.run_shard(cfg, seeds)
@@ -131,13 +133,11 @@ def generate(config, workdir: str) -> prior_storage.PriorLabels:
   """
   check_config(config)
   _prepare(workdir, config)
-  groups = plan(config)
-  n_shards = sum(len(g) for g in groups)
+  shards = plan(config)
   done = label_storage.finished_shards(workdir)
-  todo = [[(s, t) for s, t in g if s not in done] for g in groups]
-  todo = [g for g in todo if g]
+  todo = [(s, t) for s, t in shards if s not in done]
   labels_per_task = int(config.pairs_per_task) * len(config.learners)
-  sizes = {s: len(t) for g in groups for s, t in g}
+  sizes = {s: len(t) for s, t in shards}
   # JAX's persistent compilation cache (read at start-up by the spawned workers): a
   # resumed or repeated run loads each bucket's programs instead of compiling them.
   cache = os.path.abspath(os.path.join(workdir, "jax_cache")) if config.jax_cache else None
@@ -145,18 +145,18 @@ def generate(config, workdir: str) -> prior_storage.PriorLabels:
   from tqdm import tqdm
 
   t0 = time.perf_counter()
-  with tqdm(total=n_shards, initial=len(done), unit="shard", disable=not config.progress) as bar:
+  with tqdm(total=len(shards), initial=len(done), unit="shard", disable=not config.progress) as bar:
     workers, results = int(config.local_workers), []
     if workers <= 0:
-      for g in todo:
-        results.append(run_group(cfg, workdir, g))
+      for shard in todo:
+        results.append(run_shards(cfg, workdir, [shard]))
         bar.update(len(label_storage.finished_shards(workdir)) - bar.n)
     elif todo:
       with (
         _env("JAX_COMPILATION_CACHE_DIR", cache),
         pipeline.shard_pool(min(workers, len(todo))) as pool,
       ):
-        futs = [pool.submit(run_group, cfg, workdir, g) for g in todo]
+        futs = [pool.submit(run_shards, cfg, workdir, [shard]) for shard in todo]
         while not all(f.done() for f in futs):
           cf.wait(futs, timeout=2.0, return_when=cf.FIRST_COMPLETED)
           bar.update(len(label_storage.finished_shards(workdir)) - bar.n)

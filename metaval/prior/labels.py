@@ -132,7 +132,7 @@ def run_shard(cfg, task_seeds) -> dict[str, np.ndarray]:
   """
   cfg = ml_collections.ConfigDict(cfg if isinstance(cfg, dict) else cfg.to_dict())
   rows = {k: [] for k in ("task_seed", "pair_index", "kind", "recipe", "x_sum")}
-  bases, sidx, sy, mb, mf, specs = [], [], [], [], [], []
+  bases, sidx, sy, synth, mb, mf, specs = [], [], [], [], [], [], []
   for seed in task_seeds:
     out = label_task(cfg, int(seed))
     p, supps = out["pairs"], out["supplements"]
@@ -147,6 +147,7 @@ def run_shard(cfg, task_seeds) -> dict[str, np.ndarray]:
       bases.append(p.base(i))
       sidx.append(s.pool_indices)
       sy.append(s.y)
+      synth.append(np.asarray(s.x[s.pool_indices < 0], np.float32).reshape(-1))
     mb.append(out["metric_base"])
     mf.append(out["metric_full"])
   specs_l = learner_specs(cfg)
@@ -164,6 +165,10 @@ def run_shard(cfg, task_seeds) -> dict[str, np.ndarray]:
     "supp_idx_flat": np.concatenate(sidx).astype(np.int32),
     "supp_y_flat": np.concatenate(sy).astype(np.int32),
     "supp_off": _offsets(sy),
+    # S's synthetic inputs (rows with pool index -1), flattened per pair: readers get
+    # S without redrawing it (pool points are rows of the rebuilt task).
+    "synth_x_flat": np.concatenate(synth),
+    "synth_off": _offsets(synth),
     "learner": np.array([n for n, _ in specs_l]),
     "learner_spec": np.array(learners),
     "metric_names": np.array(METRICS),

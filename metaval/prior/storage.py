@@ -4,9 +4,10 @@ A prior run's ``<workdir>`` holds ``config.json`` (the config, fingerprinted for
 resumes) and ``shards/shard-NNNNN.npz``, one per group of tasks
 (``metaval.prior.labels.run_shard``). ``load_prior(workdir)`` concatenates them into
 a ``PriorLabels``: one row per (task, pair), the learner ladder on a second axis.
-Arrays of B, S and the evaluation set are not stored: ``pair_arrays(i)`` rebuilds
-the task from its spec and redraws S from its seed, checked against stored labels,
-pool indices and a checksum of S's inputs.
+Only S's synthetic inputs are stored (pool points are indices): ``pair_arrays(i)``
+rebuilds the task from its spec (cached) and assembles B, S and the evaluation set;
+with ``redraw=True`` it redraws S from its seed instead and checks it against the
+stored labels, pool indices, synthetic inputs and a checksum of S's inputs.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class PriorLabels:
     base_indices: per pair, B's pool indices.
     supp_indices: per pair, S's pool indices (-1 for synthetic points).
     supp_y: per pair, S's labels as trained on.
+    synth_x: per pair, S's synthetic inputs ``[n_synthetic, d]`` (pool index -1).
     x_sum: ``[P]`` sum of S's inputs (float64), to check a redraw.
     learners: the L learner names (the ladder).
     learner_specs: per learner, its spec (JSON).
@@ -59,6 +61,7 @@ class PriorLabels:
   base_indices: list[np.ndarray]
   supp_indices: list[np.ndarray]
   supp_y: list[np.ndarray]
+  synth_x: list[np.ndarray]
   x_sum: np.ndarray
   learners: list[str]
   learner_specs: list[str]
@@ -114,34 +117,44 @@ class PriorLabels:
     """The ``Task`` of pair ``row`` (rebuilt from its spec; cached)."""
     return _task(self.specs[int(self.task_seed[row])])
 
-  def pair_arrays(self, row: int) -> dict[str, np.ndarray]:
-    """Pair ``row``'s arrays in the task's standardised space, redrawn and checked.
+  def pair_arrays(self, row: int, redraw: bool = False) -> dict[str, np.ndarray]:
+    """Pair ``row``'s arrays in the task's standardised space.
+
+    Args:
+      row: the pair's row.
+      redraw: redraw S from its seed (and check it against what is stored) instead
+        of assembling it from the stored indices and synthetic inputs.
 
     Returns:
       ``x_base``, ``y_base``, ``x_supp``, ``y_supp``, ``x_eval``, ``y_eval``.
 
     Raises:
-      MetavalError: the redrawn supplement differs from the stored one (e.g. a
+      MetavalError: a redrawn supplement differs from the stored one (e.g. a
         different numpy changed a random stream).
     """
     task = self.task(row)
-    base = self.base_indices[row]
-    cfg = ml_collections.ConfigDict(self.config)
-    supp = prior_pairs.draw_supplement(task, base, cfg, int(self.pair_index[row]), self.kind[row])
-    ok = (
-      supp.kind == self.kind[row]
-      and np.array_equal(supp.y, self.supp_y[row])
-      and np.array_equal(supp.pool_indices, self.supp_indices[row])
-      and np.isclose(float(np.asarray(supp.x, np.float64).sum()), self.x_sum[row], atol=1e-6)
-    )
-    if not ok:
-      raise MetavalError(f"pair {row}: the redrawn supplement differs from the stored labels")
+    base, idx = self.base_indices[row], self.supp_indices[row]
+    x_supp = np.zeros((len(idx), task.feature_dim), np.float32)
+    x_supp[idx >= 0] = task.x[idx[idx >= 0]]
+    x_supp[idx < 0] = self.synth_x[row]
+    if redraw:
+      cfg = ml_collections.ConfigDict(self.config)
+      supp = prior_pairs.draw_supplement(task, base, cfg, int(self.pair_index[row]), self.kind[row])
+      ok = (
+        supp.kind == self.kind[row]
+        and np.array_equal(supp.y, self.supp_y[row])
+        and np.array_equal(supp.pool_indices, idx)
+        and np.array_equal(supp.x, x_supp)
+        and np.isclose(float(np.asarray(supp.x, np.float64).sum()), self.x_sum[row], atol=1e-6)
+      )
+      if not ok:
+        raise MetavalError(f"pair {row}: the redrawn supplement differs from the stored labels")
     x_eval, y_eval = task.evals["test"]
     return {
       "x_base": task.x[base],
       "y_base": task.y[base],
-      "x_supp": supp.x,
-      "y_supp": supp.y,
+      "x_supp": x_supp,
+      "y_supp": self.supp_y[row],
       "x_eval": x_eval,
       "y_eval": y_eval,
     }
@@ -179,12 +192,13 @@ def load_prior(workdir: str) -> PriorLabels:
     config = json.load(fh)
   recs = [label_storage.read_shard(f) for f in files]
   cat = lambda k: np.concatenate([r[k] for r in recs])  # noqa: E731
-  ragged = {k: [] for k in ("base", "supp_idx", "supp_y")}
+  ragged = {k: [] for k in ("base", "supp_idx", "supp_y", "synth")}
   specs = {}
   for r in recs:
     ragged["base"] += _split(r["base_flat"], r["base_off"])
     ragged["supp_idx"] += _split(r["supp_idx_flat"], r["supp_off"])
     ragged["supp_y"] += _split(r["supp_y_flat"], r["supp_off"])
+    ragged["synth"] += _split(r["synth_x_flat"], r["synth_off"])
     for s, js in zip(r["task_seeds"], r["task_specs"], strict=True):
       specs[int(s)] = generator.TaskSpec.from_json(str(js))
   return PriorLabels(
@@ -198,6 +212,10 @@ def load_prior(workdir: str) -> PriorLabels:
     base_indices=ragged["base"],
     supp_indices=ragged["supp_idx"],
     supp_y=ragged["supp_y"],
+    synth_x=[
+      x.reshape(-1, specs[int(t)].dim)
+      for x, t in zip(ragged["synth"], cat("task_seed"), strict=True)
+    ],
     x_sum=cat("x_sum"),
     learners=[str(v) for v in recs[0]["learner"]],
     learner_specs=[str(v) for v in recs[0]["learner_spec"]],
