@@ -18,6 +18,7 @@ both in the task's raw input space.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.resources
 import json
 import os
@@ -88,6 +89,12 @@ def holdout_split(y: np.ndarray, share: float = HOLDOUT, seed: int = 0):
   if len(held) == 0:
     raise ZeroShotError("the base set is too small to hold out an evaluation set; pass eval=")
   return keep, held
+
+
+@functools.lru_cache(maxsize=64)
+def _num_params(spec: LearnerSpec, width: int, classes: int) -> int:
+  # ``num_params`` initialises the learner in JAX (about a tenth of a second): once per shape.
+  return num_params(spec, width, classes)
 
 
 def _builtin(name: str):
@@ -168,7 +175,7 @@ class ZeroShotPredictor:
     """``[n, F]`` raw features of each supplement and the query's context facts."""
     ctx, name = self.context(base, eval)
     spec = parse_learner(learner)
-    params = num_params(spec, ctx.xb.shape[1], ctx.k - 1)
+    params = _num_params(spec, ctx.xb.shape[1], ctx.k - 1)
     spec_d = spec.to_dict()
     rows = np.stack([ctx.features(s, spec_d, params) for s in supplements])
     return rows, {"ctx": ctx, "name": name, "spec": spec_d, "params": params}
