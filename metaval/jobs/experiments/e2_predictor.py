@@ -119,7 +119,7 @@ def run(mode: str, workdir: str) -> Result:
   for split, (scores, n) in E.splits(prior, net_cfg, seed=cfg.seed).items():
     rows += _rows(split, n, scores)
     notes.append(
-      f"{split}: network {scores['network']:.3f}, gradient boosting "
+      f"{split}: network {scores.get('network', float('nan')):.3f}, gradient boosting "
       f"{scores['gradient boosting']:.3f}, ridge {scores['ridge']:.3f}, "
       f"ceiling {scores['ceiling']:.3f}."
     )
