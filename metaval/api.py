@@ -428,8 +428,22 @@ def novel_points(xs, ys, xb, yb, radius: float = 0.0) -> np.ndarray:
   return novelty.repeats(xs, ys, xb, yb, radius).keep
 
 
-def load_predictor(path: str) -> Predictor:
-  """Loads a predictor trained by ``metaval train`` (its workdir)."""
+def load_predictor(path: str | None = None):
+  """Loads a value predictor.
+
+  Args:
+    path: ``None`` for the zero-shot model shipped with the package, a folder
+      written by ``metaval zeroshot-train`` (it holds ``zeroshot.json``), or the
+      workdir of ``metaval train``.
+
+  Returns:
+    A ``metaval.zeroshot.ZeroShotPredictor`` (raw arrays of any task) or a
+    ``Predictor`` (the tasks it was trained on).
+  """
+  from metaval import zeroshot
+
+  if path is None or zeroshot.is_model_dir(path):
+    return zeroshot.load(path)
   return Predictor(path)
 
 

@@ -105,7 +105,7 @@ def test_every_command_runs_a_job_with_a_packaged_default_config():
   from metaval.jobs import COMMANDS
 
   jobs = [j for e in COMMANDS.values() for j in (e.values() if isinstance(e, dict) else [e])]
-  assert len(jobs) == 14
+  assert len(jobs) == 15
   for job in jobs:
     assert callable(job.load()), job
     load_config_file(job.default_config)  # the default is a packaged name, not a repo path

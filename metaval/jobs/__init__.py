@@ -54,6 +54,11 @@ COMMANDS: dict[str, Job | dict[str, Job]] = {
     "evaluate", "predictor:quick", "score the predictor on held-out splits against baselines"
   ),
   "value": Job("value", "value:quick", "value a supplemental set with a trained predictor"),
+  "zeroshot-train": Job(
+    "zeroshot_train",
+    "zeroshot:quick",
+    "label a prior of generated tasks and train the zero-shot value model",
+  ),
   "report": Job("report", "value:quick", "write a Nutrition Facts label (JSON, HTML, PNG)"),
   "baselines": Job(
     "baselines",

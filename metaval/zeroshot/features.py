@@ -1,0 +1,353 @@
+"""Query-time evidence for the zero-shot value model, defined for every tabular task.
+
+A ``Context`` holds what depends on the base set B and the evaluation set T alone —
+B's standardisation, its Gram matrix, class sums, distances from T to B, optimal-
+transport samples, the relational statistics of ``metaval.predictor.features`` —
+so that valuing one supplement S costs only S's own updates:
+
+* **cheap retrains**: ridge (one-vs-rest least squares, closed form: B's Gram matrix
+  plus S's), k-NN (1 and 5 neighbours, a Gaussian kernel), nearest centroid and a
+  few-step softmax regression, each fitted on B and on B ∪ S and scored on T. Their
+  gains are features and, one by one, the baselines the model must beat.
+* **optimal transport** (POT): how much closer B ∪ S is to T than B, with and without
+  a label-mismatch cost, and S's own distance to T.
+* **relational set statistics** (duplicates, label agreement with B's neighbours,
+  spread, class balance; ``metaval.predictor.features``).
+* **scale**: sizes, width, classes, the base accuracies (headroom) and the learner.
+
+Inputs are raw: B's mean and standard deviation standardise B, S and T.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import ot
+
+from metaval.errors import MetavalError
+from metaval.predictor import features as PF
+
+MAX_CLASSES = 50  # labels beyond this many distinct classes are refused
+MAX_WIDTH = 128  # wider inputs are projected on B's top principal components
+MAX_EVAL = 300  # evaluation points the proxies score on (stratified subsample)
+OT_POINTS = 32  # points per side of each transport problem
+RIDGE = 1.0  # ridge penalty of the least-squares proxy (standardised inputs)
+LOGIT_STEPS = 25  # gradient steps of the softmax-regression proxy
+LOGIT_LR = 0.5
+
+# The single-proxy gains (each also a baseline in E2), in feature order.
+PROXIES = (
+  "ridge_acc",
+  "ridge_margin",
+  "knn1_acc",
+  "knn5_acc",
+  "kernel_ll",
+  "centroid_acc",
+  "logit_acc",
+  "logit_ll",
+  "ot_gain",
+  "ot_label_gain",
+)
+OTHER = (
+  "ot_supp_ratio",
+  "log_n_base",
+  "log_n_supp",
+  "log_ratio",
+  "log_width",
+  "log_classes",
+  "base_ridge_acc",
+  "base_knn5_acc",
+  "base_logit_acc",
+  "chance",
+  "unknown_label_share",
+)
+FEATURE_NAMES = (
+  PROXIES
+  + OTHER
+  + tuple(f"set_{i}" for i in range(PF.SET_DIM))
+  + tuple(f"learner_{i}" for i in range(PF.LEARNER_DIM))
+)
+
+
+class FeatureError(MetavalError):
+  """A zero-shot query's arrays are malformed."""
+
+
+def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
+  """``(x, y)`` or ``{"x", "y"}`` -> float64 ``[n, d]`` and label ``[n]`` arrays."""
+  if isinstance(data, dict):
+    if "x" not in data or "y" not in data:
+      raise FeatureError(f"{what} as a dict needs 'x' and 'y' entries")
+    x, y = data["x"], data["y"]
+  elif isinstance(data, (tuple, list)) and len(data) == 2:
+    x, y = data
+  else:
+    raise FeatureError(f"{what} must be a pair (x, y) of arrays")
+  try:
+    x = np.asarray(x, np.float64)
+  except (TypeError, ValueError):
+    raise FeatureError(f"{what} inputs are not numeric") from None
+  if x.ndim == 1:
+    x = x[:, None]
+  if x.ndim != 2:
+    raise FeatureError(f"{what} inputs must be 2-D [n, features]; got shape {x.shape}")
+  y = np.asarray(y).reshape(-1)
+  if len(x) == 0:
+    raise FeatureError(f"{what} is empty")
+  if len(y) != len(x):
+    raise FeatureError(f"{what} has {len(x)} inputs but {len(y)} labels")
+  if not np.all(np.isfinite(x)):
+    raise FeatureError(f"{what} inputs contain NaN or infinite values")
+  return x, y
+
+
+def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """Squared distances ``[n_a, n_b]``; without ``PF.sqdist``'s thread-pool guard, which
+  costs more (about 2 ms a call) than the small products of one query."""
+  d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
+  return np.maximum(d, 0.0)
+
+
+def _onehot(y: np.ndarray, k: int) -> np.ndarray:
+  out = np.zeros((len(y), k))
+  out[np.arange(len(y)), y] = 1.0
+  return out
+
+
+def _stratified(y: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
+  """``m`` indices of ``y`` drawn class by class in proportion (all if ``len(y) <= m``)."""
+  if len(y) <= m:
+    return np.arange(len(y))
+  idx = []
+  for c in np.unique(y):
+    members = np.flatnonzero(y == c)
+    take = max(1, round(m * len(members) / len(y)))
+    idx.append(rng.choice(members, min(take, len(members)), replace=False))
+  return np.sort(np.concatenate(idx))
+
+
+def _softmax_fit(x1, y1h, w, steps=LOGIT_STEPS, lr=LOGIT_LR, init=None):
+  """A few full-batch gradient steps of weighted softmax regression from ``init``."""
+  wts = w / w.sum()
+  theta = np.zeros((x1.shape[1], y1h.shape[1])) if init is None else init.copy()
+  for _ in range(steps):
+    z = x1 @ theta
+    z -= z.max(1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(1, keepdims=True)
+    theta -= lr * (x1.T @ ((p - y1h) * wts[:, None]) + 1e-3 * theta)
+  return theta
+
+
+class Context:
+  """What every query against one (B, T) pair reuses; ``features(S)`` values one S.
+
+  Args:
+    base: ``(x_B, y_B)`` raw inputs and labels of the base set.
+    eval: ``(x_T, y_T)`` the evaluation set; scored on at most ``MAX_EVAL`` of its
+      points (a stratified subsample).
+    seed: seed of the subsamples.
+  """
+
+  def __init__(self, base, eval, seed: int = 0):
+    xb, yb = as_arrays(base, "base")
+    xe, ye = as_arrays(eval, "eval")
+    if xe.shape[1] != xb.shape[1]:
+      raise FeatureError(f"eval has {xe.shape[1]} features but base has {xb.shape[1]}")
+    self.classes = np.unique(np.concatenate([yb, ye]))
+    if len(self.classes) > MAX_CLASSES:
+      raise FeatureError(f"{len(self.classes)} classes; the zero-shot model takes <= {MAX_CLASSES}")
+    rng = np.random.default_rng(seed)
+    self.width = xb.shape[1]
+    self.mu = xb.mean(0)
+    sd = xb.std(0)
+    self.sd = np.where(sd > 1e-8, sd, 1.0)  # constant columns stay centred, unscaled
+    self.proj = None
+    if self.width > MAX_WIDTH:  # B's principal directions: a B-only, query-free map
+      z = (xb - self.mu) / self.sd
+      self.proj = np.linalg.svd(z, full_matrices=False)[2][:MAX_WIDTH].T
+    self.k = len(self.classes) + 1  # the last id: a label B and T never use
+    self.xb, self.yb = self.transform(xb), self.labels(yb)
+    keep = _stratified(ye, MAX_EVAL, rng)
+    self.xe, self.ye = self.transform(xe[keep]), self.labels(ye[keep])
+    self.n_b = len(self.yb)
+    self._prepare(rng)
+
+  # -- inputs ------------------------------------------------------------------
+
+  def transform(self, x: np.ndarray) -> np.ndarray:
+    """Raw inputs -> B-standardised (and, for wide inputs, projected) inputs."""
+    z = (np.asarray(x, np.float64) - self.mu) / self.sd
+    return z @ self.proj if self.proj is not None else z
+
+  def labels(self, y: np.ndarray) -> np.ndarray:
+    """Raw labels -> class ids; labels B and T never use map to the extra id."""
+    y = np.asarray(y).reshape(-1)
+    pos = np.searchsorted(self.classes, y)
+    pos = np.minimum(pos, len(self.classes) - 1)
+    known = self.classes[pos] == y
+    return np.where(known, pos, self.k - 1).astype(np.int64)
+
+  # -- B's cache -----------------------------------------------------------------
+
+  def _prepare(self, rng):
+    xb1 = np.c_[self.xb, np.ones(self.n_b)]
+    self.xe1 = np.c_[self.xe, np.ones(len(self.ye))]
+    yb1h = _onehot(self.yb, self.k)
+    self.gram = xb1.T @ xb1
+    self.rhs = xb1.T @ yb1h
+    self.sums = yb1h.T @ self.xb  # [k, d] class sums (nearest centroid)
+    self.counts = yb1h.sum(0)
+    self.d_eb = _sqdist(self.xe, self.xb)  # [n_T, n_B]
+    d_bb = _sqdist(self.xb[: min(self.n_b, 256)], self.xb)
+    d_bb[d_bb <= 1e-12] = np.inf
+    self.bw = float(np.median(d_bb.min(1))) if np.isfinite(d_bb).any() else 1.0
+    self.bw = max(self.bw, 1e-6)
+    self.xb1, self.yb1h = xb1, yb1h
+    # kNN on B ∪ S only needs B's own 5 nearest per T point: cache them.
+    nn = self._nearest(self.d_eb)
+    self.nn_d = np.take_along_axis(self.d_eb, nn, 1)
+    self.nn_y = self.yb[nn]
+    self.mass_b = self._kernel_mass(self.d_eb, self.yb)
+    self.theta_b = _softmax_fit(xb1, yb1h, np.ones(self.n_b))
+    self.base_scores = {
+      "ridge": self._ridge(self.gram, self.rhs),
+      "knn": self._knn(self.nn_d, self.nn_y),
+      "kernel": self._kernel_ll(self.mass_b),
+      "centroid": self._centroid(self.sums, self.counts),
+      "logit": self._logit_score(self.theta_b),
+    }
+    # B's side of the logistic proxy takes as many further steps as B ∪ S does.
+    self.logit_b = self._logit_score(_softmax_fit(xb1, yb1h, np.ones(self.n_b), init=self.theta_b))
+    self.ot_b = self.xb[_stratified(self.yb, OT_POINTS, rng)]
+    self.ot_by = self.yb[_stratified(self.yb, OT_POINTS, rng)]
+    self.ot_e = _stratified(self.ye, OT_POINTS, rng)
+    self.ot_scale = max(float(np.median(_sqdist(self.xe[self.ot_e], self.ot_b))), 1e-6)
+    self.ot_base = self._ot(self.ot_b, self.ot_by, None)
+    self.rel_stats = PF.base_stats(self.xb.astype(np.float32), self.yb, self.k)
+    # ``set_features`` reads only the task's kind and width.
+    self._shim = types.SimpleNamespace(kind="classification", x=np.empty((0, self.xb.shape[1])))
+    self._rng = rng
+
+  # -- proxies -------------------------------------------------------------------
+
+  def _ridge(self, gram, rhs):
+    reg = RIDGE * np.eye(len(gram))
+    reg[-1, -1] = 0.0  # the bias is not penalised
+    w = np.linalg.solve(gram + reg, rhs)
+    s = self.xe1 @ w
+    true = s[np.arange(len(s)), self.ye]
+    s_other = s.copy()
+    s_other[np.arange(len(s)), self.ye] = -np.inf
+    margin = np.clip(true - s_other.max(1), -1.0, 1.0)
+    return np.array([(s.argmax(1) == self.ye).mean(), margin.mean()])
+
+  def _knn(self, d, lab):
+    """1-NN and 5-NN accuracy on T from candidate distances and labels ``[n_T, m]``."""
+    kk = min(5, d.shape[1])
+    nn = np.argsort(d, 1)[:, :kk]
+    y = np.take_along_axis(lab, nn, 1)  # [n_T, kk] nearest first
+    votes = np.zeros((len(d), self.k))
+    np.add.at(votes, (np.repeat(np.arange(len(d)), kk), y.reshape(-1)), 1.0)
+    return np.array([(y[:, 0] == self.ye).mean(), (votes.argmax(1) == self.ye).mean()])
+
+  def _nearest(self, d, kk=5):
+    """Indices of each row's ``kk`` nearest columns (unsorted)."""
+    kk = min(kk, d.shape[1])
+    return np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < d.shape[1] else np.argsort(d, 1)
+
+  def _kernel_mass(self, d, y):
+    """``[n_T, k]`` Gaussian-kernel class mass (bandwidth: B's median NN distance)."""
+    return np.exp(-0.5 * np.minimum(d / self.bw, 50.0)) @ _onehot(y, self.k)
+
+  def _kernel_ll(self, mass):
+    p = (mass + 1e-3) / (mass.sum(1, keepdims=True) + 1e-3 * self.k)
+    return np.array([np.log(p[np.arange(len(p)), self.ye]).mean()])
+
+  def _centroid(self, sums, counts):
+    present = counts > 0
+    cent = sums[present] / counts[present, None]
+    ids = np.flatnonzero(present)
+    pred = ids[_sqdist(self.xe, cent).argmin(1)]
+    return np.array([(pred == self.ye).mean()])
+
+  def _logit_score(self, theta):
+    z = self.xe1 @ theta
+    z -= z.max(1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return np.array([(z.argmax(1) == self.ye).mean(), logp[np.arange(len(z)), self.ye].mean()])
+
+  def _ot(self, xs, ys, weights, labelled=True):
+    """Exact transport cost from points ``xs`` (mass ``weights``) to T's OT sample."""
+    xe, ye = self.xe[self.ot_e], self.ye[self.ot_e]
+    m = _sqdist(xs, xe) / self.ot_scale
+    a = np.full(len(xs), 1.0 / len(xs)) if weights is None else weights
+    b = np.full(len(xe), 1.0 / len(xe))
+    plain = float(ot.emd2(a, b, m))
+    if not labelled:
+      return np.array([plain, 0.0])
+    return np.array([plain, float(ot.emd2(a, b, m + (ys[:, None] != ye[None, :])))])
+
+  # -- one supplement ------------------------------------------------------------
+
+  def features(self, supplemental, learner: dict, learner_params: int) -> np.ndarray:
+    """``[len(FEATURE_NAMES)]`` features of one supplement (raw ``(x_S, y_S)``).
+
+    Args:
+      supplemental: ``(x_S, y_S)`` raw inputs and labels, same width as B.
+      learner: the learner's spec as a dict (``LearnerSpec`` fields).
+      learner_params: its parameter count on this task.
+
+    Returns:
+      float32 feature vector (``FEATURE_NAMES`` order).
+    """
+    xs_raw, ys_raw = as_arrays(supplemental, "supplemental")
+    if xs_raw.shape[1] != self.width:
+      raise FeatureError(f"supplemental has {xs_raw.shape[1]} features but base has {self.width}")
+    xs, ys = self.transform(xs_raw), self.labels(ys_raw)
+    n_s = len(ys)
+    xs1 = np.c_[xs, np.ones(n_s)]
+    ys1h = _onehot(ys, self.k)
+    base = self.base_scores
+    ridge = self._ridge(self.gram + xs1.T @ xs1, self.rhs + xs1.T @ ys1h) - base["ridge"]
+    d_es = _sqdist(self.xe, xs)
+    nn = self._nearest(d_es)
+    cand_d = np.concatenate([self.nn_d, np.take_along_axis(d_es, nn, 1)], 1)
+    knn = self._knn(cand_d, np.concatenate([self.nn_y, ys[nn]], 1)) - base["knn"]
+    kern = self._kernel_ll(self.mass_b + self._kernel_mass(d_es, ys)) - base["kernel"]
+    cent = self._centroid(self.sums + ys1h.T @ xs, self.counts + ys1h.sum(0)) - base["centroid"]
+    # B ∪ S starts from B's solution, as the label engine's convex learners do.
+    theta = _softmax_fit(
+      np.r_[self.xb1, xs1], np.r_[self.yb1h, ys1h], np.ones(self.n_b + n_s), init=self.theta_b
+    )
+    logit = self._logit_score(theta) - self.logit_b
+    pick = _stratified(ys, OT_POINTS, self._rng)
+    share = n_s / (n_s + self.n_b)
+    w = np.r_[
+      np.full(len(self.ot_b), (1 - share) / len(self.ot_b)), np.full(len(pick), share / len(pick))
+    ]
+    ot_union = self._ot(np.r_[self.ot_b, xs[pick]], np.r_[self.ot_by, ys[pick]], w)
+    ot_s = self._ot(xs[pick], ys[pick], None, labelled=False)
+    rel = PF.relational(xs.astype(np.float32), ys, self.rel_stats, is_base=False)
+    # proxies=False: the kNN proxies on B's probe points repeat the eval-set kNN gains
+    # above at several times their cost.
+    sets = PF.set_features(xs.astype(np.float32), ys, rel, self.rel_stats, self._shim, False)
+    learn = PF.learner_features(learner, learner_params)
+    other = [
+      np.log((ot_s[0] + 1e-6) / (self.ot_base[0] + 1e-6)),
+      np.log(self.n_b),
+      np.log(n_s),
+      np.log(n_s / self.n_b),
+      np.log(self.width),
+      np.log(self.k - 1),
+      base["ridge"][0],
+      base["knn"][1],
+      base["logit"][0],
+      1.0 / (self.k - 1),
+      float((ys == self.k - 1).mean()),
+    ]
+    f = np.concatenate(
+      [ridge, knn, kern, cent, logit, self.ot_base - ot_union, other, sets, learn]
+    ).astype(np.float32)
+    return np.nan_to_num(f, nan=0.0, posinf=10.0, neginf=-10.0)

@@ -1,0 +1,266 @@
+"""``ZeroShotPredictor``: value any tabular supplement from raw arrays.
+
+Example::
+
+  import metaval
+  p = metaval.load_predictor()  # the model shipped inside the package
+  facts = p.value((x_s, y_s), base=(x_b, y_b), eval=(x_t, y_t), learner="mlp32")
+  print(facts.text())
+
+``base`` and ``eval`` are raw arrays of any width (at most ``MAX_CLASSES`` classes);
+B's own mean and standard deviation standardise every set. Without ``eval`` a
+stratified quarter of B (seeded) is held out as the evaluation set and the value
+is that of S for the remaining three quarters. ``base`` may also name a built-in
+task (``"wine"``): its training pool is B and its test set is the evaluation set,
+both in the task's raw input space.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib.resources
+import json
+import os
+import pickle
+
+import numpy as np
+
+from metaval.errors import MetavalError
+from metaval.learners.models import LearnerSpec, SpecError, num_params
+from metaval.report.facts import NutritionFacts, TargetValue
+from metaval.zeroshot import features as Z
+from metaval.zeroshot import model as M
+
+META = "zeroshot.json"
+WEIGHTS = "weights.npz"
+GBM = "gbm.pkl"
+DEFAULT_LEARNER = "mlp32"
+HOLDOUT = 0.25  # share of B held out as the evaluation set when none is given
+
+
+class ZeroShotError(MetavalError):
+  """A zero-shot query or model file is malformed."""
+
+
+def default_path() -> str:
+  """The folder of the model shipped inside the package."""
+  return str(importlib.resources.files("metaval.zeroshot") / "default")
+
+
+def is_model_dir(path: str) -> bool:
+  """True when ``path`` holds a zero-shot model (its ``zeroshot.json``)."""
+  return os.path.isfile(os.path.join(path, META))
+
+
+def parse_learner(learner) -> LearnerSpec:
+  """``None`` | ``"linear"`` | ``"mlp32"`` / ``"mlp64x2"`` | dict | ``LearnerSpec`` -> spec."""
+  if learner is None:
+    learner = DEFAULT_LEARNER
+  if isinstance(learner, LearnerSpec):
+    return learner
+  try:
+    if isinstance(learner, dict):
+      fields = {f.name for f in dataclasses.fields(LearnerSpec)}
+      return LearnerSpec(**{k: v for k, v in learner.items() if k in fields})
+    if isinstance(learner, str):
+      if learner == "linear":
+        return LearnerSpec(family="linear", steps=150)
+      if learner.startswith("mlp"):
+        width, _, depth = learner[3:].partition("x")
+        return LearnerSpec(family="mlp", width=int(width), depth=int(depth or 1), steps=150)
+  except (ValueError, TypeError, SpecError) as e:
+    raise ZeroShotError(f"bad learner {learner!r}: {e}") from None
+  raise ZeroShotError(
+    f"learner must be 'linear', 'mlp<width>[x<depth>]', a dict or a LearnerSpec; got {learner!r}"
+  )
+
+
+def holdout_split(y: np.ndarray, share: float = HOLDOUT, seed: int = 0):
+  """Stratified ``(keep, held_out)`` indices of B (at least one kept per class)."""
+  rng = np.random.default_rng(seed)
+  keep, held = [], []
+  for c in np.unique(y):
+    idx = rng.permutation(np.flatnonzero(y == c))
+    n_held = int(round(share * len(idx))) if len(idx) > 1 else 0
+    held.append(idx[:n_held])
+    keep.append(idx[n_held:])
+  keep, held = np.sort(np.concatenate(keep)), np.sort(np.concatenate(held))
+  if len(held) == 0:
+    raise ZeroShotError("the base set is too small to hold out an evaluation set; pass eval=")
+  return keep, held
+
+
+@functools.lru_cache(maxsize=64)
+def _num_params(spec: LearnerSpec, width: int, classes: int) -> int:
+  # ``num_params`` initialises the learner in JAX (about a tenth of a second): once per shape.
+  return num_params(spec, width, classes)
+
+
+def _builtin(name: str):
+  """A built-in task's raw training pool and raw test set."""
+  from metaval.data import get_task
+
+  task = get_task(name)
+  if task.kind != "classification" or task.transform is None:
+    raise ZeroShotError(f"task {name!r} is not a tabular classification task with raw inputs")
+  classes = np.asarray(task.classes) if task.classes else None
+  x_t, y_t = task.evals["test"]
+
+  def raw(x, y):
+    return task.decode(x), (classes[y] if classes is not None else y)
+
+  return raw(task.x, task.y), raw(x_t, y_t)
+
+
+class ZeroShotPredictor:
+  """The zero-shot value model (see the module docstring; ``load`` builds one)."""
+
+  def __init__(self, path: str | None = None):
+    path = default_path() if path is None else path
+    if not is_model_dir(path):
+      raise ZeroShotError(f"no zero-shot model at {path!r} (missing {META})")
+    with open(os.path.join(path, META)) as f:
+      self.meta = json.load(f)
+    if tuple(self.meta["features"]) != Z.FEATURE_NAMES:
+      raise ZeroShotError(f"model at {path!r} was trained on other features; retrain it")
+    self.path = path
+    self.kind = self.meta["kind"]
+    self.mean = np.asarray(self.meta["feature_mean"], np.float32)
+    self.sd = np.asarray(self.meta["feature_sd"], np.float32)
+    self.half_width = float(self.meta["interval_half_width"])
+    self.coverage = float(self.meta["coverage"])
+    if self.kind == "net":
+      with np.load(os.path.join(path, WEIGHTS)) as w:
+        arrays = dict(w)
+      cfg = M.NetConfig(**self.meta["net"])
+      self.net = M.from_arrays(arrays, len(Z.FEATURE_NAMES), cfg)
+      import jax
+      from flax import nnx
+
+      graphdef, state = nnx.split(self.net)
+      fwd = jax.jit(lambda st, x: nnx.merge(graphdef, st)(x))
+      self._forward = lambda x: tuple(np.asarray(a) for a in fwd(state, x))
+    elif self.kind == "gbm":
+      with open(os.path.join(path, GBM), "rb") as f:
+        self.gbm = pickle.load(f)
+    else:
+      raise ZeroShotError(f"unknown zero-shot model kind {self.kind!r}")
+    self._ctx, self._ctx_key = None, None
+
+  # -- inputs --------------------------------------------------------------------
+
+  def context(self, base, eval=None) -> tuple[Z.Context, str]:
+    """The ``Context`` of a (B, T) pair (the last one is cached) and the task's name."""
+    name = "user data"
+    if isinstance(base, str):
+      name = base
+      base, builtin_eval = _builtin(base)
+      eval = builtin_eval if eval is None else eval
+    xb, yb = Z.as_arrays(base, "base")
+    key = [xb.tobytes(), np.asarray(yb).tobytes()]
+    if eval is None:
+      keep, held = holdout_split(yb)
+      eval, base = (xb[held], yb[held]), (xb[keep], yb[keep])
+      name += f" (eval: {HOLDOUT:.0%} of B held out)"
+    else:
+      xe, ye = Z.as_arrays(eval, "eval")
+      key += [xe.tobytes(), np.asarray(ye).tobytes()]
+    key = hash(tuple(key))
+    if self._ctx_key != key:
+      self._ctx, self._ctx_key = Z.Context(base, eval), key
+    return self._ctx, name
+
+  def featurize(self, supplements, base, eval=None, learner=None) -> tuple[np.ndarray, dict]:
+    """``[n, F]`` raw features of each supplement and the query's context facts."""
+    ctx, name = self.context(base, eval)
+    spec = parse_learner(learner)
+    params = _num_params(spec, ctx.xb.shape[1], ctx.k - 1)
+    spec_d = spec.to_dict()
+    rows = np.stack([ctx.features(s, spec_d, params) for s in supplements])
+    return rows, {"ctx": ctx, "name": name, "spec": spec_d, "params": params}
+
+  def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(score, gain)`` per feature row: the ranking score and the raw-gain estimate."""
+    x = np.clip((rows - self.mean) / self.sd, -10, 10).astype(np.float32)
+    if self.kind == "net":
+      score, gain = self._forward(x)
+      return score, gain / 10.0
+    rank_m, gain_m = self.gbm
+    return rank_m.predict(x), gain_m.predict(x)
+
+  # -- queries -------------------------------------------------------------------
+
+  def value(self, supplemental, base, eval=None, learner=None, name: str = "supplemental set"):
+    """The Nutrition Facts of one supplement.
+
+    Args:
+      supplemental: ``(x_S, y_S)`` raw inputs and labels (same width as B).
+      base: ``(x_B, y_B)`` raw arrays, or a built-in task name.
+      eval: ``(x_T, y_T)`` the set the gain is measured on (default: a stratified
+        quarter of B held out).
+      learner: ``"linear"``, ``"mlp<width>[x<depth>]"``, a dict or a ``LearnerSpec``.
+      name: the label's title.
+
+    Returns:
+      ``NutritionFacts`` with the predicted gain in accuracy, its interval and sign.
+    """
+    return self.rank([supplemental], base, eval, learner, names=[name])[0][1]
+
+  def rank(self, supplements, base, eval=None, learner=None, names=None):
+    """Values several supplements against one (B, T); best first.
+
+    Args:
+      supplements: a list of ``(x_S, y_S)``.
+      base: as in ``value``.
+      eval: as in ``value``.
+      learner: as in ``value``.
+      names: optional titles, one per supplement.
+
+    Returns:
+      A list of ``(index, NutritionFacts)`` ordered by the ranking score, best first.
+    """
+    supplements = list(supplements)
+    if not supplements:
+      raise ZeroShotError("no supplements to value")
+    rows, q = self.featurize(supplements, base, eval, learner)
+    score, gain = self.predict(rows)
+    names = names or [f"supplement {i}" for i in range(len(supplements))]
+    facts = [self._facts(rows[i], gain[i], score[i], q, names[i]) for i in range(len(rows))]
+    order = np.argsort(-score, kind="stable")
+    return [(int(i), facts[i]) for i in order]
+
+  def _facts(self, row, gain, score, q, name) -> NutritionFacts:
+    ctx = q["ctx"]
+    n_s = int(round(np.exp(row[Z.FEATURE_NAMES.index("log_n_supp")])))
+    lo, hi = float(gain) - self.half_width, float(gain) + self.half_width
+    warnings = []
+    if hi < 0:
+      warnings.append("predicted to hurt: the whole interval is below zero")
+    proxies = {p: float(row[i]) for i, p in enumerate(Z.PROXIES)}
+    return NutritionFacts(
+      task=q["name"],
+      supplement_size=n_s,
+      base_size=ctx.n_b,
+      learner=q["spec"],
+      learner_params=int(q["params"]),
+      coverage=self.coverage,
+      targets=[
+        TargetValue(
+          metric="eval/accuracy",
+          value=float(gain),
+          low=lo,
+          high=hi,
+          base_metric=float(ctx.base_scores["logit"][0]),
+        )
+      ],
+      warnings=warnings,
+      diagnostics={"score": float(score), "sign": int(np.sign(gain)), "proxies": proxies},
+      predictor=f"zero-shot ({self.kind}) {self.path}",
+      name=name,
+    )
+
+
+def load(path: str | None = None) -> ZeroShotPredictor:
+  """The zero-shot model at ``path`` (default: the one shipped with the package)."""
+  return ZeroShotPredictor(path)

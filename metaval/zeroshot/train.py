@@ -1,0 +1,233 @@
+"""Training the zero-shot value model on a prior of generated tasks.
+
+``table(labels)`` featurises every labelled pair (one ``Context`` per base, the
+learner's descriptor swapped in per learner) into a ``Table``; ``select_and_fit``
+splits the tasks into training and validation (grouped by task, never by pair),
+fits the network and gradient boosting, scores both and every single proxy by the
+mean within-group Spearman correlation on the validation tasks, keeps the better
+model and calibrates its interval there (split conformal); ``save`` writes the
+model folder that ``ZeroShotPredictor`` loads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import shutil
+
+import numpy as np
+from scipy import stats
+
+from metaval.errors import MetavalError
+from metaval.predictor import features as PF
+from metaval.util import io
+from metaval.zeroshot import features as Z
+from metaval.zeroshot import model as M
+from metaval.zeroshot.labels import TaskLabels
+from metaval.zeroshot.predictor import GBM, META, WEIGHTS
+
+_LEARNER = slice(len(Z.FEATURE_NAMES) - PF.LEARNER_DIM, len(Z.FEATURE_NAMES))
+
+
+@dataclasses.dataclass
+class Table:
+  """Featurised labelled pairs, one row per (pair, learner).
+
+  Attributes:
+    x: ``[R, F]`` raw features (``FEATURE_NAMES``).
+    gain: ``[R]`` mean retraining gain in accuracy.
+    split_a: ``[R]`` gain over the first half of the seeds.
+    split_b: ``[R]`` gain over the second half.
+    task: ``[R]`` task id.
+    group: ``[R]`` ranking group (task and learner).
+    kind: ``[R]`` supplement kind.
+    learner: ``[R]`` learner name.
+    source: ``[R]`` the task's name (e.g. its prior kind).
+  """
+
+  x: np.ndarray
+  gain: np.ndarray
+  split_a: np.ndarray
+  split_b: np.ndarray
+  task: np.ndarray
+  group: np.ndarray
+  kind: np.ndarray
+  learner: np.ndarray
+  source: np.ndarray
+
+  def select(self, m) -> Table:
+    return Table(**{f.name: getattr(self, f.name)[m] for f in dataclasses.fields(self)})
+
+  def save(self, path: str) -> None:
+    io.save_npz(path, **dataclasses.asdict(self))
+
+  @classmethod
+  def load(cls, path: str) -> Table:
+    with np.load(path, allow_pickle=False) as z:
+      return cls(**{f.name: z[f.name] for f in dataclasses.fields(cls)})
+
+
+def task_rows(tl: TaskLabels, index: int | None = None) -> Table:
+  """The rows of one task's labels (``index``: its id in the table, default its ``task_id``)."""
+  index = tl.task_id if index is None else index
+  rows, meta = [], []
+  for b, base in enumerate(tl.bases):
+    members = np.flatnonzero(tl.base_of == b)
+    if members.size == 0:
+      continue
+    ctx = Z.Context(base, (tl.x_eval, tl.y_eval), seed=tl.task_id)
+    for i in members:
+      f = ctx.features(tl.supp[i], tl.learners[0], tl.learner_params[0])
+      for j, spec in enumerate(tl.learners):
+        g = f.copy()
+        g[_LEARNER] = PF.learner_features(spec, tl.learner_params[j])
+        rows.append(g)
+        meta.append((i, j))
+  idx = np.asarray(meta).reshape(-1, 2)
+  p, j = idx[:, 0], idx[:, 1]
+  names = np.asarray([s["name"] for s in tl.learners])
+  return Table(
+    x=np.stack(rows).astype(np.float32),
+    gain=tl.gain[p, j].astype(np.float32),
+    split_a=tl.split_a[p, j].astype(np.float32),
+    split_b=tl.split_b[p, j].astype(np.float32),
+    task=np.full(len(p), index),
+    group=index * 16 + j,
+    kind=tl.kind[p].astype(str),
+    learner=names[j].astype(str),
+    source=np.full(len(p), tl.name).astype(str),
+  )
+
+
+def table(labels: list[TaskLabels]) -> Table:
+  """Every task's rows, concatenated (tasks numbered by their position in ``labels``)."""
+  if not labels:
+    raise MetavalError("no labelled tasks to featurise")
+  parts = [task_rows(tl, i) for i, tl in enumerate(labels)]
+  return Table(
+    **{
+      f.name: np.concatenate([getattr(t, f.name) for t in parts]) for f in dataclasses.fields(Table)
+    }
+  )
+
+
+def group_spearman(pred: np.ndarray, gain: np.ndarray, group: np.ndarray) -> float:
+  """Mean Spearman correlation inside groups (groups with < 4 pairs or no spread skipped)."""
+  vals = []
+  for g in np.unique(group):
+    m = group == g
+    if m.sum() < 4 or np.ptp(gain[m]) == 0 or np.ptp(pred[m]) == 0:
+      continue
+    vals.append(stats.spearmanr(pred[m], gain[m])[0])
+  return float(np.mean(vals)) if vals else float("nan")
+
+
+@dataclasses.dataclass
+class Fitted:
+  """A fitted model and how it standardises its features."""
+
+  kind: str  # "net" or "gbm"
+  mean: np.ndarray
+  sd: np.ndarray
+  net: M.ValueNet | None = None
+  net_cfg: M.NetConfig | None = None
+  gbm: tuple | None = None
+
+  def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(score, gain)`` for raw feature rows."""
+    z = np.clip((x - self.mean) / self.sd, -10, 10).astype(np.float32)
+    if self.kind == "net":
+      return M.net_predict(self.net, z)
+    return self.gbm[0].predict(z), self.gbm[1].predict(z)
+
+
+def fit(t: Table, kind: str, net_cfg: M.NetConfig, seed: int = 0) -> Fitted:
+  """Fits one model kind on a table."""
+  mean = t.x.mean(0)
+  sd = t.x.std(0) + 1e-6
+  z = np.clip((t.x - mean) / sd, -10, 10).astype(np.float32)
+  if kind == "net":
+    return Fitted(kind, mean, sd, net=M.fit_net(z, t.gain, t.group, net_cfg), net_cfg=net_cfg)
+  if kind == "gbm":
+    return Fitted(kind, mean, sd, gbm=M.fit_gbm(z, t.gain, t.group, seed))
+  raise MetavalError(f"unknown model kind {kind!r}; use 'net' or 'gbm'")
+
+
+def task_split(t: Table, val_share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+  """Boolean ``(train, val)`` row masks with whole tasks on one side."""
+  tasks = np.unique(t.task)
+  rng = np.random.default_rng(seed)
+  val_tasks = rng.choice(tasks, max(1, int(round(val_share * len(tasks)))), replace=False)
+  val = np.isin(t.task, val_tasks)
+  return ~val, val
+
+
+def select_and_fit(t: Table, net_cfg: M.NetConfig, val_share=0.2, coverage=0.9, seed=0):
+  """Fits both model kinds on the training tasks; keeps the better on validation tasks.
+
+  Returns:
+    ``(Fitted, report)``; ``report`` holds the validation Spearman of each model and
+    proxy, the interval half-width and its coverage on the validation tasks.
+  """
+  train_m, val_m = task_split(t, val_share, seed)
+  tr, va = t.select(train_m), t.select(val_m)
+  report = {"train_rows": int(train_m.sum()), "val_rows": int(val_m.sum())}
+  report["train_tasks"] = int(len(np.unique(tr.task)))
+  report["val_tasks"] = int(len(np.unique(va.task)))
+  fitted, scores = {}, {}
+  for kind in ("net", "gbm"):
+    fitted[kind] = fit(tr, kind, net_cfg, seed)
+    scores[kind] = group_spearman(fitted[kind].predict(va.x)[0], va.gain, va.group)
+  for j, name in enumerate(Z.PROXIES):
+    scores[name] = group_spearman(va.x[:, j], va.gain, va.group)
+  best = max(("net", "gbm"), key=lambda k: np.nan_to_num(scores[k], nan=-2.0))
+  chosen = fitted[best]
+  resid = np.abs(chosen.predict(va.x)[1] - va.gain)
+  # Split conformal: the ceil((n + 1) * coverage)-th smallest residual.
+  n = len(resid)
+  half = float(np.sort(resid)[min(n - 1, int(np.ceil((n + 1) * coverage)) - 1)])
+  report.update(
+    chosen=best,
+    val_spearman={k: round(v, 4) for k, v in scores.items()},
+    interval_half_width=half,
+    coverage=coverage,
+    val_ceiling=group_spearman(va.split_a, va.split_b, va.group),
+  )
+  return chosen, report
+
+
+def save(fitted: Fitted, report: dict, out: str) -> str:
+  """Writes the model folder (``zeroshot.json`` and the weights) to ``out``."""
+  os.makedirs(out, exist_ok=True)
+  for stale in (WEIGHTS, GBM):
+    if os.path.exists(os.path.join(out, stale)):
+      os.remove(os.path.join(out, stale))
+  meta = {
+    "kind": fitted.kind,
+    "features": list(Z.FEATURE_NAMES),
+    "feature_mean": fitted.mean.tolist(),
+    "feature_sd": fitted.sd.tolist(),
+    "interval_half_width": report["interval_half_width"],
+    "coverage": report["coverage"],
+    "net": dataclasses.asdict(fitted.net_cfg) if fitted.net_cfg else None,
+    "report": report,
+  }
+  if fitted.kind == "net":
+    io.save_npz(os.path.join(out, WEIGHTS), **M.to_arrays(fitted.net))
+  else:
+    with io.atomic_write(os.path.join(out, GBM), "wb") as f:
+      f.write(pickle.dumps(fitted.gbm))
+  io.write_json(os.path.join(out, META), meta)
+  return out
+
+
+def ship(out: str, package_dir: str) -> None:
+  """Copies a trained model folder over the packaged default."""
+  os.makedirs(package_dir, exist_ok=True)
+  for name in (META, WEIGHTS, GBM):
+    dst = os.path.join(package_dir, name)
+    if os.path.exists(dst):
+      os.remove(dst)
+    if os.path.exists(os.path.join(out, name)):
+      shutil.copyfile(os.path.join(out, name), dst)

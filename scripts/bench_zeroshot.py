@@ -1,0 +1,88 @@
+"""Latency of the zero-shot value model vs the retraining label it replaces.
+
+  python scripts/bench_zeroshot.py             # a few minutes on 2 CPU cores
+  python scripts/bench_zeroshot.py --repeats 50 --label-seeds 4
+
+Measures, in one run (so the ratio is taken under the same machine load):
+* query p50/p90 of ``value()`` with |B| = 1,000 and |S| in {10, 100} on a 20-feature,
+  5-class raw task (B's context cached, as after the first query);
+* batched ``rank()`` throughput in sets per second (100 sets of |S| = 50);
+* the width-256 MLP retraining label with K paired seeds (B and B ∪ S trained by the
+  label engine, compiled program reused: the second of two calls is timed);
+and prints the ratio label / p50 next to the load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+import metaval
+from metaval.data.tasks import classification_task
+from metaval.learners.models import LearnerSpec
+from metaval.pairs.labels import label
+from metaval.pairs.pairs import Pairs
+from metaval.util.env import machine
+
+
+def _raw(rng, n, width, classes, centres):
+  y = rng.integers(0, classes, n)
+  return centres[y] + rng.normal(0, 1.0, (n, width)), y
+
+
+def main() -> None:
+  ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  ap.add_argument("--repeats", type=int, default=30)
+  ap.add_argument("--label-seeds", type=int, default=4)
+  ap.add_argument("--out", default="")
+  args = ap.parse_args()
+  rng = np.random.default_rng(0)
+  width, classes = 20, 5
+  centres = rng.normal(0, 1.5, (classes, width))
+  base = _raw(rng, 1000, width, classes, centres)
+  ev = _raw(rng, 300, width, classes, centres)
+  p = metaval.load_predictor()
+  out = {"machine": machine()}
+  p.value(_raw(rng, 10, width, classes, centres), base=base, eval=ev)  # B's context
+  for n_s in (10, 100):
+    times = []
+    for _ in range(args.repeats):
+      s = _raw(rng, n_s, width, classes, centres)
+      t0 = time.perf_counter()
+      p.value(s, base=base, eval=ev)
+      times.append(time.perf_counter() - t0)
+    out[f"query_ms_p50_S{n_s}"] = 1e3 * float(np.median(times))
+    out[f"query_ms_p90_S{n_s}"] = 1e3 * float(np.percentile(times, 90))
+    print(f"|S| = {n_s}: p50 {out[f'query_ms_p50_S{n_s}']:.1f} ms", flush=True)
+  sets = [_raw(rng, 50, width, classes, centres) for _ in range(100)]
+  t0 = time.perf_counter()
+  p.rank(sets, base=base, eval=ev)
+  out["rank_sets_per_s"] = len(sets) / (time.perf_counter() - t0)
+  print(f"rank: {out['rank_sets_per_s']:.0f} sets/s", flush=True)
+
+  # The label it replaces: MLP-256, K paired seeds, B (1,000) vs B ∪ S (100).
+  x = np.r_[base[0], ev[0]].astype(np.float32)
+  y = np.r_[base[1], ev[1]]
+  task = classification_task("bench", x[:1000], y[:1000], x_test=x[1000:], y_test=y[1000:])
+  s = _raw(rng, 100, width, classes, centres)
+  pairs = Pairs.from_lists(
+    [np.arange(1000)], [np.full(100, -1)], [s[0].astype(np.float32)], [s[1]], ["clean"]
+  )
+  spec = LearnerSpec(family="mlp", width=256, steps=200)
+  label(task, pairs, spec, num_seeds=args.label_seeds)  # compile
+  t0 = time.perf_counter()
+  label(task, pairs, spec, num_seeds=args.label_seeds)
+  out["label_mlp256_s"] = time.perf_counter() - t0
+  out["speedup_vs_label"] = out["label_mlp256_s"] / (out["query_ms_p50_S100"] / 1e3)
+  print(json.dumps(out, indent=2))
+  if args.out:
+    from metaval.util.io import write_json
+
+    write_json(args.out, out)
+
+
+if __name__ == "__main__":
+  main()

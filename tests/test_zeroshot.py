@@ -1,0 +1,230 @@
+"""The zero-shot value model: features, errors, training round trip and the Goodhart suite."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import metaval
+from metaval.errors import MetavalError
+from metaval.zeroshot import features as Z
+from metaval.zeroshot import model as M
+from metaval.zeroshot import train as T
+
+DRAWS = 5
+
+
+def _problem(seed: int, width: int = 10, classes: int = 3, n_base: int = 150, noise: float = 1.5):
+  """A raw (unstandardised) task: class clusters with offsets and scales per column."""
+  rng = np.random.default_rng(seed)
+  centres = rng.normal(0, 2.0, (classes, width))
+  scale = rng.uniform(0.5, 20.0, width)
+  offset = rng.normal(0, 50.0, width)
+
+  def draw(n):
+    y = rng.integers(0, classes, n)
+    x = (centres[y] + rng.normal(0, noise, (n, width))) * scale + offset
+    return x, y
+
+  return draw(n_base), draw(400), draw, rng
+
+
+def _attack_sets(base, draw, rng, n=100):
+  xb, yb = base
+  x_clean, y_clean = draw(n)
+  dup = rng.integers(0, len(xb), n)
+  lo, hi = xb.min(0), xb.max(0)
+  return {
+    "genuine": (x_clean, y_clean),
+    "random bits": (rng.uniform(lo, hi, (n, xb.shape[1])), rng.integers(0, yb.max() + 1, n)),
+    "couch": (np.repeat(xb.mean(0, keepdims=True), n, 0), np.zeros(n, np.int64)),
+    "duplicates": (xb[dup], yb[dup]),
+    "label noise": (x_clean, (y_clean + rng.integers(1, yb.max() + 1, n)) % (yb.max() + 1)),
+  }
+
+
+# -- features ----------------------------------------------------------------------
+
+
+def test_features_are_finite_and_deterministic():
+  base, ev, draw, _ = _problem(0)
+  s = draw(40)
+  spec = metaval.zeroshot.parse_learner("mlp32").to_dict()
+  f1 = Z.Context(base, ev).features(s, spec, 1000)
+  f2 = Z.Context(base, ev).features(s, spec, 1000)
+  assert f1.shape == (len(Z.FEATURE_NAMES),)
+  assert np.all(np.isfinite(f1))
+  np.testing.assert_allclose(f1, f2, rtol=1e-6, atol=1e-6)
+
+
+def test_clean_supplement_beats_flipped_labels_on_every_retrain_proxy():
+  spec = metaval.zeroshot.parse_learner("mlp32").to_dict()
+  for seed in range(3):
+    base, ev, draw, rng = _problem(seed, n_base=60)
+    sets = _attack_sets(base, draw, rng, n=150)
+    ctx = Z.Context(base, ev)
+    clean = ctx.features(sets["genuine"], spec, 1000)
+    noisy = ctx.features(sets["label noise"], spec, 1000)
+    for name in ("ridge_acc", "knn5_acc", "centroid_acc", "logit_ll"):
+      j = Z.FEATURE_NAMES.index(name)
+      assert clean[j] > noisy[j], (seed, name)
+
+
+def test_features_do_not_depend_on_the_raw_scale():
+  base, ev, draw, _ = _problem(1)
+  s = draw(30)
+  spec = metaval.zeroshot.parse_learner("mlp32").to_dict()
+  a = Z.Context(base, ev).features(s, spec, 1000)
+
+  def scaled(d):
+    return (d[0] * 1000.0 - 7.0, d[1])
+
+  b = Z.Context(scaled(base), scaled(ev)).features(scaled(s), spec, 1000)
+  np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
+# -- errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+  "supp, match",
+  [
+    ((np.zeros((5, 3)), np.zeros(5)), "features but base has"),
+    ((np.full((5, 10), np.nan), np.zeros(5)), "NaN"),
+    ((np.zeros((5, 10)), np.zeros(4)), "labels"),
+    ((np.zeros((0, 10)), np.zeros(0)), "empty"),
+    ("not arrays", "pair"),
+  ],
+)
+def test_bad_queries_are_one_line_errors(supp, match):
+  base, ev, _, _ = _problem(0)
+  p = metaval.load_predictor()
+  with pytest.raises(MetavalError, match=match) as e:
+    p.value(supp, base=base, eval=ev)
+  assert "\n" not in str(e.value)
+
+
+def test_bad_learner_and_too_many_classes():
+  base, ev, draw, _ = _problem(0)
+  p = metaval.load_predictor()
+  with pytest.raises(MetavalError, match="learner"):
+    p.value(draw(10), base=base, eval=ev, learner="resnet")
+  xb = np.random.default_rng(0).normal(size=(200, 4))
+  yb = np.arange(200) % (Z.MAX_CLASSES + 1)
+  with pytest.raises(MetavalError, match="classes"):
+    p.value((xb[:5], yb[:5]), base=(xb, yb), eval=(xb, yb))
+
+
+# -- the shipped model -------------------------------------------------------------
+
+
+def test_shipped_model_loads_and_values_raw_arrays():
+  base, ev, draw, _ = _problem(2)
+  p = metaval.load_predictor()
+  assert isinstance(p, metaval.zeroshot.ZeroShotPredictor)
+  facts = p.value(draw(50), base=base, eval=ev, learner="mlp32")
+  t = facts.targets[0]
+  assert t.low <= t.value <= t.high
+  assert facts.supplement_size == 50 and facts.base_size == len(base[1])
+  # Without eval a quarter of B is held out.
+  facts = p.value(draw(50), base=base)
+  assert facts.base_size < len(base[1])
+  ranked = p.rank([draw(20), draw(80)], base=base, eval=ev)
+  assert sorted(i for i, _ in ranked) == [0, 1]
+
+
+def test_builtin_task_name_is_a_shortcut():
+  from metaval.data import get_task
+
+  task = get_task("wine")
+  x_raw = task.decode(task.evals["test"][0][:20])
+  y_raw = np.asarray(task.classes)[task.evals["test"][1][:20]]
+  facts = metaval.load_predictor().value((x_raw, y_raw), base="wine")
+  assert facts.task == "wine"
+
+
+@pytest.mark.parametrize("attack", ["random bits", "couch", "duplicates", "label noise"])
+def test_goodhart_attacks_are_valued_below_genuine_data(attack):
+  p = metaval.load_predictor()
+  margins = []
+  for seed in range(DRAWS):
+    base, ev, draw, rng = _problem(100 + seed, n_base=40, noise=5.0)
+    sets = _attack_sets(base, draw, rng)
+    ranked = dict(p.rank([sets["genuine"], sets[attack]], base=base, eval=ev))
+    margins.append(ranked[0].targets[0].value - ranked[1].targets[0].value)
+    if attack in ("random bits", "couch"):  # pure junk: zero lies within its interval
+      assert ranked[1].targets[0].low <= 0.0, (seed, ranked[1].targets[0])
+  assert min(margins) > 0.01, margins
+
+
+# -- training round trip -----------------------------------------------------------
+
+
+def _toy_table(num_tasks=12, pairs=12, seed=0):
+  """Rows with real features whose gain follows the ridge proxy (plus noise)."""
+  rng = np.random.default_rng(seed)
+  spec = metaval.zeroshot.parse_learner("mlp32").to_dict()
+  rows, gains, tasks = [], [], []
+  for t in range(num_tasks):
+    base, ev, draw, r = _problem(500 + t, n_base=60)
+    ctx = Z.Context(base, ev)
+    for i in range(pairs):
+      sets = _attack_sets(base, draw, r, n=int(r.integers(10, 80)))
+      s = list(sets.values())[i % len(sets)]
+      f = ctx.features(s, spec, 1000)
+      rows.append(f)
+      gains.append(f[0] + rng.normal(0, 0.005))
+      tasks.append(t)
+  n = len(gains)
+  g = np.asarray(gains, np.float32)
+  return T.Table(
+    x=np.stack(rows),
+    gain=g,
+    split_a=g + rng.normal(0, 0.005, n).astype(np.float32),
+    split_b=g + rng.normal(0, 0.005, n).astype(np.float32),
+    task=np.asarray(tasks),
+    group=np.asarray(tasks) * 16,
+    kind=np.asarray(["k"] * n),
+    learner=np.asarray(["mlp32"] * n),
+    source=np.asarray(["toy"] * n),
+  )
+
+
+def test_select_fit_save_load_round_trip(tmp_path):
+  table = _toy_table()
+  fitted, report = T.select_and_fit(table, M.NetConfig(steps=300, hidden=32), val_share=0.34)
+  assert report["chosen"] in ("net", "gbm")
+  # The target follows a feature: the chosen model ranks held-out tasks well.
+  assert report["val_spearman"][report["chosen"]] > 0.6, report
+  out = T.save(fitted, report, str(tmp_path / "model"))
+  p = metaval.load_predictor(out)
+  x = table.x[:5]
+  np.testing.assert_allclose(p.predict(x)[0], fitted.predict(x)[0], rtol=1e-4, atol=1e-4)
+
+
+def test_within_rank_is_per_group():
+  r = M.within_rank(np.array([0.1, 0.3, 0.2, 5.0, -5.0]), np.array([0, 0, 0, 1, 1]))
+  np.testing.assert_allclose(r, [0.0, 1.0, 0.5, 1.0, 0.0])
+
+
+@pytest.mark.slow
+def test_zeroshot_train_job_end_to_end_on_a_tiny_prior(tmp_path):
+  from metaval.configlib import load
+  from metaval.jobs import zeroshot_train
+  from metaval.prior import job as prior_job
+
+  prior_dir = str(tmp_path / "prior")
+  prior_job.generate(load("prior:tiny"), prior_dir)
+  cfg = load(
+    "zeroshot:quick",
+    [
+      f"--config.prior.from_prior={prior_dir}",
+      "--config.prior.num_tasks=0",
+      "--config.model.steps=50",
+    ],
+  )
+  report = zeroshot_train.run(cfg, str(tmp_path / "zs"))
+  assert report["train_tasks"] >= 1 and report["val_tasks"] >= 1
+  p = metaval.load_predictor(str(tmp_path / "zs" / "model"))
+  base, ev, draw, _ = _problem(0)
+  assert np.isfinite(p.value(draw(20), base=base, eval=ev).targets[0].value)
