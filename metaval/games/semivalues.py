@@ -124,11 +124,18 @@ def walk_permutations(game: Game, perms: np.ndarray, *, block: int, rtol, max_le
     step = block if (per_batch is None or nxt < k) else max(block, per_batch // len(active))
     spans = [range(a[1] + 1, min(a[1] + step, max_len) + 1) for a in active]
     coal = np.zeros((sum(len(s) for s in spans), p), bool)
+    # Each new prefix may start its fit from the permutation's last evaluated prefix
+    # (a solved learner then needs only a few iterations to add up to ``block`` points).
+    parents = np.zeros_like(coal)
+    hinted = np.zeros(len(coal), bool)
     row = 0
     for a, span in zip(active, spans):
       for length in span:
         coal[row, perms[a[0], :length]] = True
+        parents[row, perms[a[0], : a[1]]] = True
+        hinted[row] = a[1] > 0
         row += 1
+    game.start_from(coal[hinted], parents[hinted])
     if u_full is None:
       coal = np.concatenate([ends, coal])
     fresh = game.fresh(coal)
