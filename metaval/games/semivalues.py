@@ -67,11 +67,15 @@ def start(game: Game) -> tuple[float, int, int]:
 
 
 def loo(game: Game) -> Valuation:
-  """Leave-one-out: ``U(all) - U(all but i)``; ``P + 1`` coalitions in one batch."""
+  """Leave-one-out: ``U(all) - U(all but i)``; ``P + 1`` coalitions (the full one first)."""
   s = start(game)
   p = game.num_players
   coal = np.ones((p + 1, p), bool)
   coal[np.arange(p), np.arange(p)] = False  # rows 0..P-1 drop one player; row P is full
+  # The full set first, so that a solved learner starts every leave-one-out fit from
+  # its solution (one point away); the same P + 1 coalitions either way.
+  game(coal[-1:])
+  game.start_from(coal[:-1], coal[-1:].repeat(p, 0))
   util = game(coal)
   u_empty = game.peek(np.zeros(p, bool))
   return finish("loo", game, util[-1] - util[:-1], np.zeros(p), s, u_empty=u_empty, u_full=util[-1])
