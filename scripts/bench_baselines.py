@@ -17,6 +17,16 @@ their values are averaged).
   .venv/bin/python scripts/bench_baselines.py --perms 64 --banzhaf-samples 4096
   .venv/bin/python scripts/bench_baselines.py --libs metaval --methods tmc_shapley
 
+metaval's learner is the same convex objective as the peers' logistic regression,
+solved to the same gradient tolerance (``solver="lbfgs"``, tol 1e-4, at most 100
+iterations); its game engine warm-starts every permutation prefix from the previous
+one and batches coalitions by training-set size (``metaval.games.utility``).
+``--solver adam`` runs the older stepped learner (100 Adam steps) instead. Compiled
+programs are kept in JAX's persistent cache (``--compile-cache``, default
+``runs/jax_cache``), so only a machine's first run pays for compilation; the table's
+meta says whether the cache was warm. Every row records the load average when it
+started (the machine may be shared).
+
 Fits are what each library trained: metaval counts requested coalitions
 (``fits``; padding to the batch shape is in the wall time, not the count); peers
 are counted by a wrapper around the model's ``fit`` (a byte appended to a file
@@ -323,6 +333,14 @@ def driver_main(a):
   from metaval.valuation import noisy
 
   os.makedirs(a.out, exist_ok=True)
+  if a.compile_cache:
+    # Compiled programs persist across runs (as the peers' imports and worker
+    # start-up are outside their timings); the first run on a machine compiles.
+    cache_dir = os.path.abspath(a.compile_cache)
+    was_warm = os.path.isdir(cache_dir) and bool(os.listdir(cache_dir))
+    jax.config.update("jax_compilation_cache_dir", cache_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   prob = noisy.noisy_problem("digits", n_train=a.n_train, noise_rate=a.noise, seed=a.seed)
   task = prob.task
   ex, ey = task.evals["test"]
@@ -330,7 +348,13 @@ def driver_main(a):
   io_lib.save_npz(
     data_path, x_train=task.x, y_train=task.y, x_test=ex, y_test=ey, is_noisy=prob.is_noisy
   )
-  spec = LearnerSpec("linear", steps=100, lr=0.05, l2=1e-3)
+  # The peers' learner is scikit-learn's LogisticRegression (L-BFGS, gradient
+  # tolerance 1e-4, at most 100 iterations); metaval solves the same convex objective
+  # with its own solver (same tolerance and bound), or steps Adam (--solver adam).
+  if a.solver == "adam":
+    spec = LearnerSpec("linear", steps=100, lr=0.05, l2=1e-3)
+  else:
+    spec = LearnerSpec("linear", steps=100, l2=1e-3, solver=a.solver, tol=1e-4)
   info = machine_info()
   print(
     f"[bench] {info['date']} {info['cpu']} x{info['nproc']} (load {info['load_avg_1m']:.1f}); "
@@ -348,10 +372,11 @@ def driver_main(a):
   methods = [m for m in METHODS if m in a.methods]
   for method in methods:
     for lib in a.libs:
+      load = os.getloadavg()[0]
       if lib == "metaval":
         v = games.value_points(method, task, spec, seed=a.seed, **opts[method])
         note = f"needed {v.fits_needed}" if v.fits_needed != v.fits else ""
-        results.append((method, lib, v.values, v.seconds, v.fits, note))
+        results.append((method, lib, v.values, v.seconds, v.fits, note, load))
       else:
         res_path = os.path.join(a.out, f"{lib}_{method}.json")
         cmd = [
@@ -371,15 +396,18 @@ def driver_main(a):
         if ok:
           with open(res_path) as f:
             r = json.load(f)
-          results.append((method, lib, np.asarray(r["values"]), r["wall_s"], r["fits"], ""))
+          vals = np.asarray(r["values"])
+          results.append((method, lib, vals, r["wall_s"], r["fits"], "", load))
         else:
-          results.append((method, lib, None, time.perf_counter() - t0, 0, f"failed: {err}"))
-      m, lib_, vals, secs, fits, note = results[-1]
+          res = (method, lib, None, time.perf_counter() - t0, 0, f"failed: {err}", load)
+          results.append(res)
+      m, lib_, vals, secs, fits, note, _ = results[-1]
       print(f"[bench] {m:13s} {lib_:12s} {secs:7.1f}s {fits:7d} fits {note}", flush=True)
   rows = []
-  for method, lib, vals, secs, fits, note in results:
+  for method, lib, vals, secs, fits, note, load in results:
     row = {"method": method, "library": lib, "wall_s": secs, "fits": fits}
     row["fits_per_s"] = fits / secs if fits and secs > 0 else float("nan")
+    row["load_1m"] = load
     if vals is not None and np.all(np.isfinite(vals)):
       det = protocol.noisy_label_detection(vals, prob.is_noisy)
       row.update(precision_at_k=det["precision_at_k"], f1=det["f1"], auroc=det["auroc"])
@@ -389,7 +417,9 @@ def driver_main(a):
       row["acc_after_top30_removed"] = c["metric"][1]
     ref = next((r for r in results if r[0] == method and r[1] == "metaval"), None)
     if lib != "metaval" and ref is not None and secs > 0:
-      row["metaval_speedup"] = secs / ref[3]
+      row["metaval_speedup"] = secs / ref[3]  # wall time
+      if fits and ref[4]:
+        row["fits_per_s_ratio"] = (ref[4] / ref[3]) / (fits / secs)
     row["note"] = note
     rows.append(row)
   meta = {
@@ -397,7 +427,10 @@ def driver_main(a):
     "jax": jax.__version__,
     "peers": _peer_versions() if set(a.libs) - {"metaval"} else {},
     "args": {k: v for k, v in vars(a).items() if k not in ("peer", "data", "result", "method")},
-    "learner": "metaval: linear (softmax regression) LearnerSpec(steps=100, lr=0.05, l2=1e-3); "
+    "compile_cache": "off"
+    if not a.compile_cache
+    else f"{'warm' if was_warm else 'cold (this run compiled)'}: {a.compile_cache}",
+    "learner": f"metaval: linear (softmax regression) {spec}; "
     "peers: sklearn LogisticRegression(max_iter=100)",
   }
   md = protocol.write_table(
@@ -464,6 +497,17 @@ def main(argv=None):
   p.add_argument("--oob-bags", type=int, default=256)
   p.add_argument("--k", type=int, default=5, help="neighbours for KNN-Shapley")
   p.add_argument("--jobs", type=int, default=2, help="processes per peer library")
+  p.add_argument(
+    "--compile-cache",
+    default=os.path.join(ROOT, "runs", "jax_cache"),
+    help="JAX's persistent compilation cache for metaval ('' to compile in every run)",
+  )
+  p.add_argument(
+    "--solver",
+    choices=("lbfgs", "adam"),
+    default="lbfgs",
+    help="metaval's linear learner: solved to the optimum (as the peers) or 100 Adam steps",
+  )
   p.add_argument("--timeout", type=int, default=900, help="seconds per peer run")
   p.add_argument("--out", default=os.path.join(ROOT, "runs", "bench"))
   # Internal: one peer run inside .venv-bench.

@@ -136,3 +136,46 @@ def test_valuation_round_trips_through_json():
   assert back.total_gain == v.total_gain and back.info == {"note": "x"}
   bz = games.Valuation.from_dict(games.banzhaf_msr(games.TableGame(np.arange(8.0)), 4).to_dict())
   assert np.isnan(bz.u_full)
+
+
+# Solved to a tight tolerance, so that warm and cold solves meet at one optimum.
+SOLVED = LearnerSpec("linear", steps=400, l2=1e-2, solver="lbfgs", tol=1e-6)
+
+
+def test_warm_starts_reach_the_cold_optimum(task):
+  # A solved learner's utility does not depend on where the solver starts: warm
+  # starts from hinted parents (permutation prefixes) or from the last batch's mean
+  # solution give the cold solve's accuracy. (Accuracy, not log-loss: a coalition
+  # that misses a class has no finite optimum, its unpenalised bias for that class
+  # keeps falling, which moves the test log-loss but never the predicted class.)
+  n = task.pool_size
+  warm = games.RetrainingUtility(task, SOLVED, batch_size=16)
+  cold = games.RetrainingUtility(task, SOLVED, batch_size=16, warm_start=False)
+  tmc = games.tmc_shapley(warm, num_permutations=3, rtol=None, block=4, seed=0)
+  assert tmc.fits == warm.fits == warm.coalitions - 1  # U(∅) is not trained
+  rows, vals = warm.cached()
+  rng = np.random.default_rng(1)
+  coal = np.concatenate([rows, rng.random((40, n)) < 0.5])  # random ones use the reference
+  diff = np.abs(warm(coal) - cold(coal))
+  one_point = 1.0 / len(task.evals["test"][1])
+  assert np.mean(diff > 1e-9) <= 0.1 and diff.max() <= 2 * one_point + 1e-9, diff
+  # Every coalition's solution is kept; the values still telescope to the gain.
+  assert len(warm._solutions) == warm.coalitions - 1
+  assert abs(tmc.values.sum() - tmc.total_gain) < 1e-9
+
+
+def test_solved_batches_count_padding_and_hints_are_optional(task):
+  n = task.pool_size
+  coal = np.random.default_rng(2).random((5, n)) < 0.5
+  exact = games.RetrainingUtility(task, SOLVED, batch_size=None, num_seeds=2)
+  exact(coal)
+  assert exact.fits == exact.fits_computed == 10  # one batch of exactly its rows
+  padded = games.RetrainingUtility(task, SOLVED, batch_size=8, num_seeds=2)
+  padded(coal)
+  assert padded.fits == 10 and padded.fits_computed % 8 == 0 and padded.fits_computed >= 10
+  # A table game ignores start hints; a hint never changes a cached value.
+  table = games.TableGame(np.arange(8.0))
+  table.start_from(np.ones((1, 3), bool), np.zeros((1, 3), bool))
+  assert table.full_value == 7.0
+  with pytest.raises(games.GameError, match="start_from got"):
+    padded.start_from(coal, coal[:2])

@@ -36,6 +36,11 @@ def all_coalitions(n: int) -> np.ndarray:
   return ((m[:, None] >> np.arange(n)) & 1).astype(bool)
 
 
+def coalition_key(row: np.ndarray) -> bytes:
+  """The cache key of one boolean coalition row (its packed bits)."""
+  return np.packbits(row).tobytes()
+
+
 def player_labels(labels, n: int) -> list:
   """Validated player labels: ``0..n-1`` by default, else ``n`` unique names."""
   labels = list(range(n)) if labels is None else list(labels)
@@ -115,18 +120,32 @@ class Game:
       return np.ones(len(c), bool)
     out, seen = np.zeros(len(c), bool), set()
     for j, row in enumerate(c):
-      k = np.packbits(row).tobytes()
+      k = coalition_key(row)
       if k not in self._cache and k not in seen:
         seen.add(k)
         out[j] = True
     return out
+
+  def start_from(self, coalitions, parents) -> None:
+    """Hints that each coalition's fit may start from its parent's solution.
+
+    A game that solves a convex learner (``RetrainingUtility``) starts the fit of
+    ``coalitions[j]`` from the solution already found for ``parents[j]`` (e.g.
+    the previous prefix of a permutation): the same optimum, reached in fewer
+    iterations. A hint never changes a value beyond the solver's tolerance; games
+    that do not train ignore it.
+
+    Args:
+      coalitions: ``[M, P]`` booleans about to be evaluated.
+      parents: ``[M, P]`` booleans, each an evaluated coalition near its row.
+    """
 
   def per_seed(self, coalitions) -> np.ndarray:
     """``[M, K]`` utilities per seed; evaluates the uncached rows in one batch."""
     c = self.check(coalitions)
     if self._cache is None:
       return self._checked(self._evaluate(c), len(c))
-    keys = [np.packbits(row).tobytes() for row in c]
+    keys = [coalition_key(row) for row in c]
     todo: dict[bytes, np.ndarray] = {}
     for k, row in zip(keys, c):
       if k not in self._cache and k not in todo:
@@ -161,7 +180,7 @@ class Game:
   def peek(self, coalition) -> float:
     """A coalition's cached utility, or NaN if it has not been evaluated."""
     row = self.check(np.asarray(coalition)[None])[0]
-    v = None if self._cache is None else self._cache.get(np.packbits(row).tobytes())
+    v = None if self._cache is None else self._cache.get(coalition_key(row))
     return float("nan") if v is None else float(v.mean())
 
   @property

@@ -67,11 +67,15 @@ def start(game: Game) -> tuple[float, int, int]:
 
 
 def loo(game: Game) -> Valuation:
-  """Leave-one-out: ``U(all) - U(all but i)``; ``P + 1`` coalitions in one batch."""
+  """Leave-one-out: ``U(all) - U(all but i)``; ``P + 1`` coalitions (the full one first)."""
   s = start(game)
   p = game.num_players
   coal = np.ones((p + 1, p), bool)
   coal[np.arange(p), np.arange(p)] = False  # rows 0..P-1 drop one player; row P is full
+  # The full set first, so that a solved learner starts every leave-one-out fit from
+  # its solution (one point away); the same P + 1 coalitions either way.
+  game(coal[-1:])
+  game.start_from(coal[:-1], coal[-1:].repeat(p, 0))
   util = game(coal)
   u_empty = game.peek(np.zeros(p, bool))
   return finish("loo", game, util[-1] - util[:-1], np.zeros(p), s, u_empty=u_empty, u_full=util[-1])
@@ -124,11 +128,18 @@ def walk_permutations(game: Game, perms: np.ndarray, *, block: int, rtol, max_le
     step = block if (per_batch is None or nxt < k) else max(block, per_batch // len(active))
     spans = [range(a[1] + 1, min(a[1] + step, max_len) + 1) for a in active]
     coal = np.zeros((sum(len(s) for s in spans), p), bool)
+    # Each new prefix may start its fit from the permutation's last evaluated prefix
+    # (a solved learner then needs only a few iterations to add up to ``block`` points).
+    parents = np.zeros_like(coal)
+    hinted = np.zeros(len(coal), bool)
     row = 0
     for a, span in zip(active, spans):
       for length in span:
         coal[row, perms[a[0], :length]] = True
+        parents[row, perms[a[0], : a[1]]] = True
+        hinted[row] = a[1] > 0
         row += 1
+    game.start_from(coal[hinted], parents[hinted])
     if u_full is None:
       coal = np.concatenate([ends, coal])
     fresh = game.fresh(coal)

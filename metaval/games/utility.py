@@ -13,6 +13,17 @@ prediction (``no_data_value``): the majority class's share of the evaluation set
 accuracy, the uniform prediction ``-log(num_classes)`` for log-loss. Other metrics
 need an explicit ``empty_value``. An empty coalition costs a fit only when there is a
 background to train on.
+
+**Solved learners** (``spec.solver`` in ``CONVEX_SOLVERS``): each coalition's
+learner is solved to its optimum, so its utility does not depend on where the
+solver starts. The utility therefore keeps every solution and starts each fit
+warm: from its parent's solution when an estimator names one (``start_from``: a
+permutation prefix starts from the previous prefix), else from the mean solution
+of the last batch solved (random coalitions of similar size have nearby optima).
+Coalitions are grouped by training-set size into buckets (``gather_size``), each
+model trains on its own gathered points only, and the models per batch shrink as
+the bucket grows, so each bucket compiles one program of similar cost, reused by
+every later call.
 """
 
 from __future__ import annotations
@@ -24,9 +35,14 @@ import numpy as np
 from scipy import sparse
 
 from metaval.data.tasks import Task
-from metaval.games.game import Game, GameError
+from metaval.games.game import Game, GameError, coalition_key
 from metaval.learners.models import LearnerSpec
-from metaval.learners.train import metric_names, train_many
+from metaval.learners.solve import CONVEX_SOLVERS
+from metaval.learners.train import gather_size, metric_names, train_many
+
+# Gathered point rows per solver batch (models x bucket size): small training sets
+# batch many models, large ones few, so every bucket's program costs about the same.
+SOLVER_BATCH_ROWS = 8192
 
 
 def no_data_value(task: Task, metric: str) -> float:
@@ -105,6 +121,8 @@ class RetrainingUtility(Game):
       trains each call as one batch of exactly its rows.
     empty_value: U(∅) when there is no background (see the module's empty-set policy).
     names: optional player names.
+    warm_start: solved learners only: start each fit from a nearby solution (see
+      the module docstring); False solves every coalition from zero.
   """
 
   def __init__(
@@ -120,6 +138,7 @@ class RetrainingUtility(Game):
     batch_size: int | None = 256,
     empty_value: float | None = None,
     names=None,
+    warm_start: bool = True,
   ):
     rows, bg = _membership(players, task.pool_size, background)
     super().__init__(rows.shape[0], players=names, num_seeds=num_seeds, batch_size=batch_size)
@@ -137,6 +156,28 @@ class RetrainingUtility(Game):
     self.seed_keys = np.asarray(
       jax.random.key_data(jax.random.split(jax.random.key(seed), self.num_seeds))
     )  # [K, 2]
+    self.solved = spec.solver in CONVEX_SOLVERS
+    self.warm_start = bool(warm_start) and self.solved
+    # Solved learners: coalition key -> its solution {"w": [K, d, C], "b": [K, C]};
+    # hinted parents (child key -> parent key); the last batch's mean solution.
+    self._solutions: dict[bytes, dict] = {}
+    self._parents: dict[bytes, bytes] = {}
+    self._reference: dict | None = None
+
+  def start_from(self, coalitions, parents) -> None:
+    """Solved learners: start each coalition's fit from its parent's solution.
+
+    Args:
+      coalitions: ``[M, P]`` booleans about to be evaluated.
+      parents: ``[M, P]`` booleans, each an evaluated coalition near its row.
+    """
+    if not self.warm_start:
+      return
+    c, p = self.check(coalitions), self.check(parents)
+    if len(c) != len(p):
+      raise GameError(f"start_from got {len(c)} coalitions and {len(p)} parents")
+    for child, parent in zip(c, p):
+      self._parents[coalition_key(child)] = coalition_key(parent)
 
   def masks(self, coalitions) -> np.ndarray:
     """``[M, P]`` bool coalitions -> ``[M, N]`` float32 training multiplicities."""
@@ -149,7 +190,9 @@ class RetrainingUtility(Game):
     train = coalitions.any(1) | self.background.any()
     out[~train] = self._empty
     idx = np.flatnonzero(train)
-    if idx.size:
+    if idx.size and self.solved:
+      out[idx] = self._solve(coalitions[idx])
+    elif idx.size:
       k = self.num_seeds
       # Coalition-major, seed-minor: rows [C * K, N], keys [C * K].
       masks = np.repeat(self.masks(coalitions[idx]), k, axis=0)
@@ -164,4 +207,57 @@ class RetrainingUtility(Game):
       out[idx] = res.metrics[self.metric][:rows].reshape(idx.size, k)
       self.fits += rows
       self.fits_computed += rows + pad
+    return out
+
+  def _start(self, key: bytes) -> dict | None:
+    """The solution a coalition's fit starts from (None: from zero)."""
+    if not self.warm_start:
+      return None
+    parent = self._solutions.get(self._parents.pop(key, b""))
+    return parent if parent is not None else self._reference
+
+  def _solve(self, coalitions: np.ndarray) -> np.ndarray:
+    """Per-seed utilities ``[C, K]``: size buckets, warm starts, solutions kept."""
+    k = self.num_seeds
+    masks = self.masks(coalitions)  # [C, N]
+    n = masks.shape[1]
+    sizes = np.array([min(gather_size(int(s)), n) for s in (masks > 0).sum(1)])
+    in_dim = self.spec.features or self.task.x.shape[-1]
+    zero = {
+      "w": np.zeros((k, in_dim, self.task.num_classes), np.float32),
+      "b": np.zeros((k, self.task.num_classes), np.float32),
+    }
+    out = np.empty((len(coalitions), k))
+    for size in np.unique(sizes):
+      rows = np.flatnonzero(sizes == size)
+      # Coalitions per batch: the batch size, fewer for large buckets; None: all.
+      b = self.batch_size or len(rows) * k
+      per = max(1, min(b, SOLVER_BATCH_ROWS // int(size)) // k)
+      for lo in range(0, len(rows), per):
+        chunk = rows[lo : lo + per]
+        pad = per - len(chunk) if self.batch_size else 0
+        full = np.concatenate([chunk, np.repeat(chunk[-1:], pad)])
+        keys = [coalition_key(row) for row in coalitions[chunk]]
+        starts = [self._start(key) or zero for key in keys]
+        starts += starts[-1:] * pad
+        init = {f: np.concatenate([s[f] for s in starts]) for f in ("w", "b")}
+        res = train_many(
+          np.tile(self.seed_keys, (len(full), 1)),
+          self.task,
+          np.repeat(masks[full], k, axis=0),
+          self.spec,
+          gather=int(size),
+          init_params=init,
+          return_params=True,
+        )
+        vals = res.metrics[self.metric].reshape(len(full), k)[: len(chunk)]
+        out[chunk] = vals
+        params = {
+          f: np.asarray(a).reshape(len(full), k, *a.shape[1:]) for f, a in res.params.items()
+        }
+        for j, key in enumerate(keys):
+          self._solutions[key] = {f: a[j] for f, a in params.items()}
+        self._reference = {f: a[: len(chunk)].mean(0) for f, a in params.items()}
+        self.fits += len(chunk) * k
+        self.fits_computed += len(full) * k
     return out

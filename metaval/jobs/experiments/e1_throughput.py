@@ -81,6 +81,8 @@ def run(mode: str, workdir: str) -> Result:
         "fits": r.get("fits"),
         "precision@k": r.get("precision_at_k"),
         "f1": r.get("f1"),
+        "auroc": r.get("auroc"),
+        "load_1m": r.get("load_1m"),
         "note": r.get("note", ""),
       }
     )
@@ -99,7 +101,14 @@ def run(mode: str, workdir: str) -> Result:
       and r.get("metaval_speedup")
       and not r.get("note", "").startswith("failed")
     ):
+      ratio = r.get("fits_per_s_ratio")
       notes.append(
-        f"{r['method']}: metaval {r['metaval_speedup']:.1f}x faster than {r['library']}."
+        f"{r['method']}: metaval {r['metaval_speedup']:.1f}x faster than {r['library']} "
+        "in wall time" + (f", {ratio:.1f}x its fits/s." if ratio else ".")
       )
+  meta = base.get("meta", {})
+  notes.append(
+    f"Per-point learner: {meta.get('learner', '?')}; compiled programs: "
+    f"{meta.get('compile_cache', '?')}."
+  )
   return Result(rows=rows, notes=notes)
