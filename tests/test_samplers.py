@@ -45,6 +45,22 @@ def test_every_classification_kind_is_valid_and_deterministic(digits, kind):
   np.testing.assert_array_equal(a.x[inpool], digits.x[a.pool_indices[inpool]])
 
 
+@pytest.mark.parametrize(
+  "kind",
+  [k for k, v in samplers.SUPPLEMENT_KINDS.items() if "classification" in v.task_kinds],
+)
+def test_a_base_holding_the_whole_pool_gives_a_set_or_a_sampler_error(digits, kind):
+  # Small tasks can have B = the whole pool: every kind must then draw a valid set
+  # (from B, or synthetic) or refuse with SamplerError, never fail inside numpy.
+  base = np.arange(digits.pool_size)
+  try:
+    s = samplers.sample_supplement(kind, digits, base, np.random.default_rng(3), size=20)
+  except samplers.SamplerError as e:
+    assert "\n" not in str(e)
+  else:
+    assert len(s) >= 1 and np.all(np.isfinite(s.x))
+
+
 def test_clean_is_disjoint_from_base_and_balanced(digits):
   base = _base(digits, 300)
   s = samplers.sample_supplement(

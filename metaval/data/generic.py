@@ -27,6 +27,8 @@ def _covariate_shift(task, base_idx, rng, size=None, strength=None):
   if strength < 0:
     raise SamplerError(f"covariate_shift strength must be >= 0, got {strength}")
   avail = outside(task, base_idx)
+  if avail.size == 0:
+    raise SamplerError("no pool points available outside the base set")
   u = rng.standard_normal(task.feature_dim)
   proj = task.x[avail].astype(np.float64) @ (u / np.linalg.norm(u))
   # Selection weight exp(strength * z) on the standardised projection z: S covers one
