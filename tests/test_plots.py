@@ -149,6 +149,19 @@ def test_e2_without_predictions_draws_spearman_per_split(tmp_path):
   _assert_png(path)
 
 
+def test_e2_zero_shot_rows_draw_spearman_per_split(tmp_path):
+  # A zero-shot E2 run keeps its scores only as table rows (no eval.json).
+  rows = [
+    {"split": s, "estimator": e, "spearman": v, "ceiling (split-half Spearman)": 0.9}
+    for s in ("zero-shot wine", "unseen pairs")
+    for e, v in (("gradient boosting", 0.7), ("ridge", 0.5))
+  ]
+  uio.write_json(os.path.join(tmp_path, "table.json"), {"rows": rows})
+  (path,) = figures.draw("e2_predictor", str(tmp_path))
+  assert os.path.basename(path) == "quality_per_split.png"
+  _assert_png(path)
+
+
 def test_missing_results_are_one_line_errors(tmp_path):
   with pytest.raises(MetavalError, match="labels.json is missing"):
     figures.draw("e1_throughput", str(tmp_path))

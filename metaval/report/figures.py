@@ -47,7 +47,18 @@ def e1_throughput(workdir: str) -> list[str]:
 
 
 def e2_predictor(workdir: str) -> list[str]:
-  """Predicted vs retraining value per split (``predictions.npz``), else Spearman per split."""
+  """Predicted vs retraining value per split (``predictions.npz``), else Spearman per split.
+
+  A zero-shot E2 run writes its scores as rows of ``table.json`` (split, estimator,
+  Spearman, ceiling); a trained-predictor run writes ``eval.json``.
+  """
+  if not os.path.exists(os.path.join(workdir, "eval.json")):
+    rows = _json(workdir, "table.json")["rows"]
+    scores, ceiling = {}, {}
+    for r in rows:
+      scores.setdefault(r["split"], {})[r["estimator"]] = float(r["spearman"])
+      ceiling[r["split"]] = float(r["ceiling (split-half Spearman)"])
+    return [plots.split_quality(scores, ceiling, os.path.join(workdir, "quality_per_split.png"))]
   ev = _json(workdir, "eval.json")
   target = ev["targets"][0]
   ceiling = {
