@@ -8,3 +8,10 @@ single line and exits with status 2; anything else is a bug and keeps its traceb
 
 class MetavalError(ValueError):
   """A clear, user-facing error about bad input."""
+
+
+def message_line(e: BaseException, limit: int = 200) -> str:
+  """The first line of an exception's message (its type name if empty), cut to ``limit``."""
+  text = str(e).strip()
+  line = text.splitlines()[0] if text else type(e).__name__
+  return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -44,6 +44,14 @@ def _flip(path: str, start: int = 64, count: int = 32) -> None:
     fh.write(bytes(data))
 
 
+def _truncate(path: str, keep: float) -> None:
+  """Cuts a file to the first ``keep`` share of its bytes."""
+  with open(path, "rb") as fh:
+    data = fh.read()
+  with open(path, "wb") as fh:
+    fh.write(data[: int(len(data) * keep)])
+
+
 def test_damaged_shard_is_named_relabelled_and_the_dataset_rebuilt_identical(tmp_path, capfd):
   workdir = str(tmp_path / "labels")
   task_dir = os.path.join(workdir, "digits")
@@ -56,10 +64,7 @@ def test_damaged_shard_is_named_relabelled_and_the_dataset_rebuilt_identical(tmp
     assert fh.read().split() == [manifest["shards"]["shard-00002.npz"], "shard-00002.npz"]
 
   # A truncated shard: verification names it in one line ...
-  with open(shard, "rb") as fh:
-    data = fh.read()
-  with open(shard, "wb") as fh:
-    fh.write(data[: len(data) // 2])
+  _truncate(shard, keep=1 / 2)
   with pytest.raises(MetavalError, match="shard-00002.npz is damaged") as e:
     storage.verify_shard(shard)
   _one_line(e)
@@ -82,7 +87,7 @@ def test_damaged_shard_is_named_relabelled_and_the_dataset_rebuilt_identical(tmp
   os.remove(storage.checksum_path(shard))
   assert storage.verify_shard(shard) == manifest["shards"]["shard-00002.npz"]
   os.remove(storage.checksum_path(shard))
-  _flip(shard, start=len(data) // 2)
+  _flip(shard, start=os.path.getsize(shard) // 2)
   with pytest.raises(MetavalError, match="shard-00002.npz is damaged"):
     storage.verify_shard(shard)
   storage.remove_shard(shard)
@@ -140,10 +145,7 @@ def test_damaged_checkpoint_is_refused_with_path_and_remedy(trained, tmp_path):
   with open(os.path.join(path, "predictor.json"), "w") as fh:
     json.dump(meta, fh)
   target = os.path.join(path, rel)
-  with open(target, "rb") as fh:
-    data = fh.read()
-  with open(target, "wb") as fh:
-    fh.write(data[: len(data) // 4])
+  _truncate(target, keep=1 / 4)
   with pytest.raises(MetavalError, match="cannot restore the predictor checkpoint") as e:
     api.load_predictor(path)
   assert "retrain" in _one_line(e)

@@ -37,6 +37,7 @@ import zipfile
 import numpy as np
 
 from metaval.data import LANGUAGE_MODEL, get_task, task_slug
+from metaval.errors import message_line
 from metaval.labeling import tfds_builder
 from metaval.labeling.schema import LabelError, LabelSet
 from metaval.util import io as io_lib
@@ -100,7 +101,7 @@ def verify_shard(path: str) -> str:
       with zipfile.ZipFile(path) as zf:
         bad = zf.testzip()
     except (OSError, zipfile.BadZipFile, EOFError, ValueError) as e:
-      raise LabelError(f"label shard {path} is damaged ({_first_line(e)})") from None
+      raise LabelError(f"label shard {path} is damaged ({message_line(e)})") from None
     if bad is not None:
       raise LabelError(f"label shard {path} is damaged (member {bad} fails its CRC check)")
     return _write_checksum(path)
@@ -120,11 +121,6 @@ def remove_shard(path: str) -> None:
       os.remove(p)
 
 
-def _first_line(e: BaseException) -> str:
-  text = str(e).strip()
-  return text.splitlines()[0] if text else type(e).__name__
-
-
 def read_shard(path: str) -> dict[str, np.ndarray]:
   """The arrays of a shard file.
 
@@ -135,7 +131,7 @@ def read_shard(path: str) -> dict[str, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
       return {k: z[k] for k in z.files}
   except (OSError, zipfile.BadZipFile, EOFError, ValueError, KeyError) as e:
-    raise LabelError(f"label shard {path} is damaged ({_first_line(e)})") from None
+    raise LabelError(f"label shard {path} is damaged ({message_line(e)})") from None
 
 
 # A finished shard file; temporary files in flight ("shard-00007.tmp-<pid>.npz") do not match.
@@ -250,7 +246,7 @@ def _read_manifest(task_dir: str) -> dict:
     with open(path) as fh:
       manifest = json.load(fh)
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise LabelError(f"label dataset manifest {path} is damaged ({_first_line(e)})") from None
+    raise LabelError(f"label dataset manifest {path} is damaged ({message_line(e)})") from None
   if not isinstance(manifest, dict):
     raise LabelError(f"label dataset manifest {path} is damaged (not a JSON object)")
   return manifest

@@ -20,6 +20,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from metaval.errors import message_line
 from metaval.predictor.data import PredictorError
 from metaval.predictor.model import ModelConfig, ValueModel
 from metaval.util import io
@@ -27,13 +28,6 @@ from metaval.util import io
 META_FILE = "predictor.json"
 # Keys a prediction reads from ``predictor.json``.
 _META_KEYS = ("targets", "model", "features", "normalizer", "calibration", "coverage", "tasks")
-
-
-def _first_line(e: BaseException, limit: int = 200) -> str:
-  """The first line of an exception's message, cut to ``limit`` characters."""
-  text = str(e).strip()
-  line = text.splitlines()[0] if text else type(e).__name__
-  return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _fix_hint(workdir: str) -> str:
@@ -89,7 +83,7 @@ class TrainingCheckpoints:
       d = self.latest.directory
       raise PredictorError(
         f"cannot resume from the training checkpoint {d} ({type(e).__name__}: "
-        f"{_first_line(e)}); delete that directory to train from the start"
+        f"{message_line(e)}); delete that directory to train from the start"
       ) from e
     nnx.update(model, restored["model"])
     nnx.update(optimizer, restored["opt"])
@@ -183,7 +177,7 @@ def restore_model(workdir: str, cfg: ModelConfig, checksums: dict | None = None)
   except Exception as e:  # noqa: BLE001  (TensorStore raises bare Exception on damaged data)
     # The cause keeps the full TensorStore report; the user sees one line.
     raise PredictorError(
-      f"cannot restore the predictor checkpoint {path} ({type(e).__name__}: {_first_line(e)}); "
+      f"cannot restore the predictor checkpoint {path} ({type(e).__name__}: {message_line(e)}); "
       f"{_fix_hint(workdir)}"
     ) from e
   finally:
@@ -209,7 +203,7 @@ def load_meta(workdir: str) -> dict:
     with open(path, encoding="utf-8") as fh:
       meta = json.load(fh)
   except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-    raise PredictorError(f"{path} is damaged ({_first_line(e)}); {_fix_hint(workdir)}") from None
+    raise PredictorError(f"{path} is damaged ({message_line(e)}); {_fix_hint(workdir)}") from None
   missing = [k for k in _META_KEYS if not isinstance(meta, dict) or k not in meta]
   if missing:
     raise PredictorError(f"{path} is damaged (missing {', '.join(missing)}); {_fix_hint(workdir)}")
