@@ -157,8 +157,11 @@ def generate(config, workdir: str) -> prior_storage.PriorLabels:
         pipeline.shard_pool(min(workers, len(todo))) as pool,
       ):
         futs = [pool.submit(run_shards, cfg, workdir, [shard]) for shard in todo]
-        while not all(f.done() for f in futs):
-          cf.wait(futs, timeout=2.0, return_when=cf.FIRST_COMPLETED)
+        pending = set(futs)
+        while pending:
+          # Wait on the unfinished futures only: a finished one would end every wait at
+          # once and turn this loop into a busy poll of the shard folder.
+          pending = cf.wait(pending, timeout=2.0, return_when=cf.FIRST_COMPLETED).not_done
           bar.update(len(label_storage.finished_shards(workdir)) - bar.n)
           bar.set_postfix(labels_s=f"{_rate(workdir, sizes, done, labels_per_task, t0):.1f}")
         results = [f.result() for f in futs]  # re-raises a worker's error

@@ -31,10 +31,12 @@ from metaval.learners.models import LearnerSpec, SpecError, num_params
 from metaval.report.facts import NutritionFacts, TargetValue
 from metaval.zeroshot import features as Z
 from metaval.zeroshot import model as M
+from metaval.zeroshot import trees
 
 META = "zeroshot.json"
 WEIGHTS = "weights.npz"
-GBM = "gbm.pkl"
+GBM = "gbm.npz"  # both boosted models as packed tree arrays (metaval.zeroshot.trees)
+LEGACY_GBM = "gbm.pkl"  # scikit-learn pickles, as written before the packed format
 DEFAULT_LEARNER = "mlp32"
 HOLDOUT = 0.25  # share of B held out as the evaluation set when none is given
 
@@ -142,8 +144,7 @@ class ZeroShotPredictor:
       fwd = jax.jit(lambda st, x: nnx.merge(graphdef, st)(x))
       self._forward = lambda x: tuple(np.asarray(a) for a in fwd(state, x))
     elif self.kind == "gbm":
-      with open(os.path.join(path, GBM), "rb") as f:
-        self.gbm = pickle.load(f)
+      self.gbm = _load_forests(path)
     else:
       raise ZeroShotError(f"unknown zero-shot model kind {self.kind!r}")
     self._ctx, self._ctx_key = None, None
@@ -259,6 +260,27 @@ class ZeroShotPredictor:
       predictor=f"zero-shot ({self.kind}) {self.path}",
       name=name,
     )
+
+
+def _load_forests(path: str) -> tuple[trees.Forest, trees.Forest]:
+  """The (rank, gain) forests of a model folder; older folders hold sklearn pickles."""
+  packed = os.path.join(path, GBM)
+  if os.path.exists(packed):
+    try:
+      with np.load(packed, allow_pickle=False) as z:
+        forests = tuple(trees.Forest.from_arrays(z, p) for p in ("rank/", "gain/"))
+    except (OSError, ValueError) as e:
+      raise ZeroShotError(f"cannot read {packed}: {e}") from None
+    except MetavalError as e:
+      raise ZeroShotError(f"{packed}: {e}") from None
+  elif os.path.exists(os.path.join(path, LEGACY_GBM)):
+    with open(os.path.join(path, LEGACY_GBM), "rb") as f:
+      forests = tuple(trees.Forest.from_sklearn(m) for m in pickle.load(f))
+  else:
+    raise ZeroShotError(f"model at {path!r} lacks its trees ({GBM})")
+  if any(f.feature.max(initial=0) >= len(Z.FEATURE_NAMES) for f in forests):
+    raise ZeroShotError(f"model at {path!r} tests features it does not have; retrain it")
+  return forests
 
 
 def load(path: str | None = None) -> ZeroShotPredictor:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
 import shutil
 
 import numpy as np
@@ -24,8 +23,9 @@ from metaval.predictor import features as PF
 from metaval.util import io
 from metaval.zeroshot import features as Z
 from metaval.zeroshot import model as M
+from metaval.zeroshot import trees
 from metaval.zeroshot.labels import TaskLabels
-from metaval.zeroshot.predictor import GBM, META, WEIGHTS
+from metaval.zeroshot.predictor import GBM, LEGACY_GBM, META, WEIGHTS
 
 _LEARNER = slice(len(Z.FEATURE_NAMES) - PF.LEARNER_DIM, len(Z.FEATURE_NAMES))
 
@@ -200,7 +200,7 @@ def select_and_fit(t: Table, net_cfg: M.NetConfig, val_share=0.2, coverage=0.9, 
 def save(fitted: Fitted, report: dict, out: str) -> str:
   """Writes the model folder (``zeroshot.json`` and the weights) to ``out``."""
   os.makedirs(out, exist_ok=True)
-  for stale in (WEIGHTS, GBM):
+  for stale in (WEIGHTS, GBM, LEGACY_GBM):
     if os.path.exists(os.path.join(out, stale)):
       os.remove(os.path.join(out, stale))
   meta = {
@@ -216,8 +216,8 @@ def save(fitted: Fitted, report: dict, out: str) -> str:
   if fitted.kind == "net":
     io.save_npz(os.path.join(out, WEIGHTS), **M.to_arrays(fitted.net))
   else:
-    with io.atomic_write(os.path.join(out, GBM), "wb") as f:
-      f.write(pickle.dumps(fitted.gbm))
+    rank_m, gain_m = (trees.Forest.from_sklearn(m) for m in fitted.gbm)
+    io.save_npz(os.path.join(out, GBM), **rank_m.to_arrays("rank/"), **gain_m.to_arrays("gain/"))
   io.write_json(os.path.join(out, META), meta)
   return out
 
@@ -225,7 +225,7 @@ def save(fitted: Fitted, report: dict, out: str) -> str:
 def ship(out: str, package_dir: str) -> None:
   """Copies a trained model folder over the packaged default."""
   os.makedirs(package_dir, exist_ok=True)
-  for name in (META, WEIGHTS, GBM):
+  for name in (META, WEIGHTS, GBM, LEGACY_GBM):
     dst = os.path.join(package_dir, name)
     if os.path.exists(dst):
       os.remove(dst)
