@@ -78,3 +78,38 @@ def test_saved_gbm_model_predicts_like_the_fitted_one(tmp_path):
   rows = table.x[:30]
   for got, want in zip(p.predict(rows), fitted.predict(rows)):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+
+
+def _synthetic_labels(task_id: int, seed: int):
+  """A hand-made ``TaskLabels`` (random gains): featurising it needs no training."""
+  from metaval.zeroshot.labels import TaskLabels
+
+  rng = np.random.default_rng(seed)
+  x, y = rng.normal(size=(300, 5)), rng.integers(0, 3, 300)
+  bases = [(x[:60], y[:60]), (x[60:120], y[60:120])]
+  supp = [(x[120 + 20 * i : 140 + 20 * i], y[120 + 20 * i : 140 + 20 * i]) for i in range(6)]
+  gain = rng.normal(size=(6, 1))
+  return TaskLabels(
+    task_id=task_id,
+    name="toy",
+    x_eval=x[240:],
+    y_eval=y[240:],
+    bases=bases,
+    base_of=np.array([0, 0, 0, 1, 1, 1]),
+    supp=supp,
+    kind=np.array(["clean"] * 6),
+    learners=[{"name": "mlp32", "family": "mlp", "width": 32, "depth": 1, "steps": 100}],
+    learner_params=[307],
+    gain=gain,
+    spread=np.zeros_like(gain),
+    split_a=gain,
+    split_b=gain,
+  )
+
+
+def test_parallel_featurisation_gives_the_same_table():
+  labels = [_synthetic_labels(i, seed=i) for i in range(3)]
+  one, two = T.table(labels), T.table(labels, workers=2)
+  np.testing.assert_array_equal(one.task, two.task)
+  np.testing.assert_array_equal(one.gain, two.gain)
+  np.testing.assert_allclose(one.x, two.x, rtol=1e-5, atol=1e-6)

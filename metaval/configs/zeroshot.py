@@ -39,7 +39,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       "num_tasks": 28,
       "labels_dir": "",  # empty: <workdir>/labels
       # Workdirs of ``metaval prior`` runs whose labels are added (comma-separated).
-      "from_prior": "runs/prior_medium",
+      "from_prior": "runs/prior",
       "learners": ("mlp32",),
       "extra_learners": ("mlp128",),
       "learners_every": 5,
@@ -64,9 +64,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   )
   cfg.val_share = 0.2
   cfg.coverage = 0.9
+  cfg.workers = 2  # processes featurising the labelled tasks (0: in this process)
   cfg.ship = False  # True: copy the trained model over the one shipped in the package
   if arg == "quick":
     cfg.prior.from_prior = ""
+    cfg.workers = 0
     cfg.prior.num_tasks = 6
     cfg.prior.num_bases = 1
     cfg.model.steps = 200

@@ -2,7 +2,7 @@
 
 Labels are written one task per file under ``<workdir>/labels`` (or
 ``prior.labels_dir``) and skipped when present, so an interrupted run resumes.
-The featurised table is cached next to them. The chosen model is written to
+The featurised table is written to ``<workdir>/table.npz`` (E2 reads it). The chosen model is written to
 ``<workdir>/model`` and, with ``ship=True``, copied over the packaged default.
 """
 
@@ -65,7 +65,7 @@ def all_labels(pc, workdir: str, seed: int) -> list:
 def run(config, workdir: str) -> dict:
   tasks = all_labels(config.prior, workdir, config.seed)
   t0 = time.time()
-  table = train_lib.table(tasks)
+  table = train_lib.table(tasks, workers=config.workers, progress=True)
   table.save(os.path.join(workdir, "table.npz"))
   print(
     f"[zeroshot] {len(table.gain)} rows from {len(tasks)} tasks featurised in "

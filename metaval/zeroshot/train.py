@@ -100,16 +100,52 @@ def task_rows(tl: TaskLabels, index: int | None = None) -> Table:
   )
 
 
-def table(labels: list[TaskLabels]) -> Table:
-  """Every task's rows, concatenated (tasks numbered by their position in ``labels``)."""
-  if not labels:
-    raise MetavalError("no labelled tasks to featurise")
-  parts = [task_rows(tl, i) for i, tl in enumerate(labels)]
+def _rows_chunk(chunk: list[tuple[int, TaskLabels]]) -> list[Table]:
+  return [task_rows(tl, i) for i, tl in chunk]
+
+
+def concat(parts: list[Table]) -> Table:
+  """Tables stacked row-wise."""
   return Table(
     **{
       f.name: np.concatenate([getattr(t, f.name) for t in parts]) for f in dataclasses.fields(Table)
     }
   )
+
+
+def table(labels: list[TaskLabels], workers: int = 0, progress: bool = False) -> Table:
+  """Every task's rows, concatenated (tasks numbered by their position in ``labels``).
+
+  Args:
+    labels: the labelled tasks.
+    workers: processes featurising tasks in parallel (0: in this process). Each
+      runs BLAS on one thread; rows do not depend on the number of workers.
+    progress: show a progress bar over tasks.
+
+  Returns:
+    The ``Table``.
+  """
+  if not labels:
+    raise MetavalError("no labelled tasks to featurise")
+  from tqdm import tqdm
+
+  indexed = list(enumerate(labels))
+  chunks = [indexed[i : i + 8] for i in range(0, len(indexed), 8)]
+  parts: list[Table] = []
+  with tqdm(total=len(labels), unit="task", disable=not progress) as bar:
+    if workers <= 0:
+      for c in chunks:
+        parts += _rows_chunk(c)
+        bar.update(len(c))
+    else:
+      from metaval.labeling.pipeline import shard_pool
+
+      with shard_pool(min(workers, len(chunks))) as pool:
+        futs = [pool.submit(_rows_chunk, c) for c in chunks]
+        for c, f in zip(chunks, futs):  # in order: the table does not depend on timing
+          parts += f.result()
+          bar.update(len(c))
+  return concat(parts)
 
 
 def group_spearman(pred: np.ndarray, gain: np.ndarray, group: np.ndarray) -> float:
