@@ -228,3 +228,24 @@ def test_zeroshot_train_job_end_to_end_on_a_tiny_prior(tmp_path):
   p = metaval.load_predictor(str(tmp_path / "zs" / "model"))
   base, ev, draw, _ = _problem(0)
   assert np.isfinite(p.value(draw(20), base=base, eval=ev).targets[0].value)
+
+
+def test_batched_features_equal_one_at_a_time():
+  rng = np.random.default_rng(1)
+  x, y = rng.normal(size=(900, 12)), rng.integers(0, 4, 900)
+  spec = {"family": "mlp", "width": 32, "depth": 1, "steps": 100, "name": "mlp32"}
+  # Sets of different sizes, one with a label B never uses.
+  sets = [(x[300 + 37 * i : 305 + 44 * i], y[300 + 37 * i : 305 + 44 * i]) for i in range(8)]
+  sets.append((x[:7], np.full(7, 9)))
+  one = Z.Context((x[:200], y[:200]), (x[600:], y[600:]))
+  many = Z.Context((x[:200], y[:200]), (x[600:], y[600:]))
+  a = np.stack([one.features(s, spec, 1000) for s in sets])
+  np.testing.assert_allclose(many.features_many(sets, spec, 1000), a, rtol=1e-5, atol=1e-6)
+  # And the batched softmax fit is the per-set one.
+  xs1 = np.c_[one.transform(sets[3][0]), np.ones(len(sets[3][1]))]
+  ys1h = Z._onehot(one.labels(sets[3][1]), one.k)
+  per_set = Z._softmax_fit(
+    np.r_[one.xb1, xs1], np.r_[one.yb1h, ys1h], np.ones(one.n_b + len(xs1)), init=one.theta_b
+  )
+  batched = Z._softmax_fit_many(one.xb1, one.yb1h, [(xs1, ys1h)], one.theta_b)[0]
+  np.testing.assert_allclose(batched, per_set, rtol=1e-9, atol=1e-12)

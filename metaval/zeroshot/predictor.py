@@ -178,7 +178,7 @@ class ZeroShotPredictor:
     spec = parse_learner(learner)
     params = _num_params(spec, ctx.xb.shape[1], ctx.k - 1)
     spec_d = spec.to_dict()
-    rows = np.stack([ctx.features(s, spec_d, params) for s in supplements])
+    rows = ctx.features_many(supplements, spec_d, params)
     return rows, {"ctx": ctx, "name": name, "spec": spec_d, "params": params}
 
   def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

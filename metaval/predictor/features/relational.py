@@ -10,6 +10,7 @@ noise, constant inputs and random bits on kinds or tasks it has not seen.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import functools
 
@@ -44,10 +45,33 @@ def _blas() -> threadpoolctl.ThreadpoolController:
   return threadpoolctl.ThreadpoolController()  # scans the loaded libraries once
 
 
+_ONE_THREAD = False  # True inside ``one_blas_thread``
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+  """BLAS on one thread for the block; nested blocks cost nothing.
+
+  Setting the limit costs about 2 ms (it walks every loaded BLAS library), more
+  than the small products of one supplement: callers that value many sets wrap
+  the whole loop once.
+  """
+  global _ONE_THREAD
+  if _ONE_THREAD:
+    yield
+    return
+  with _blas().limit(limits=1, user_api="blas"):
+    _ONE_THREAD = True
+    try:
+      yield
+    finally:
+      _ONE_THREAD = False
+
+
 def sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   # One thread: these matmuls are small, and multi-threaded BLAS on a shared
   # machine spends more time synchronising than computing.
-  with _blas().limit(limits=1, user_api="blas"):
+  with one_blas_thread():
     # float64: exact duplicates must come out at distance ~0 (float32 rounding
     # of |a|^2 + |b|^2 - 2ab would hide them).
     a = a.astype(np.float64)
