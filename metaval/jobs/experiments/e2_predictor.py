@@ -11,6 +11,7 @@ tasks only; the real tasks are never seen in training or selection.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import numpy as np
@@ -21,6 +22,7 @@ from metaval.jobs.experiment import Result
 from metaval.jobs.experiments._common import config
 from metaval.jobs.zeroshot_train import all_labels
 from metaval.learners.models import LearnerSpec
+from metaval.util import io
 from metaval.zeroshot import evaluate as E
 from metaval.zeroshot import labels as L
 from metaval.zeroshot import model as M
@@ -41,6 +43,8 @@ TRAIN_COMMAND = (
   "metaval zeroshot-train --config zeroshot --workdir runs/zeroshot "
   "--config.prior.from_prior=runs/prior_medium"
 )
+PEER = "runs/bench/zeroshot_peer.json"  # pyDVL's utility learning, made by PEER_COMMAND
+PEER_COMMAND = "python scripts/bench_predictor_peer.py --labels runs/zeroshot/real_labels"
 
 
 def _real_labels(workdir: str, names, quick: bool) -> list:
@@ -82,6 +86,22 @@ def _rows(split: str, n: int, scores: dict) -> list[dict]:
   ]
 
 
+def _peer_rows(real_dir: str) -> tuple[list[dict], list[str]]:
+  """pyDVL's utility learning per real task from ``PEER``, for the tasks whose label
+  files it was scored on (checked by their SHA-256); none when ``PEER`` is absent."""
+  if not os.path.exists(PEER):
+    return [], []
+  with open(PEER) as f:
+    peer = json.load(f)
+  rows = []
+  for name, r in peer["tasks"].items():
+    path = os.path.join(real_dir, r["labels_file"])
+    if os.path.exists(path) and io.file_sha256(path) == r["labels_sha256"]:
+      scores = {"pyDVL utility learning (DeepSets, in-task K-fold)": r["pydvl"]["spearman"]}
+      rows += _rows(f"zero-shot {name}", r["rows"], {**scores, "ceiling": r["ceiling"]})
+  return rows, [f"{peer['note']} Made by `{PEER_COMMAND}`."] if rows else []
+
+
 def run(mode: str, workdir: str) -> Result:
   quick = mode == "quick"
   cfg = config("zeroshot", "quick" if quick else None)
@@ -116,6 +136,8 @@ def run(mode: str, workdir: str) -> Result:
       f"gain head: Pearson {extra['pearson']:.3f}, sign accuracy {extra['sign']:.2f}, "
       f"{report['coverage']:.0%} interval coverage {extra['coverage']:.2f}."
     )
+  peer_rows, peer_notes = _peer_rows(real_dir)
+  rows, notes = rows + peer_rows, notes + peer_notes
   for split, (scores, n) in E.splits(prior, net_cfg, seed=cfg.seed).items():
     rows += _rows(split, n, scores)
     notes.append(
