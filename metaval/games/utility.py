@@ -32,9 +32,9 @@ than that: a leave-one-out fit warm-started from the full set's solution then
 stops at once, or a few iterations short of its optimum, and its difference to
 the full set is solver error (on digits with 500 points, 30 % of the leave-one-out
 log-loss values came out exactly zero; with 300 points, their ranks agreed with
-exact refits at Spearman 0.75-0.83 over three draws). Coalitions hinted as precise are solved to
-``PRECISE_TOL`` instead, near float32's floor for this gradient (about 1e-7),
-under ``PRECISE_STEPS_FACTOR`` times the iteration bound.
+exact refits at Spearman 0.75-0.83 over three draws). Coalitions hinted as
+precise are solved to ``PRECISE_TOL`` instead, near float32's floor for this
+gradient (about 1e-7), under ``PRECISE_STEPS_FACTOR`` times the iteration bound.
 """
 
 from __future__ import annotations
@@ -57,10 +57,9 @@ from metaval.learners.train import gather_size, metric_names, train_many
 SOLVER_BATCH_ROWS = 8192
 # Gradient tolerance of precise coalitions (leave-one-out): 100x below scikit-learn's
 # default and about 10x above the float32 floor, where L-BFGS still converges reliably
-# (measured on digits: 1e-6 costs ~1.3x the iterations of 1e-4 from zero; 1e-7 is
-# not always reachable in float32 and runs to the iteration bound).
+# (1e-7 is not always reachable in float32 and runs to the iteration bound).
 PRECISE_TOL = 1e-6
-# ... and a higher iteration bound: on digits (300-500 points, from zero) L-BFGS
+# ... under a higher iteration bound: on digits (300-500 points, from zero) L-BFGS
 # reaches 1e-4 in 50-60 iterations and 1e-6 in 100-150, past the 100 that bound
 # the default fits; a full set stopped short would offset every leave-one-out value.
 PRECISE_STEPS_FACTOR = 4
