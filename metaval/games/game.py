@@ -140,6 +140,19 @@ class Game:
       parents: ``[M, P]`` booleans, each an evaluated coalition near its row.
     """
 
+  def precise(self, coalitions) -> None:
+    """Hints that the caller measures small differences between these coalitions' utilities.
+
+    Leave-one-out compares coalitions one player apart, whose utilities may differ
+    by less than a learner solved to its default tolerance resolves. A game that
+    solves a learner (``RetrainingUtility``) then solves these coalitions, when it
+    evaluates them, to a tolerance well below such differences; games that do
+    not train ignore it. Values already cached are kept.
+
+    Args:
+      coalitions: ``[M, P]`` booleans about to be evaluated.
+    """
+
   def per_seed(self, coalitions) -> np.ndarray:
     """``[M, K]`` utilities per seed; evaluates the uncached rows in one batch."""
     c = self.check(coalitions)

@@ -67,11 +67,21 @@ def start(game: Game) -> tuple[float, int, int]:
 
 
 def loo(game: Game) -> Valuation:
-  """Leave-one-out: ``U(all) - U(all but i)``; ``P + 1`` coalitions (the full one first)."""
+  """Leave-one-out: ``U(all) - U(all but i)``; ``P + 1`` coalitions (the full one first).
+
+  The coalitions are hinted ``precise`` (a solved learner solves them to a tolerance
+  below the one-player differences measured) and the leave-one-out fits start
+  from the full set's solution.
+  """
   s = start(game)
   p = game.num_players
   coal = np.ones((p + 1, p), bool)
   coal[np.arange(p), np.arange(p)] = False  # rows 0..P-1 drop one player; row P is full
+  # Each value is a difference between coalitions one player apart, often smaller
+  # than what a learner solved to its default tolerance resolves (a warm-started
+  # fit would stop at or near the full set's solution and the difference would be
+  # solver error): ask the game to solve these P + 1 coalitions precisely.
+  game.precise(coal)
   # The full set first, so that a solved learner starts every leave-one-out fit from
   # its solution (one point away); the same P + 1 coalitions either way.
   game(coal[-1:])

@@ -24,10 +24,22 @@ Coalitions are grouped by training-set size into buckets (``gather_size``), each
 model trains on its own gathered points only, and the models per batch shrink as
 the bucket grows, so each bucket compiles one program of similar cost, reused by
 every later call.
+
+**Precise coalitions** (``precise``): a solved fit stops once the gradient's largest
+entry is below ``spec.tol`` (scikit-learn's 1e-4 by default). Removing one of N
+points moves the optimum's gradient by about ``|p_i - y_i| |x_i| / N``, often less
+than that: a leave-one-out fit warm-started from the full set's solution then
+stops at once, or a few iterations short of its optimum, and its difference to
+the full set is solver error (on digits with 500 points, 30 % of the leave-one-out
+log-loss values came out exactly zero; with 300 points, their ranks agreed with
+exact refits at Spearman 0.75-0.83 over three draws). Coalitions hinted as
+precise are solved to ``PRECISE_TOL`` instead, near float32's floor for this
+gradient (about 1e-7), under ``PRECISE_STEPS_FACTOR`` times the iteration bound.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
@@ -43,6 +55,14 @@ from metaval.learners.train import gather_size, metric_names, train_many
 # Gathered point rows per solver batch (models x bucket size): small training sets
 # batch many models, large ones few, so every bucket's program costs about the same.
 SOLVER_BATCH_ROWS = 8192
+# Gradient tolerance of precise coalitions (leave-one-out): 100x below scikit-learn's
+# default and about 10x above the float32 floor, where L-BFGS still converges reliably
+# (1e-7 is not always reachable in float32 and runs to the iteration bound).
+PRECISE_TOL = 1e-6
+# ... under a higher iteration bound: on digits (300-500 points, from zero) L-BFGS
+# reaches 1e-4 in 50-60 iterations and 1e-6 in 100-150, past the 100 that bound
+# the default fits; a full set stopped short would offset every leave-one-out value.
+PRECISE_STEPS_FACTOR = 4
 
 
 def no_data_value(task: Task, metric: str) -> float:
@@ -163,6 +183,11 @@ class RetrainingUtility(Game):
     self._solutions: dict[bytes, dict] = {}
     self._parents: dict[bytes, bytes] = {}
     self._reference: dict | None = None
+    # Keys of coalitions to solve to ``PRECISE_TOL`` when evaluated (``precise``).
+    self._precise: set[bytes] = set()
+    self._precise_spec = dataclasses.replace(
+      spec, tol=min(spec.tol, PRECISE_TOL), steps=PRECISE_STEPS_FACTOR * spec.steps
+    )
 
   def start_from(self, coalitions, parents) -> None:
     """Solved learners: start each coalition's fit from its parent's solution.
@@ -178,6 +203,16 @@ class RetrainingUtility(Game):
       raise GameError(f"start_from got {len(c)} coalitions and {len(p)} parents")
     for child, parent in zip(c, p):
       self._parents[coalition_key(child)] = coalition_key(parent)
+
+  def precise(self, coalitions) -> None:
+    """Solved learners: solve these coalitions to ``PRECISE_TOL`` when evaluated.
+
+    Args:
+      coalitions: ``[M, P]`` booleans about to be evaluated.
+    """
+    if self.solved:
+      keys = (coalition_key(row) for row in self.check(coalitions))
+      self._precise.update(k for k in keys if self._cache is None or k not in self._cache)
 
   def masks(self, coalitions) -> np.ndarray:
     """``[M, P]`` bool coalitions -> ``[M, N]`` float32 training multiplicities."""
@@ -217,19 +252,25 @@ class RetrainingUtility(Game):
     return parent if parent is not None else self._reference
 
   def _solve(self, coalitions: np.ndarray) -> np.ndarray:
-    """Per-seed utilities ``[C, K]``: size buckets, warm starts, solutions kept."""
+    """Per-seed utilities ``[C, K]``: size buckets, warm starts, solutions kept.
+
+    Precise coalitions form buckets of their own, solved under ``PRECISE_TOL``.
+    """
     k = self.num_seeds
     masks = self.masks(coalitions)  # [C, N]
     n = masks.shape[1]
     sizes = np.array([min(gather_size(int(s)), n) for s in (masks > 0).sum(1)])
+    all_keys = [coalition_key(row) for row in coalitions]
+    tight = np.array([key in self._precise for key in all_keys])
     in_dim = self.spec.features or self.task.x.shape[-1]
     zero = {
       "w": np.zeros((k, in_dim, self.task.num_classes), np.float32),
       "b": np.zeros((k, self.task.num_classes), np.float32),
     }
     out = np.empty((len(coalitions), k))
-    for size in np.unique(sizes):
-      rows = np.flatnonzero(sizes == size)
+    for size, precise in sorted({(int(a), bool(b)) for a, b in zip(sizes, tight)}):
+      rows = np.flatnonzero((sizes == size) & (tight == precise))
+      spec = self._precise_spec if precise else self.spec
       # Coalitions per batch: the batch size, fewer for large buckets; None: all.
       b = self.batch_size or len(rows) * k
       per = max(1, min(b, SOLVER_BATCH_ROWS // int(size)) // k)
@@ -237,7 +278,7 @@ class RetrainingUtility(Game):
         chunk = rows[lo : lo + per]
         pad = per - len(chunk) if self.batch_size else 0
         full = np.concatenate([chunk, np.repeat(chunk[-1:], pad)])
-        keys = [coalition_key(row) for row in coalitions[chunk]]
+        keys = [all_keys[i] for i in chunk]
         starts = [self._start(key) or zero for key in keys]
         starts += starts[-1:] * pad
         init = {f: np.concatenate([s[f] for s in starts]) for f in ("w", "b")}
@@ -245,8 +286,8 @@ class RetrainingUtility(Game):
           np.tile(self.seed_keys, (len(full), 1)),
           self.task,
           np.repeat(masks[full], k, axis=0),
-          self.spec,
-          gather=int(size),
+          spec,
+          gather=size,
           init_params=init,
           return_params=True,
         )
@@ -257,6 +298,7 @@ class RetrainingUtility(Game):
         }
         for j, key in enumerate(keys):
           self._solutions[key] = {f: a[j] for f, a in params.items()}
+          self._precise.discard(key)
         self._reference = {f: a[: len(chunk)].mean(0) for f, a in params.items()}
         self.fits += len(chunk) * k
         self.fits_computed += len(full) * k
