@@ -40,8 +40,8 @@ CLAIM = (
 REAL = ("wine", "breast_cancer", "digits")
 TRAINED = "runs/zeroshot"
 TRAIN_COMMAND = (
-  "metaval zeroshot-train --config zeroshot --workdir runs/zeroshot "
-  "--config.prior.from_prior=runs/prior_medium"
+  "metaval prior --config prior --workdir runs/prior && "
+  "metaval zeroshot-train --config zeroshot --workdir runs/zeroshot"
 )
 PEER = "runs/bench/zeroshot_peer.json"  # pyDVL's utility learning, made by PEER_COMMAND
 PEER_COMMAND = "python scripts/bench_predictor_peer.py --labels runs/zeroshot/real_labels"
