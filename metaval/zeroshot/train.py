@@ -77,8 +77,8 @@ def task_rows(tl: TaskLabels, index: int | None = None) -> Table:
     if members.size == 0:
       continue
     ctx = Z.Context(base, (tl.x_eval, tl.y_eval), seed=tl.task_id)
-    for i in members:
-      f = ctx.features(tl.supp[i], tl.learners[0], tl.learner_params[0])
+    feats = ctx.features_many([tl.supp[i] for i in members], tl.learners[0], tl.learner_params[0])
+    for i, f in zip(members, feats):
       for j, spec in enumerate(tl.learners):
         g = f.copy()
         g[_LEARNER] = PF.learner_features(spec, tl.learner_params[j])
