@@ -154,7 +154,8 @@ def generate(config, workdir: str) -> prior_storage.PriorLabels:
     elif todo:
       with (
         _env("JAX_COMPILATION_CACHE_DIR", cache),
-        pipeline.shard_pool(min(workers, len(todo))) as pool,
+        # Each shard may compile a new shape bucket: recycle workers every 8 shards.
+        pipeline.shard_pool(min(workers, len(todo)), max_tasks_per_child=8) as pool,
       ):
         futs = [pool.submit(run_shards, cfg, workdir, [shard]) for shard in todo]
         pending = set(futs)
