@@ -19,6 +19,7 @@ import json
 import os
 import time
 
+import jax
 import ml_collections
 
 from metaval.data import samplers
@@ -101,6 +102,11 @@ def run_shards(cfg: dict, workdir: str, shards) -> tuple[int, float]:
     rec = prior_labels.run_shard(cfg, seeds)
     label_storage.write_shard(label_storage.shard_path(workdir, sid), rec)
     n += len(rec["task_seed"]) * len(rec["learner"])
+    # Drop this shard's compiled programs: a worker that keeps every shape bucket's
+    # programs mapped runs out of LLVM memory maps ("Cannot allocate memory") after
+    # about a hundred shards although RAM is free. JAX's persistent cache reloads
+    # a bucket's programs when a later shard needs them.
+    jax.clear_caches()
   return n, time.process_time() - cpu0
 
 
