@@ -210,14 +210,8 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 @contextlib.contextmanager
-def shard_pool(workers: int, max_tasks_per_child: int | None = None):
-  """A pool of ``workers`` fresh processes, each running XLA and BLAS on one thread.
-
-  ``max_tasks_per_child``: replace a worker after this many calls. A worker that
-  compiles programs for many shapes keeps every one of them mapped; after some
-  hundreds, LLVM runs out of memory maps ("Cannot allocate memory") although RAM
-  is free. A fresh worker reloads what it needs from JAX's persistent cache.
-  """
+def shard_pool(workers: int):
+  """A pool of ``workers`` fresh processes, each running XLA and BLAS on one thread."""
   env = worker_env()
   old = {k: os.environ.get(k) for k in env}
   # Workers are spawned (not forked: JAX is multithreaded) and read their
@@ -228,7 +222,6 @@ def shard_pool(workers: int, max_tasks_per_child: int | None = None):
     mp_context=multiprocessing.get_context("spawn"),
     initializer=_worker_init,
     initargs=(os.getpid(),),
-    max_tasks_per_child=max_tasks_per_child,
   )
   try:
     yield pool

@@ -160,8 +160,7 @@ def generate(config, workdir: str) -> prior_storage.PriorLabels:
     elif todo:
       with (
         _env("JAX_COMPILATION_CACHE_DIR", cache),
-        # Each shard may compile a new shape bucket: recycle workers every 8 shards.
-        pipeline.shard_pool(min(workers, len(todo)), max_tasks_per_child=8) as pool,
+        pipeline.shard_pool(min(workers, len(todo))) as pool,
       ):
         futs = [pool.submit(run_shards, cfg, workdir, [shard]) for shard in todo]
         pending = set(futs)
