@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -49,7 +50,7 @@ def main() -> None:
   base = _raw(rng, 1000, width, classes, centres)
   ev = _raw(rng, 300, width, classes, centres)
   p = metaval.load_predictor()
-  out = {"machine": machine()}
+  out = {"machine": machine(), "load_average_start": [round(v, 2) for v in os.getloadavg()]}
   p.value(_raw(rng, 10, width, classes, centres), base=base, eval=ev)  # B's context
   for n_s in (10, 100):
     wall, cpu = [], []
@@ -93,7 +94,7 @@ def main() -> None:
   out["label_mlp256_cpu_s"] = time.process_time() - c0
   out["speedup_vs_label"] = out["label_mlp256_s"] / (out["query_ms_p50_S100"] / 1e3)
   out["cpu_speedup_vs_label"] = out["label_mlp256_cpu_s"] / (out["query_cpu_ms_p50_S100"] / 1e3)
-  out["machine"] = machine()  # again: the load average at the end of the run
+  out["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
   print(json.dumps(out, indent=2))
   _write(args.out, out, args.label_seeds)
 
@@ -117,7 +118,8 @@ def _write(stem: str, out: dict, seeds: int) -> None:
     "`python scripts/bench_zeroshot.py` (|B| = 1,000, 20 raw features, 5 classes, "
     "evaluation set of 300; B's context cached).\n\n"
     + markdown_table(rows, cols)
-    + f"\n\nMachine: {json.dumps(m)}\n"
+    + f"\n\nMachine: {json.dumps(m)}; load average (1, 5, 15 min) at the start "
+    f"{out['load_average_start']}, at the end {out['load_average_end']}.\n"
   )
   write_text(stem + ".md", text)
 
