@@ -18,7 +18,8 @@ accuracy on average; random bits, foreign-task data, out-of-domain inputs and
 flipped labels lower it (``prior:quick`` measured: clean +0.018 / +0.022 for linear /
 mlp16, random_bits -0.120 / -0.080, foreign_task -0.094 / -0.085). Expected runtime:
 ``quick`` 147 CPU s (2.5 min on 2 idle cores; 9.5 min wall at load 23-28); the full
-prior about 6,000 CPU s, ~50 min on 2 idle cores (docs/prior.md, "Cost").
+prior ran in about 90 min here, partly shared with other jobs; after its shape buckets
+are compiled it labels ~66 labels/s on 2 idle cores (docs/prior.md, "Cost").
 
 Variants:
   default  1,100 tasks x 32 pairs x 3 learners (linear, mlp16, mlp64), K=2:
