@@ -58,7 +58,21 @@ def e2_predictor(workdir: str) -> list[str]:
     for r in rows:
       scores.setdefault(r["split"], {})[r["estimator"]] = float(r["spearman"])
       ceiling[r["split"]] = float(r["ceiling (split-half Spearman)"])
-    return [plots.split_quality(scores, ceiling, os.path.join(workdir, "quality_per_split.png"))]
+    out = [plots.split_quality(scores, ceiling, os.path.join(workdir, "quality_per_split.png"))]
+    preds = _npz(workdir, "predictions.npz")  # zero-shot runs: the chosen model per real task
+    if preds is not None:
+      names = sorted({k.rsplit("/", 1)[0] for k in preds})
+      splits = {
+        n: {
+          "label": preds[f"{n}/label"],
+          "predicted": preds[f"{n}/predicted"],
+          "spearman": float(preds[f"{n}/spearman"]),
+          "ceiling": float(preds[f"{n}/ceiling"]),
+        }
+        for n in names
+      }
+      out.append(plots.predicted_vs_label(splits, os.path.join(workdir, "predicted_vs_label.png")))
+    return out
   ev = _json(workdir, "eval.json")
   target = ev["targets"][0]
   ceiling = {

@@ -165,7 +165,9 @@ def split_quality(
   """
   splits = list(scores)
   ests = list(dict.fromkeys(e for s in scores.values() for e in s))
-  with figure(path, figsize=(7, 4)) as (_, axes):
+  many = len(ests) > 6  # then the legend goes below the axes, and the figure widens
+  size = (max(7, 0.12 * len(ests) * len(splits) + 2), 6) if many else (7, 4)
+  with figure(path, figsize=size) as (_, axes):
     ax = axes[0, 0]
     _grouped_bars(ax, splits, {e: [scores[s].get(e, np.nan) for s in splits] for e in ests})
     x = np.arange(len(splits))
@@ -179,9 +181,13 @@ def split_quality(
     )
     ax.axhline(0, color="k", lw=0.6)
     ax.set_ylabel("Spearman vs retraining label")
-    ax.set_ylim(top=1.3)  # room for the legend above the bars
-    ax.set_title("predictor vs simple baselines per held-out split")
-    ax.legend(ncol=3, loc="upper center")
+    ax.set_title("value model vs baselines per held-out split")
+    if many:
+      ax.set_ylim(top=1.05)
+      ax.legend(ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.35), fontsize=7)
+    else:
+      ax.set_ylim(top=1.3)  # room for the legend above the bars
+      ax.legend(ncol=3, loc="upper center")
   return path
 
 

@@ -124,8 +124,15 @@ def run(mode: str, workdir: str) -> Result:
     prior, real, net_cfg, seed=cfg.seed, coverage=cfg.coverage, model_dir=model_dir
   )
   chosen = f"chosen ({report['chosen']})"
+  preds = {}
   for name, (scores, n, extra) in zs.items():
     rows += _rows(f"zero-shot {name}", n, scores)
+    # The chosen model's gain head against the retraining gain, for E2's scatter.
+    split = f"zero-shot {name}"
+    preds[f"{split}/label"] = np.asarray(extra["label"], np.float32)
+    preds[f"{split}/predicted"] = np.asarray(extra["predicted"], np.float32)
+    preds[f"{split}/spearman"] = np.float32(scores[chosen])
+    preds[f"{split}/ceiling"] = np.float32(scores["ceiling"])
     proxies = {k: v for k, v in scores.items() if k in E.Z.PROXIES}
     best = max(proxies, key=lambda k: np.nan_to_num(proxies[k], nan=-2))
     notes.append(
@@ -136,6 +143,7 @@ def run(mode: str, workdir: str) -> Result:
       f"gain head: Pearson {extra['pearson']:.3f}, sign accuracy {extra['sign']:.2f}, "
       f"{report['coverage']:.0%} interval coverage {extra['coverage']:.2f}."
     )
+  io.save_npz(os.path.join(workdir, "predictions.npz"), **preds)
   peer_rows, peer_notes = _peer_rows(real_dir)
   rows, notes = rows + peer_rows, notes + peer_notes
   for split, (scores, n) in E.splits(prior, net_cfg, seed=cfg.seed).items():
