@@ -74,7 +74,12 @@ def run(config, workdir: str) -> dict:
   )
   net_cfg = model_lib.NetConfig(seed=config.seed, **dict(config.model))
   fitted, report = train_lib.select_and_fit(
-    table, net_cfg, val_share=config.val_share, coverage=config.coverage, seed=config.seed
+    table,
+    net_cfg,
+    val_share=config.val_share,
+    coverage=config.coverage,
+    seed=config.seed,
+    gate=config.gate,
   )
   out = train_lib.save(fitted, report, os.path.join(workdir, "model"))
   if config.ship:

@@ -21,6 +21,7 @@ Inputs are raw: B's mean and standard deviation standardise B, S and T.
 from __future__ import annotations
 
 import types
+import zlib
 
 import numpy as np
 import ot
@@ -72,6 +73,22 @@ FEATURE_NAMES = (
 
 class FeatureError(MetavalError):
   """A zero-shot query's arrays are malformed."""
+
+
+def _digest(x: np.ndarray, y: np.ndarray) -> int:
+  """A 32-bit checksum of a set's arrays (seeds its subsamples)."""
+  return zlib.crc32(
+    np.ascontiguousarray(y).tobytes(), zlib.crc32(np.ascontiguousarray(x).tobytes())
+  )
+
+
+def _row_keys(x: np.ndarray, y_ids: np.ndarray) -> np.ndarray:
+  """One byte row per point: its float64 inputs and its class id."""
+  return (
+    np.ascontiguousarray(np.c_[np.asarray(x, np.float64), y_ids.astype(np.float64)])
+    .view(np.uint8)
+    .reshape(len(y_ids), -1)
+  )
 
 
 def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -195,6 +212,7 @@ class Context:
     if len(self.classes) > MAX_CLASSES:
       raise FeatureError(f"{len(self.classes)} classes; the zero-shot model takes <= {MAX_CLASSES}")
     rng = np.random.default_rng(seed)
+    self._seed = int(seed)
     self.width = xb.shape[1]
     self.mu = xb.mean(0)
     sd = xb.std(0)
@@ -208,6 +226,8 @@ class Context:
     keep = _stratified(ye, MAX_EVAL, rng)
     self.xe, self.ye = self.transform(xe[keep]), self.labels(ye[keep])
     self.n_b = len(self.yb)
+    self._raw_b = (xb, self.yb)
+    self._base_keys = None  # B's (input, label) rows as bytes, built on first use
     self._prepare(rng)
 
   # -- inputs ------------------------------------------------------------------
@@ -224,6 +244,23 @@ class Context:
     pos = np.minimum(pos, len(self.classes) - 1)
     known = self.classes[pos] == y
     return np.where(known, pos, self.k - 1).astype(np.int64)
+
+  def new_points(self, supplemental) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """S without its exact copies of B's points: ``((x, y) kept, copies dropped)``.
+
+    A row copies B when its raw inputs and its label equal those of a point of B
+    (bit for bit, as float64). Such rows carry no new data: the predictor values
+    only the rest (a set of copies alone is worth nothing).
+    """
+    xs, ys = as_arrays(supplemental, "supplemental")
+    if xs.shape[1] != self.width:
+      raise FeatureError(f"supplemental has {xs.shape[1]} features but base has {self.width}")
+    if self._base_keys is None:
+      xb, yb = self._raw_b
+      self._base_keys = set(map(bytes, _row_keys(xb, yb)))
+    ids = self.labels(ys)
+    copy = np.fromiter((bytes(k) in self._base_keys for k in _row_keys(xs, ids)), bool, len(ids))
+    return (xs[~copy], ys[~copy]), int(copy.sum())
 
   # -- B's cache -----------------------------------------------------------------
 
@@ -264,7 +301,6 @@ class Context:
     self.rel_stats = PF.base_stats(self.xb.astype(np.float32), self.yb, self.k)
     # ``set_features`` reads only the task's kind and width.
     self._shim = types.SimpleNamespace(kind="classification", x=np.empty((0, self.xb.shape[1])))
-    self._rng = rng
 
   # -- proxies -------------------------------------------------------------------
 
@@ -385,7 +421,9 @@ class Context:
     # ``theta``: B ∪ S's softmax regression, started from B's solution as the label
     # engine's convex learners are (fitted in ``features_many``).
     logit = self._logit_score(theta) - self.logit_b
-    pick = _stratified(ys, OT_POINTS, self._rng)
+    # S's transport sample depends on S alone (not on earlier queries): the same
+    # query always gets the same features.
+    pick = _stratified(ys, OT_POINTS, np.random.default_rng([self._seed, _digest(xs, ys)]))
     share = n_s / (n_s + self.n_b)
     w = np.r_[
       np.full(len(self.ot_b), (1 - share) / len(self.ot_b)), np.full(len(pick), share / len(pick))

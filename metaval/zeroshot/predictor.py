@@ -224,42 +224,78 @@ class ZeroShotPredictor:
     supplements = list(supplements)
     if not supplements:
       raise ZeroShotError("no supplements to value")
-    rows, q = self.featurize(supplements, base, eval, learner)
-    score, gain = self.predict(rows)
     names = names or [f"supplement {i}" for i in range(len(supplements))]
-    facts = [self._facts(rows[i], gain[i], score[i], q, names[i]) for i in range(len(rows))]
+    if len(names) != len(supplements):
+      raise ZeroShotError(f"{len(names)} names for {len(supplements)} supplements")
+    ctx, _ = self.context(base, eval)
+    kept = [ctx.new_points(s) for s in supplements]
+    live = [i for i, ((_, ys), _) in enumerate(kept) if len(ys)]
+    score = np.full(len(supplements), -np.inf)  # copies of B alone rank last
+    facts = [None] * len(supplements)
+    q = None
+    if live:
+      rows, q = self.featurize([kept[i][0] for i in live], base, eval, learner)
+      s_live, gain = self.predict(rows)
+      for j, i in enumerate(live):
+        score[i] = s_live[j]
+        facts[i] = self._facts(rows[j], gain[j], s_live[j], q, names[i], kept[i][1])
+    for i in range(len(supplements)):
+      if facts[i] is None:
+        q = q or self._query(ctx, base, eval, learner)
+        facts[i] = self._copies_only(q, names[i], kept[i][1])
     order = np.argsort(-score, kind="stable")
     return [(int(i), facts[i]) for i in order]
 
-  def _facts(self, row, gain, score, q, name) -> NutritionFacts:
-    ctx = q["ctx"]
-    n_s = int(round(np.exp(row[Z.FEATURE_NAMES.index("log_n_supp")])))
+  def _query(self, ctx, base, eval, learner) -> dict:
+    """The query facts ``featurize`` returns, without featurising anything."""
+    _, name = self.context(base, eval)
+    spec = parse_learner(learner)
+    params = _num_params(spec, ctx.xb.shape[1], ctx.k - 1)
+    return {"ctx": ctx, "name": name, "spec": spec.to_dict(), "params": params}
+
+  def _label(self, q, name, n_s, target, warnings, diagnostics) -> NutritionFacts:
+    return NutritionFacts(
+      task=q["name"],
+      supplement_size=n_s,
+      base_size=q["ctx"].n_b,
+      learner=q["spec"],
+      learner_params=int(q["params"]),
+      coverage=self.coverage,
+      targets=[target],
+      warnings=warnings,
+      diagnostics=diagnostics,
+      predictor=f"zero-shot ({self.kind}) {self.path}",
+      name=name,
+    )
+
+  def _facts(self, row, gain, score, q, name, copies: int = 0) -> NutritionFacts:
+    n_new = int(round(np.exp(row[Z.FEATURE_NAMES.index("log_n_supp")])))
     lo, hi = float(gain) - self.half_width, float(gain) + self.half_width
     warnings = []
     if hi < 0:
       warnings.append("predicted to hurt: the whole interval is below zero")
-    proxies = {p: float(row[i]) for i, p in enumerate(Z.PROXIES)}
-    return NutritionFacts(
-      task=q["name"],
-      supplement_size=n_s,
-      base_size=ctx.n_b,
-      learner=q["spec"],
-      learner_params=int(q["params"]),
-      coverage=self.coverage,
-      targets=[
-        TargetValue(
-          metric="eval/accuracy",
-          value=float(gain),
-          low=lo,
-          high=hi,
-          base_metric=float(ctx.base_scores["logit"][0]),
-        )
-      ],
-      warnings=warnings,
-      diagnostics={"score": float(score), "sign": int(np.sign(gain)), "proxies": proxies},
-      predictor=f"zero-shot ({self.kind}) {self.path}",
-      name=name,
+    if copies:
+      warnings.append(f"{copies} of {n_new + copies} points copy base points and are not counted")
+    base_acc = float(q["ctx"].base_scores["logit"][0])
+    target = TargetValue(
+      metric="eval/accuracy", value=float(gain), low=lo, high=hi, base_metric=base_acc
     )
+    proxies = {p: float(row[i]) for i, p in enumerate(Z.PROXIES)}
+    diagnostics = {
+      "score": float(score),
+      "sign": int(np.sign(gain)),
+      "proxies": proxies,
+      "base_copies": copies,
+    }
+    return self._label(q, name, n_new + copies, target, warnings, diagnostics)
+
+  def _copies_only(self, q, name, copies: int) -> NutritionFacts:
+    """A set whose every point copies B: no new data, worth nothing by construction."""
+    base_acc = float(q["ctx"].base_scores["logit"][0])
+    target = TargetValue(metric="eval/accuracy", value=0.0, low=0.0, high=0.0, base_metric=base_acc)
+    warnings = [f"all {copies} points copy base points: no new data, valued at zero"]
+    diagnostics = {"score": float("-inf"), "sign": 0, "proxies": {}, "base_copies": copies}
+    return self._label(q, name, copies, target, warnings, diagnostics)
 
 
 def _load_forests(path: str) -> tuple[trees.Forest, trees.Forest]:

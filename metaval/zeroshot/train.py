@@ -22,6 +22,7 @@ from metaval.errors import MetavalError
 from metaval.predictor import features as PF
 from metaval.util import io
 from metaval.zeroshot import features as Z
+from metaval.zeroshot import gate as G
 from metaval.zeroshot import model as M
 from metaval.zeroshot import trees
 from metaval.zeroshot.labels import TaskLabels
@@ -199,38 +200,65 @@ def task_split(t: Table, val_share: float, seed: int) -> tuple[np.ndarray, np.nd
   return ~val, val
 
 
-def select_and_fit(t: Table, net_cfg: M.NetConfig, val_share=0.2, coverage=0.9, seed=0):
+def _half_width(resid: np.ndarray, coverage: float) -> float:
+  """Split conformal: the ceil((n + 1) * coverage)-th smallest absolute residual."""
+  n = len(resid)
+  return float(np.sort(resid)[min(n - 1, int(np.ceil((n + 1) * coverage)) - 1)])
+
+
+def select_and_fit(t: Table, net_cfg: M.NetConfig, val_share=0.2, coverage=0.9, seed=0, gate=True):
   """Fits both model kinds on the training tasks; keeps the better on validation tasks.
+
+  With ``gate`` a candidate must also pass the Goodhart gate on the validation
+  tasks (``metaval.zeroshot.gate``): the best validation Spearman among the
+  candidates that pass is kept; if none passes, the one that violates the fewest
+  clear pairs over all junk kinds.
 
   Returns:
     ``(Fitted, report)``; ``report`` holds the validation Spearman of each model and
-    proxy, the interval half-width and its coverage on the validation tasks.
+    proxy, each candidate's gate verdict, the interval half-width and its coverage on
+    the validation tasks.
   """
   train_m, val_m = task_split(t, val_share, seed)
   tr, va = t.select(train_m), t.select(val_m)
   report = {"train_rows": int(train_m.sum()), "val_rows": int(val_m.sum())}
   report["train_tasks"] = int(len(np.unique(tr.task)))
   report["val_tasks"] = int(len(np.unique(va.task)))
-  fitted, scores = {}, {}
-  for kind in ("net", "gbm"):
+  kinds = ("net", "gbm")
+  fitted, scores, halves, gates = {}, {}, {}, {}
+  for kind in kinds:
     fitted[kind] = fit(tr, kind, net_cfg, seed)
-    scores[kind] = group_spearman(fitted[kind].predict(va.x)[0], va.gain, va.group)
+    score, gain = fitted[kind].predict(va.x)
+    scores[kind] = group_spearman(score, va.gain, va.group)
+    halves[kind] = _half_width(np.abs(gain - va.gain), coverage)
+    if gate:
+      gates[kind] = G.check(gain, halves[kind], va.kind, va.gain, va.group)
   for j, name in enumerate(Z.PROXIES):
     scores[name] = group_spearman(va.x[:, j], va.gain, va.group)
-  best = max(("net", "gbm"), key=lambda k: np.nan_to_num(scores[k], nan=-2.0))
-  chosen = fitted[best]
-  resid = np.abs(chosen.predict(va.x)[1] - va.gain)
-  # Split conformal: the ceil((n + 1) * coverage)-th smallest residual.
-  n = len(resid)
-  half = float(np.sort(resid)[min(n - 1, int(np.ceil((n + 1) * coverage)) - 1)])
+
+  def spearman(k):
+    return float(np.nan_to_num(scores[k], nan=-2.0))
+
+  passing = [k for k in kinds if not gate or gates[k]["passed"]]
+  if passing:
+    best = max(passing, key=spearman)
+  else:  # none passes: the fewest violated clear pairs, then the better ranking
+    best = min(kinds, key=lambda k: (gates[k]["violation"], -spearman(k)))
   report.update(
     chosen=best,
     val_spearman={k: round(v, 4) for k, v in scores.items()},
-    interval_half_width=half,
+    interval_half_width=halves[best],
     coverage=coverage,
     val_ceiling=group_spearman(va.split_a, va.split_b, va.group),
   )
-  return chosen, report
+  if gate:
+    report["gate"] = {
+      "clear": G.CLEAR,
+      "max_violation": G.MAX_VIOLATION,
+      "chosen_passed": gates[best]["passed"],
+      **gates,
+    }
+  return fitted[best], report
 
 
 def save(fitted: Fitted, report: dict, out: str) -> str:
