@@ -12,6 +12,7 @@ from metaval import pairs as pairs_lib
 from metaval.data import get_task, samplers
 from metaval.learners.models import LearnerSpec
 from metaval.learners.train import metric_names, train_many
+from metaval.pairs import pool as pool_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,6 +53,34 @@ def test_pair_keys_are_shared_between_b_and_b_union_s():
   assert out.fits == (2 + 4) * 2
   # Seeds matter for the MLP: different keys give different B models.
   assert not np.array_equal(out.metric_base[0, 0], out.metric_base[0, 1])
+
+
+def test_a_label_with_fewer_models_than_a_chunk_trains_only_what_it_needs(monkeypatch):
+  """4 models under chunk=64 train as 4, with the same metrics as padded to 64."""
+  from metaval.pairs import labels as labels_mod
+
+  task = get_task("wine")
+  spec = LearnerSpec("mlp", width=8, steps=30, lr=0.02, l2=1e-4)
+  pairs = _pairs(task, np.random.default_rng(3))
+  key = jax.random.key(5)
+  seen = []
+
+  def spy(keys, data, masks, spec, **kw):
+    seen.append(masks.shape[0])
+    return train_many(keys, data, masks, spec, **kw)
+
+  monkeypatch.setattr(labels_mod, "train_many", spy)
+  out = pairs_lib.label(task, pairs, spec, num_seeds=2, key=key, chunk=64, extra_capacity=32)
+  assert max(seen) <= 8, seen  # 2 bases x 2 seeds, then the pairs' groups: never 64
+  monkeypatch.undo()
+  # The same models, padded to the whole chunk: the same metrics.
+  keys = pairs_lib.pair_keys(key, len(pairs.bases), 2).reshape(-1, 2)
+  masks = np.repeat(pool_lib.base_weights(task, pairs), 2, 0).astype(np.float32)
+  pad = lambda a: np.concatenate([a, np.repeat(a[:1], 64 - len(a), 0)])  # noqa: E731
+  ref = train_many(pad(keys), task, pad(masks), spec, chunk=64).metrics
+  want = np.stack([ref[n][:4] for n in metric_names(task)], 1).reshape(2, 2, -1)
+  np.testing.assert_allclose(out.metric_base[pairs.base_of == 0][0], want[0], atol=1e-5)
+  np.testing.assert_allclose(out.metric_base[pairs.base_of == 1][0], want[1], atol=1e-5)
 
 
 def test_appended_points_land_where_recorded():

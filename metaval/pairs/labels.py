@@ -80,7 +80,9 @@ def _train_fixed(keys, task: Task, masks, spec: LearnerSpec, chunk: int, gather=
   """``train_many`` with the model count padded to a multiple of ``chunk``.
 
   ``gather`` is passed through as a fixed value (never "auto"), so every call
-  compiles the same programs whatever its subset sizes.
+  compiles the same programs whatever its subset sizes. ``chunk`` is the padded
+  model count (``label`` passes less than its config's chunk for a label that fits
+  in one chunk).
 
   Returns:
     ``[M, T]`` float64 metrics in ``metric_names(task)`` order.
@@ -220,6 +222,13 @@ def label(
       metric_full=np.repeat(met_f[:, None], k_seeds, 1),
       fits=(n_bases + p_count) * k_seeds,
     )
+
+  # A label that fits in one chunk (e.g. one pair's 2K models) pads its calls to the
+  # next power of two of its base models (n_bases * K), not to the chunk: with the
+  # default chunk of 64 a K=4 label trained 64 models per call to use 4 (16x the
+  # work). Bigger jobs keep the chunk, so their calls (shards) share one program.
+  if (n_bases + p_count) * k_seeds <= chunk:
+    chunk = 1 << max(0, n_bases * k_seeds - 1).bit_length()
 
   # B models: one per (base, seed), rows ordered (base, seed).
   base_w = pool_lib.base_weights(task, pairs)  # [n_bases, N]
