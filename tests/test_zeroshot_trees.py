@@ -47,9 +47,10 @@ def test_forest_arrays_round_trip_and_damage_is_refused(tmp_path):
   x = rng.normal(size=(40, 7))
   np.testing.assert_array_equal(again.predict(x), forest.predict(x))
   arrays = forest.to_arrays()
-  bad = dict(arrays, left=arrays["left"] + 10_000)
-  with pytest.raises(MetavalError, match="child ids"):
-    Forest.from_arrays(bad)
+  for child in ("left", "right"):
+    for shift in (10_000, -10_000):
+      with pytest.raises(MetavalError, match="child ids"):
+        Forest.from_arrays(dict(arrays, **{child: arrays[child] + shift}))
   with pytest.raises(MetavalError, match="lack 'value'"):
     Forest.from_arrays({k: v for k, v in arrays.items() if k != "value"})
 

@@ -98,7 +98,7 @@ def _clean(task, base_idx, rng, size=None, class_mix=None, alpha=0.3):
   ya = task.y[avail]
   counts = np.bincount(ya, minlength=task.num_classes)
   if class_mix == "natural":
-    class_w = counts / counts.sum()
+    class_w = counts / max(counts.sum(), 1)  # no point outside B: draw_from says so
     idx = draw_from(rng, avail, size)
   elif class_mix in ("balanced", "skewed"):
     if class_mix == "balanced":

@@ -105,10 +105,11 @@ class Forest:
     shape = np.shape(f["feature"])
     if any(np.shape(f[k]) != shape for k in ("threshold", "left", "right", "value")):
       raise MetavalError("tree arrays disagree in shape")
-    if len(shape) != 2 or np.max(f["left"], initial=0) >= shape[1] or np.min(f["left"]) < 0:
-      raise MetavalError("tree arrays hold child ids outside their trees")
-    if np.max(f["right"], initial=0) >= shape[1] or np.min(f["right"]) < 0:
-      raise MetavalError("tree arrays hold child ids outside their trees")
+    if len(shape) != 2:
+      raise MetavalError("tree arrays must be [trees, nodes]")
+    for child in ("left", "right"):
+      if np.max(f[child], initial=0) >= shape[1] or np.min(f[child], initial=0) < 0:
+        raise MetavalError("tree arrays hold child ids outside their trees")
     return cls(
       feature=np.asarray(f["feature"], np.int32),
       threshold=np.asarray(f["threshold"], np.float64),
