@@ -66,7 +66,9 @@ def check(pred_gain: np.ndarray, half_width: float, kind, gain, group) -> dict:
   Args:
     pred_gain: ``[R]`` the candidate's gain estimate of each validation row.
     half_width: the candidate's interval half-width (accuracy).
-    kind, gain, group: the validation rows' kinds, labels and ranking groups.
+    kind: ``[R]`` the validation rows' supplement kinds.
+    gain: ``[R]`` their retraining labels.
+    group: ``[R]`` their ranking groups (task and learner).
 
   Returns:
     ``{"passed", "worst_violation", "violation", "junk": {kind: {"clear_pairs",
