@@ -175,11 +175,8 @@ class ZeroShotPredictor:
   def featurize(self, supplements, base, eval=None, learner=None) -> tuple[np.ndarray, dict]:
     """``[n, F]`` raw features of each supplement and the query's context facts."""
     ctx, name = self.context(base, eval)
-    spec = parse_learner(learner)
-    params = _num_params(spec, ctx.xb.shape[1], ctx.k - 1)
-    spec_d = spec.to_dict()
-    rows = ctx.features_many(supplements, spec_d, params)
-    return rows, {"ctx": ctx, "name": name, "spec": spec_d, "params": params}
+    q = self._query(ctx, name, learner)
+    return ctx.features_many(supplements, q["spec"], q["params"]), q
 
   def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(score, gain)`` per feature row: the ranking score and the raw-gain estimate."""
@@ -227,28 +224,26 @@ class ZeroShotPredictor:
     names = names or [f"supplement {i}" for i in range(len(supplements))]
     if len(names) != len(supplements):
       raise ZeroShotError(f"{len(names)} names for {len(supplements)} supplements")
-    ctx, _ = self.context(base, eval)
+    ctx, task = self.context(base, eval)
+    q = self._query(ctx, task, learner)
     kept = [ctx.new_points(s) for s in supplements]
     live = [i for i, ((_, ys), _) in enumerate(kept) if len(ys)]
     score = np.full(len(supplements), -np.inf)  # copies of B alone rank last
     facts = [None] * len(supplements)
-    q = None
     if live:
-      rows, q = self.featurize([kept[i][0] for i in live], base, eval, learner)
+      rows = ctx.features_many([kept[i][0] for i in live], q["spec"], q["params"])
       s_live, gain = self.predict(rows)
       for j, i in enumerate(live):
         score[i] = s_live[j]
         facts[i] = self._facts(rows[j], gain[j], s_live[j], q, names[i], kept[i][1])
     for i in range(len(supplements)):
       if facts[i] is None:
-        q = q or self._query(ctx, base, eval, learner)
         facts[i] = self._copies_only(q, names[i], kept[i][1])
     order = np.argsort(-score, kind="stable")
     return [(int(i), facts[i]) for i in order]
 
-  def _query(self, ctx, base, eval, learner) -> dict:
-    """The query facts ``featurize`` returns, without featurising anything."""
-    _, name = self.context(base, eval)
+  def _query(self, ctx, name, learner) -> dict:
+    """The facts of one query: its context, task name, learner spec and parameter count."""
     spec = parse_learner(learner)
     params = _num_params(spec, ctx.xb.shape[1], ctx.k - 1)
     return {"ctx": ctx, "name": name, "spec": spec.to_dict(), "params": params}
