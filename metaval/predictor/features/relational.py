@@ -103,8 +103,8 @@ def _purity(nn_y: np.ndarray, k: int) -> np.ndarray:
   """Share of the most common label among each row's neighbours ``[n, knn]``."""
   if nn_y.size == 0:
     return np.zeros(len(nn_y))
-  counts = np.zeros((len(nn_y), k))
-  np.add.at(counts, (np.repeat(np.arange(len(nn_y)), nn_y.shape[1]), nn_y.reshape(-1)), 1.0)
+  rows = np.arange(len(nn_y))[:, None] * k
+  counts = np.bincount((rows + nn_y).reshape(-1), minlength=len(nn_y) * k).reshape(len(nn_y), k)
   return counts.max(1) / nn_y.shape[1]
 
 
