@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -105,6 +107,8 @@ def test_features_do_not_depend_on_the_raw_scale():
     ((np.full((5, 10), np.nan), np.zeros(5)), "NaN"),
     ((np.zeros((5, 10)), np.zeros(4)), "labels"),
     ((np.zeros((0, 10)), np.zeros(0)), "empty"),
+    ((np.zeros((5, 10)), np.linspace(0.0, 1.0, 5)), "labels are not classes"),
+    ((np.zeros((5, 10)), np.array([0.0, 1.0, np.nan, 0.0, 1.0])), "labels are not classes"),
     ("not arrays", "pair"),
   ],
 )
@@ -125,6 +129,40 @@ def test_bad_learner_and_too_many_classes():
   yb = np.arange(200) % (Z.MAX_CLASSES + 1)
   with pytest.raises(MetavalError, match="classes"):
     p.value((xb[:5], yb[:5]), base=(xb, yb), eval=(xb, yb))
+
+
+def test_labels_given_as_integral_floats_are_classes():
+  base, ev, draw, _ = _problem(0)
+  p = metaval.load_predictor()
+  xs, ys = draw(40)
+  a = p.value((xs, ys), base=base, eval=ev).targets[0].value
+  b = p.value((xs, ys.astype(float)), base=base, eval=ev).targets[0].value
+  assert a == b
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_label_encoding_and_unit_mismatches_are_warned(seed):
+  base, ev, draw, _ = _problem(seed)
+  p = metaval.load_predictor()
+  xs, ys = draw(60)
+  assert p.value((xs, ys), base=base, eval=ev).warnings == []  # same source as B: silent
+  (warn,) = p.value((xs, ys.astype(str)), base=base, eval=ev).warnings[:1]
+  assert warn.startswith("60 of 60 labels") and "label encoding" in warn
+  shifted = p.value((xs + 2.0 * base[0].std(0), ys), base=base, eval=ev).warnings
+  assert not any("far from B" in w for w in shifted)  # a covariate shift is not a unit error
+  scaled = p.value((xs * 1000.0, ys), base=base, eval=ev).warnings
+  assert any("far from B" in w and "units" in w for w in scaled)
+
+
+def test_absurd_inputs_give_a_finite_value_without_numpy_warnings():
+  base, ev, draw, _ = _problem(1)
+  xs, ys = draw(30)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # no overflow inside the featuriser
+    facts = metaval.load_predictor().value((xs * 1e300, ys), base=base, eval=ev)
+  t = facts.targets[0]
+  assert np.isfinite([t.value, t.low, t.high]).all()
+  assert any("far from B" in w for w in facts.warnings)
 
 
 # -- the shipped model -------------------------------------------------------------

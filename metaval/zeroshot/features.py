@@ -36,6 +36,8 @@ OT_POINTS = 32  # points per side of each transport problem
 RIDGE = 1.0  # ridge penalty of the least-squares proxy (standardised inputs)
 LOGIT_STEPS = 25  # gradient steps of the softmax-regression proxy
 LOGIT_LR = 0.5
+Z_CLIP = 1e6  # standardised inputs are clipped here: squared distances stay finite
+FAR_RMS = 10.0  # S's typical point this many of B's SDs (RMS over features) out: warned
 
 # The single-proxy gains (each also a baseline in E2), in feature order.
 PROXIES = (
@@ -110,6 +112,12 @@ def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
   if x.ndim != 2:
     raise FeatureError(f"{what} inputs must be 2-D [n, features]; got shape {x.shape}")
   y = np.asarray(y).reshape(-1)
+  if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+    bad = y[y != np.round(y)][0]
+    raise FeatureError(
+      f"{what} labels are not classes (e.g. {float(bad)!r}): the zero-shot model values "
+      "classification data; give labels as integers or strings"
+    )
   if len(x) == 0:
     raise FeatureError(f"{what} is empty")
   if len(y) != len(x):
@@ -241,7 +249,7 @@ class Context:
 
   def transform(self, x: np.ndarray) -> np.ndarray:
     """Raw inputs -> B-standardised (and, for wide inputs, projected) inputs."""
-    z = (np.asarray(x, np.float64) - self.mu) / self.sd
+    z = np.clip((np.asarray(x, np.float64) - self.mu) / self.sd, -Z_CLIP, Z_CLIP)
     return z @ self.proj if self.proj is not None else z
 
   def labels(self, y: np.ndarray) -> np.ndarray:
@@ -268,6 +276,29 @@ class Context:
     ids = self.labels(ys)
     copy = np.fromiter((bytes(k) in self._base_keys for k in _row_keys(xs, ids)), bool, len(ids))
     return (xs[~copy], ys[~copy]), int(copy.sum())
+
+  def checks(self, xs: np.ndarray, ys: np.ndarray) -> list[str]:
+    """Warnings about S (raw, validated arrays) that its value alone would hide.
+
+    * labels that B and the evaluation set never use (a mismatched label encoding
+      makes every label of S one of these);
+    * inputs far outside B (S in other units than B): the typical point of S lies
+      more than ``FAR_RMS`` of B's standard deviations out, as the RMS over features.
+    """
+    out = []
+    unknown = self.labels(ys) == self.k - 1
+    if unknown.any():
+      out.append(
+        f"{int(unknown.sum())} of {len(ys)} labels (e.g. {str(ys[unknown][0])!r}) are classes "
+        "that B and the evaluation set never use: check the label encoding"
+      )
+    rms = np.sqrt(np.mean(np.clip((xs - self.mu) / self.sd, -Z_CLIP, Z_CLIP) ** 2, axis=1))
+    if np.median(rms) > FAR_RMS:
+      out.append(
+        f"S lies far from B: its typical point is {np.median(rms):.3g} of B's standard "
+        "deviations out (RMS over features): check that S is in B's units"
+      )
+    return out
 
   # -- B's cache -----------------------------------------------------------------
 

@@ -235,7 +235,8 @@ class ZeroShotPredictor:
       s_live, gain = self.predict(rows)
       for j, i in enumerate(live):
         score[i] = s_live[j]
-        facts[i] = self._facts(rows[j], gain[j], s_live[j], q, names[i], kept[i][1])
+        checks = ctx.checks(*kept[i][0])
+        facts[i] = self._facts(rows[j], gain[j], s_live[j], q, names[i], kept[i][1], checks)
     for i in range(len(supplements)):
       if facts[i] is None:
         facts[i] = self._copies_only(q, names[i], kept[i][1])
@@ -263,10 +264,10 @@ class ZeroShotPredictor:
       name=name,
     )
 
-  def _facts(self, row, gain, score, q, name, copies: int = 0) -> NutritionFacts:
+  def _facts(self, row, gain, score, q, name, copies=0, checks=()) -> NutritionFacts:
     n_new = int(round(np.exp(row[Z.FEATURE_NAMES.index("log_n_supp")])))
     lo, hi = float(gain) - self.half_width, float(gain) + self.half_width
-    warnings = []
+    warnings = list(checks)
     if hi < 0:
       warnings.append("predicted to hurt: the whole interval is below zero")
     if copies:
