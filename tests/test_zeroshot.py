@@ -334,6 +334,22 @@ def test_select_fit_save_load_round_trip(tmp_path):
   np.testing.assert_allclose(p.predict(x)[0], fitted.predict(x)[0], rtol=1e-4, atol=1e-4)
 
 
+def test_refit_uses_every_task_and_keeps_the_held_out_report():
+  table = _toy_table()
+  cfg = M.NetConfig(steps=300, hidden=32)
+  held, held_report = T.select_and_fit(table, cfg, val_share=0.34)
+  refit, report = T.select_and_fit(table, cfg, val_share=0.34, refit=True)
+  assert report["refit_on_all_tasks"] and not held_report["refit_on_all_tasks"]
+  assert report["chosen"] == held_report["chosen"]
+  # The figures measured on held-out tasks are the training-task fit's, unchanged.
+  assert report["val_spearman"] == held_report["val_spearman"]
+  assert report["interval_half_width"] == held_report["interval_half_width"]
+  # The returned model is the chosen kind fitted on all tasks, not the held-out fit.
+  whole = T.fit(table, report["chosen"], cfg, 0)
+  np.testing.assert_allclose(refit.predict(table.x)[0], whole.predict(table.x)[0], atol=1e-6)
+  assert np.abs(refit.predict(table.x)[0] - held.predict(table.x)[0]).max() > 1e-3
+
+
 def test_within_rank_is_per_group():
   r = M.within_rank(np.array([0.1, 0.3, 0.2, 5.0, -5.0]), np.array([0, 0, 0, 1, 1]))
   np.testing.assert_allclose(r, [0.0, 1.0, 0.5, 1.0, 0.0])

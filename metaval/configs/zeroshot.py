@@ -22,18 +22,21 @@ validation tasks.
 Expected: quick runs in minutes and writes a model whose validation Spearman is
 printed and stored in ``zeroshot.json``; the default, on a finished ``prior`` run
 (``metaval prior --config prior --workdir runs/prior``, ~90 min here), takes about
-6 minutes: featurising in 2 worker processes (~2 min), then fitting both models.
+5-6 minutes: featurising in 2 worker processes (~1.5-2 min), fitting both models,
+then fitting the chosen one again on every task (``refit``).
 
-The shipped model (measured 2026-11-30, 2 cores, load average ~1-2): the prior's
-1,100 tasks (105,600 labels) + 28 synthetic tasks (MLPs of width 32 and 128),
-106,265 rows featurised in 121 s; 904 training and 226 validation tasks. Validation
+The shipped model (measured 2026-12-01, 2 cores, load average ~1): the prior's
+1,100 tasks (105,600 labels) + 30 synthetic task files (MLPs of width 32 and 128),
+106,265 rows featurised in 93 s; 904 training and 226 validation tasks. Validation
 Spearman: network 0.794, gradient boosting 0.792, best single proxy (the 25-step
 softmax regression) 0.679, label ceiling 0.888. Neither candidate passes the gate's
 5% bound: violated clear pairs, worst junk kind / all kinds, network 6.6% / 5.2%,
 gradient boosting 6.5% / 3.75% (label noise is the worst kind for both; the labels'
 own repeatability, one seed of the pair against the other, violates 2.2-3.6%), so
-gradient boosting, the fewer violations, is chosen and shipped; 90% interval
-half-width 0.063.
+gradient boosting, the fewer violations, is chosen; 90% interval half-width 0.063.
+It is then refitted on all 1,130 tasks and shipped (E2 on the real tasks: digits /
+breast_cancer / wine 0.890 / 0.414 / 0.585, against 0.889 / 0.408 / 0.416 for the
+training-task fit).
 """
 
 import ml_collections
@@ -76,6 +79,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Refuse candidates that value junk above genuine data on the validation tasks
   # (metaval.zeroshot.gate).
   cfg.gate = True
+  # Fit the chosen kind again on every task, validation tasks included (the reported
+  # validation figures and the interval stay those of the training-task fit).
+  cfg.refit = True
   cfg.workers = 2  # processes featurising the labelled tasks (0: in this process)
   cfg.ship = False  # True: copy the trained model over the one shipped in the package
   if arg == "quick":

@@ -80,6 +80,7 @@ def run(config, workdir: str) -> dict:
     coverage=config.coverage,
     seed=config.seed,
     gate=config.gate,
+    refit=config.refit,
   )
   out = train_lib.save(fitted, report, os.path.join(workdir, "model"))
   if config.ship:

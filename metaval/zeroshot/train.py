@@ -206,7 +206,9 @@ def _half_width(resid: np.ndarray, coverage: float) -> float:
   return float(np.sort(resid)[min(n - 1, int(np.ceil((n + 1) * coverage)) - 1)])
 
 
-def select_and_fit(t: Table, net_cfg: M.NetConfig, val_share=0.2, coverage=0.9, seed=0, gate=True):
+def select_and_fit(
+  t: Table, net_cfg: M.NetConfig, val_share=0.2, coverage=0.9, seed=0, gate=True, refit=False
+):
   """Fits both model kinds on the training tasks; keeps the better on validation tasks.
 
   With ``gate`` a candidate must also pass the Goodhart gate on the validation
@@ -214,10 +216,15 @@ def select_and_fit(t: Table, net_cfg: M.NetConfig, val_share=0.2, coverage=0.9, 
   candidates that pass is kept; if none passes, the one that violates the fewest
   clear pairs over all junk kinds.
 
+  With ``refit`` the chosen kind is fitted again, with the same settings, on every
+  task (training and validation) and that model is returned. The report's
+  validation figures, gate verdict and interval half-width are those of the fit on
+  the training tasks alone: the refit has no held-out tasks left to measure them on.
+
   Returns:
     ``(Fitted, report)``; ``report`` holds the validation Spearman of each model and
     proxy, each candidate's gate verdict, the interval half-width and its coverage on
-    the validation tasks.
+    the validation tasks, and whether the returned model was refitted.
   """
   train_m, val_m = task_split(t, val_share, seed)
   tr, va = t.select(train_m), t.select(val_m)
@@ -244,7 +251,10 @@ def select_and_fit(t: Table, net_cfg: M.NetConfig, val_share=0.2, coverage=0.9, 
     best = max(passing, key=spearman)
   else:  # none passes: the fewest violated clear pairs, then the better ranking
     best = min(kinds, key=lambda k: (gates[k]["violation"], -spearman(k)))
+  if refit:
+    fitted[best] = fit(t, best, net_cfg, seed)
   report.update(
+    refit_on_all_tasks=bool(refit),
     chosen=best,
     val_spearman={k: round(v, 4) for k, v in scores.items()},
     interval_half_width=halves[best],
