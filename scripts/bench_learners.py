@@ -12,7 +12,10 @@ Measures, in one run on this machine:
     and B ∪ S with S of 100 digits points, default steps) at widths 32 and 256,
     as a share of the roofline measured in the same rounds, and against
     scikit-learn's ``MLPClassifier`` on the same sets (full-batch Adam, same
-    width, learning rate, L2 objective and steps; 1 BLAS thread x 2 workers).
+    width, learning rate, L2 objective and steps; 1 BLAS thread x 2 workers);
+    and the same label trained by one single-core process per core at once
+    (pinned workers, as the label pipeline's local workers run), as labels/s and
+    as a share of the same roofline.
 
 FLOPs are useful FLOPs: rows really in a model's training set times the training
 FLOPs of one example (forward + backward, less the first layer's never-computed
@@ -28,7 +31,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import json
+import math
 import os
+import subprocess
+import sys
 import time
 
 import jax
@@ -209,6 +216,71 @@ def sklearn_label(task, spec, subsets, seeds: int) -> dict:
   }
 
 
+def pinned_worker(args) -> None:
+  """Child of ``pinned_labels``: compile, say ``ready``, wait for ``go``, time its labels."""
+  task = get_task("digits")
+  spec = LearnerSpec("mlp", width=args.pinned_worker)
+  masks, keys, _ = label_sets(task, args.base, args.supp, args.seeds, seed=args.worker_seed)
+  train_many(keys, task, masks, spec)  # compile and warm up
+  print("ready", flush=True)
+  sys.stdin.readline()
+  t, c = time.perf_counter(), time.process_time()
+  for _ in range(args.worker_labels):
+    train_many(keys, task, masks, spec)
+  out = {"seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - c}
+  out["cores"] = sorted(os.sched_getaffinity(0))
+  print(json.dumps(out), flush=True)
+
+
+def pinned_labels(width: int, labels: int, base: int, supp: int, seeds: int) -> dict:
+  """Labels/s of one single-core process per core, all started at once.
+
+  Each worker is pinned to its core before Python starts (so XLA sees one CPU),
+  labels its own pairs ``labels`` times after compiling, and the wall clock runs
+  from the common start to the last worker's end: the machine's label throughput
+  when, as in the label pipeline's local workers, each core trains its own models.
+  """
+  cores = sorted(os.sched_getaffinity(0))
+  cmd = [sys.executable, os.path.abspath(__file__), "--pinned-worker", str(width)]
+  cmd += ["--base", str(base), "--supp", str(supp), "--seeds", str(seeds)]
+  cmd += ["--worker-labels", str(labels)]
+  # A bare interpreter pins itself and execs the worker (affinity survives exec), so
+  # nothing runs between fork and exec in this multithreaded (JAX) process.
+  pin = "import os, sys; os.sched_setaffinity(0, {int(sys.argv[1])}); os.execv(sys.argv[2], sys.argv[2:])"
+  procs = [
+    subprocess.Popen(
+      [sys.executable, "-c", pin, str(core)] + cmd + ["--worker-seed", str(i)],
+      stdin=subprocess.PIPE,
+      stdout=subprocess.PIPE,
+      text=True,
+    )
+    for i, core in enumerate(cores)
+  ]
+  for proc in procs:
+    while (line := proc.stdout.readline()) and line.strip() != "ready":
+      pass
+    if not line:
+      raise RuntimeError(f"pinned label worker exited with {proc.wait()}")
+  t = time.perf_counter()
+  for proc in procs:
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+  res = [json.loads(proc.stdout.readline()) for proc in procs]
+  wall = time.perf_counter() - t
+  for proc in procs:
+    proc.wait()
+  n = labels * len(procs)
+  return {
+    "workers": len(procs),
+    "labels": n,
+    "seconds": wall,
+    "labels_per_s": n / wall,
+    "worker_seconds": [r["seconds"] for r in res],
+    "cpu_seconds": sum(r["cpu_seconds"] for r in res),
+    "worker_cores": [r["cores"] for r in res],
+  }
+
+
 def bench_mlp_labels(task, widths, rounds: int, base: int, supp: int, seeds: int) -> dict:
   """Rounds of (roofline, JAX label, dense-pool JAX label, scikit-learn label) per width."""
   masks, keys, subsets = label_sets(task, base, supp, seeds)
@@ -244,12 +316,22 @@ def bench_mlp_labels(task, widths, rounds: int, base: int, supp: int, seeds: int
         acc[w] = {"metaval": res, "sklearn": np.asarray(sk["accuracy"])}
       loads.append(os.getloadavg()[0])
       print(f"round {r} width {w}: {', '.join(f'{k} {v[-1]:.3f}s' for k, v in t[w].items())}")
+  pinned = {}
+  for w in widths:  # about 3 s of labels per worker; the roofline again just after
+    n = max(3, math.ceil(3.0 / min(t[w]["jax"])))
+    pinned[w] = pinned_labels(w, n, base, supp, seeds)
+    t[w]["roof"].append(best_of(lambda: mm(a, a).block_until_ready(), 3))
+    loads.append(os.getloadavg()[0])
+    print(
+      f"width {w}: {pinned[w]['workers']} pinned workers {pinned[w]['labels_per_s']:.2f} labels/s"
+    )
   out = []
   models = len(subsets)
   for w, spec in specs.items():
     flops = train_flops(spec, task.feature_dim, task.num_classes) * rows * spec.steps
     roof = 2 * 2048**3 / min(t[w]["roof"]) / 1e9
     jax_s, dense_s, sk_s = min(t[w]["jax"]), min(t[w]["dense"]), min(t[w]["sk"])
+    pin = pinned[w]
     per_round = [100 * (flops / j) / (2 * 2048**3 / q) for j, q in zip(t[w]["jax"], t[w]["roof"])]
     a_m, a_s = acc[w]["metaval"], acc[w]["sklearn"]
     roof_cpu = 2 * 2048**3 / min(cpu[w]["roof"]) / 1e9  # GFLOP per CPU-second
@@ -271,6 +353,12 @@ def bench_mlp_labels(task, widths, rounds: int, base: int, supp: int, seeds: int
         "sklearn_seconds": sk_s,
         "sklearn_labels_per_s": 1 / sk_s,
         "speedup_labels": sk_s / jax_s,
+        "pinned_workers": pin["workers"],
+        "pinned_labels_per_s": pin["labels_per_s"],
+        "pinned_gflops": flops * pin["labels_per_s"] / 1e9,
+        "pinned_pct_roofline": 100 * flops * pin["labels_per_s"] / 1e9 / roof,
+        "pinned_speedup_labels": pin["labels_per_s"] * sk_s,
+        "pinned_detail": pin,
         "ms_per_model_step": 1e3 * jax_s / (models * spec.steps),
         "sklearn_ms_per_model_step": 1e3 * sk_s / (models * spec.steps),
         "sklearn_ms_per_model_step_one_core": 1e3 * float(np.median(t[w]["sk_fit"])) / spec.steps,
@@ -307,6 +395,9 @@ def labels_markdown(rec: dict, setup: str) -> str:
         "labels/s": f"{r['labels_per_s']:.2f}",
         "sklearn labels/s": f"{r['sklearn_labels_per_s']:.2f}",
         "speed-up": f"{r['speedup_labels']:.1f}×",
+        "pinned workers: labels/s": f"{r['pinned_labels_per_s']:.2f}",
+        "pinned: % roofline": f"{r['pinned_pct_roofline']:.0f}%",
+        "pinned: speed-up": f"{r['pinned_speedup_labels']:.1f}×",
         "ms/model-step": f"{r['ms_per_model_step']:.3f}",
         "sklearn ms/model-step": f"{r['sklearn_ms_per_model_step']:.3f}",
         "per CPU-second": f"{r['speedup_per_cpu_s']:.1f}×",
@@ -417,7 +508,10 @@ def run_labels(task, args, info) -> None:
     f"Adam steps; best of {args.rounds} interleaved rounds. Roofline: 2048² f32 XLA "
     "matmul, both cores, in the same rounds. scikit-learn: MLPClassifier, full-batch "
     "Adam, same width, learning rate, L2 objective and steps, 1 BLAS thread x 2 "
-    "workers. Wall-clock columns compare our share of the shared cores; the CPU-time "
+    "workers. Pinned workers: one single-core process per core (pinned before it "
+    "starts, so XLA sees one CPU), each training its own labels, all started at once; "
+    "labels/s over the common wall clock, % of the same 2-core roofline. "
+    "Wall-clock columns compare our share of the shared cores; the CPU-time "
     "columns divide the same FLOPs by the CPU seconds each side spent (all threads of "
     "the process; scikit-learn: median fit x models), which the load perturbs far less. "
     "Accuracy and label cells: metaval / scikit-learn."
@@ -441,7 +535,14 @@ def main():
   p.add_argument("--supp", type=int, default=100, help="|S| (label benchmark)")
   p.add_argument("--seeds", type=int, default=4, help="K paired seeds (label benchmark)")
   p.add_argument("--out", default="runs/bench")
+  # Internal: the single-core label worker that ``pinned_labels`` starts.
+  p.add_argument("--pinned-worker", type=int, default=0, help=argparse.SUPPRESS)
+  p.add_argument("--worker-labels", type=int, default=1, help=argparse.SUPPRESS)
+  p.add_argument("--worker-seed", type=int, default=0, help=argparse.SUPPRESS)
   args = p.parse_args()
+  if args.pinned_worker:
+    pinned_worker(args)
+    return
   task = get_task("digits")
   info = {
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
