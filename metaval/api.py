@@ -29,8 +29,8 @@ from flax import nnx
 from scipy import stats as sstats
 
 from metaval.data import TaskError, encode_set, get_task, read_set, samplers
-from metaval.data.validate import as_features, as_labels, first_line
-from metaval.errors import MetavalError
+from metaval.data.validate import as_features, as_labels
+from metaval.errors import MetavalError, message_line
 from metaval.predictor import features as F
 from metaval.predictor import novelty
 from metaval.predictor.checkpoint import META_FILE, load_meta, restore_model
@@ -66,7 +66,7 @@ def _as_xy(supplemental, lm: bool, what: str = "supplemental", internal: bool = 
   try:
     x = np.asarray(x)
   except (TypeError, ValueError) as e:
-    raise QueryError(f"{what} inputs are not an array: {first_line(e)}") from None
+    raise QueryError(f"{what} inputs are not an array: {message_line(e, with_type=True)}") from None
   if internal and x.ndim != 2:
     raise QueryError(f"{what} inputs must be 2-D [n, features]; got shape {x.shape}")
   if x.ndim == 0 or x.shape[0] == 0:
@@ -83,7 +83,7 @@ def _as_xy(supplemental, lm: bool, what: str = "supplemental", internal: bool = 
   try:
     return x, np.asarray(y)
   except (TypeError, ValueError) as e:
-    raise QueryError(f"{what} labels are not an array: {first_line(e)}") from None
+    raise QueryError(f"{what} labels are not an array: {message_line(e, with_type=True)}") from None
 
 
 class Predictor:

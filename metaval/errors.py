@@ -10,8 +10,15 @@ class MetavalError(ValueError):
   """A clear, user-facing error about bad input."""
 
 
-def message_line(e: BaseException, limit: int = 200) -> str:
-  """The first line of an exception's message (its type name if empty), cut to ``limit``."""
+def message_line(e: BaseException, limit: int = 200, with_type: bool = False) -> str:
+  """An exception as one line, cut to ``limit`` characters.
+
+  The first line of its message (its type name if the message is empty); with
+  ``with_type``, ``"Type: first line"``, for errors raised from inside a library
+  whose type says what went wrong.
+  """
   text = str(e).strip()
-  line = text.splitlines()[0] if text else type(e).__name__
+  line = text.splitlines()[0] if text else ""
+  if with_type or not line:
+    line = f"{type(e).__name__}: {line}" if line else type(e).__name__
   return line if len(line) <= limit else line[: limit - 3] + "..."

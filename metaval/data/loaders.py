@@ -25,7 +25,8 @@ import zlib
 import numpy as np
 
 from metaval.data.tasks import LANGUAGE_MODEL, Task, classification_task, register_prefix
-from metaval.data.validate import TaskError, as_labels, first_line
+from metaval.data.validate import TaskError, as_labels
+from metaval.errors import message_line
 
 DEFAULT_TEST_SIZE = 0.25
 
@@ -120,7 +121,9 @@ def read_npz(path: str, required=("x", "y")) -> dict[str, np.ndarray]:
   except TaskError:
     raise
   except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, pickle.PickleError) as e:
-    raise TaskError(f"cannot read npz file {path} (damaged or not npz): {first_line(e)}") from None
+    raise TaskError(
+      f"cannot read npz file {path} (damaged or not npz): {message_line(e, with_type=True)}"
+    ) from None
 
 
 @register_prefix(
@@ -225,9 +228,11 @@ def _read_csv(path: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
       rows = [r for r in csv.reader(fh, delimiter=delimiter) if any(c.strip() for c in r)]
   except UnicodeDecodeError as e:
-    raise TaskError(f"csv file {path} is not UTF-8 text: {first_line(e)}") from None
+    raise TaskError(
+      f"csv file {path} is not UTF-8 text: {message_line(e, with_type=True)}"
+    ) from None
   except (csv.Error, TypeError) as e:  # TypeError: a delimiter that is not one character
-    raise TaskError(f"cannot parse csv file {path}: {first_line(e)}") from None
+    raise TaskError(f"cannot parse csv file {path}: {message_line(e, with_type=True)}") from None
   if not rows:
     raise TaskError(f"csv file {path} has no rows")
   header = [h.strip() for h in rows[0]]
@@ -415,7 +420,7 @@ def _tfds_source(tfds, name: str, split: str, data_dir, download: bool):
     raise TaskError(f"unknown TFDS dataset {name!r}") from None
   except Exception as e:  # tfds raises many kinds (missing files, formats, network)
     raise TaskError(
-      f"cannot open TFDS dataset {name!r} split {split!r}: {first_line(e)} "
+      f"cannot open TFDS dataset {name!r} split {split!r}: {message_line(e, with_type=True)} "
       "(it must be prepared as array_record; see tfds.data_source)"
     ) from None
   if len(ds) == 0:

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from metaval.errors import MetavalError
+from metaval.errors import MetavalError, message_line
 
 # Integral float labels beyond this are not exactly representable; refuse them.
 _MAX_INTEGRAL_FLOAT = 2.0**53
@@ -30,13 +30,9 @@ def _array(v, what: str) -> np.ndarray:
   try:
     return np.asarray(v)
   except (ValueError, TypeError) as e:  # ragged nested lists and the like
-    raise TaskError(f"{what} is not a rectangular array: {first_line(e)}") from None
-
-
-def first_line(e: BaseException) -> str:
-  """An exception as one line, ``Type: first line of its message``."""
-  lines = str(e).strip().splitlines()
-  return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+    raise TaskError(
+      f"{what} is not a rectangular array: {message_line(e, with_type=True)}"
+    ) from None
 
 
 def as_features(x, what: str = "x", min_ndim: int = 2) -> np.ndarray:
