@@ -439,7 +439,7 @@ def train_many(
       params.append(par)
   metrics = {}
   for raw in outs[0]:
-    name = _rename(raw, data)
+    name = metric_name(raw, data)
     metrics[name] = np.concatenate([o[raw] for o in outs])[:m].astype(np.float64)
   stacked = None
   if return_params:
@@ -449,7 +449,7 @@ def train_many(
   return TrainResult(metrics=metrics, params=stacked)
 
 
-def _rename(raw: str, task: Task) -> str:
+def metric_name(raw: str, task: Task) -> str:
   """Maps internal metric keys with group ids to names with group names."""
   parts = raw.split("/")
   if len(parts) == 3 and parts[1].isdigit():

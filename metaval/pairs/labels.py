@@ -33,7 +33,7 @@ from metaval.errors import MetavalError
 from metaval.learners import solve, train
 from metaval.learners.models import LearnerSpec
 from metaval.learners.solve import CONVEX_SOLVERS
-from metaval.learners.train import metric_names, train_many
+from metaval.learners.train import metric_name, metric_names, train_many
 from metaval.pairs import keys as keys_lib
 from metaval.pairs import pool as pool_lib
 from metaval.pairs.pairs import Pairs
@@ -149,7 +149,7 @@ def _label_solved(task: Task, pairs: Pairs, spec: LearnerSpec, slots: int, warm_
       num_groups=len(task.group_names),
     )
   )
-  names = {train._rename(k, task): v for k, v in raw.items()}
+  names = {metric_name(k, task): v for k, v in raw.items()}
   met = np.stack([names[n][: len(sets)] for n in metric_names(task)], 1).astype(np.float64)
   return met[:n_bases], met[n_bases:]
 
