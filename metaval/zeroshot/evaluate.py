@@ -142,7 +142,7 @@ def zero_shot(
     sign = float(np.mean(np.sign(gain_pred) == np.sign(te.gain)))
     pearson = float(stats.pearsonr(gain_pred, te.gain)[0]) if np.ptp(gain_pred) > 0 else 0.0
     extra = {"coverage": cov, "sign": sign, "pearson": pearson}
-    extra.update(label=te.gain, predicted=gain_pred, group=te.group)  # per row, for the figure
+    extra.update(label=te.gain, predicted=gain_pred)  # per row, for the figure
     out[tl.name] = (scores, len(te.gain), extra)
   return out, report
 
