@@ -249,8 +249,12 @@ class Context:
 
   def transform(self, x: np.ndarray) -> np.ndarray:
     """Raw inputs -> B-standardised (and, for wide inputs, projected) inputs."""
-    z = np.clip((np.asarray(x, np.float64) - self.mu) / self.sd, -Z_CLIP, Z_CLIP)
+    z = self._standardise(x)
     return z @ self.proj if self.proj is not None else z
+
+  def _standardise(self, x: np.ndarray) -> np.ndarray:
+    """Raw inputs in B's standard deviations from B's mean, clipped at ``Z_CLIP``."""
+    return np.clip((np.asarray(x, np.float64) - self.mu) / self.sd, -Z_CLIP, Z_CLIP)
 
   def labels(self, y: np.ndarray) -> np.ndarray:
     """Raw labels -> class ids; labels B and T never use map to the extra id."""
@@ -292,7 +296,7 @@ class Context:
         f"{int(unknown.sum())} of {len(ys)} labels (e.g. {str(ys[unknown][0])!r}) are classes "
         "that B and the evaluation set never use: check the label encoding"
       )
-    rms = np.sqrt(np.mean(np.clip((xs - self.mu) / self.sd, -Z_CLIP, Z_CLIP) ** 2, axis=1))
+    rms = np.sqrt(np.mean(self._standardise(xs) ** 2, axis=1))
     if np.median(rms) > FAR_RMS:
       out.append(
         f"S lies far from B: its typical point is {np.median(rms):.3g} of B's standard "
