@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "scripts", "bench_learners.py")
-
-
-def _script():
-  spec = importlib.util.spec_from_file_location("bench_learners", SCRIPT)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
+from conftest import load_script
 
 
 def test_pinned_workers_run_one_per_core_each_on_its_own_core():
-  bench = _script()
+  bench = load_script("bench_learners")
   cores = sorted(os.sched_getaffinity(0))
   out = bench.pinned_labels(width=8, labels=2, base=30, supp=10, seeds=1)
   assert out["workers"] == len(cores) and out["labels"] == 2 * len(cores)

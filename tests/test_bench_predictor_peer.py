@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import numpy as np
 import pytest
+from conftest import load_script
 
 from metaval.errors import MetavalError
 from metaval.learners.models import LearnerSpec
 from metaval.zeroshot import train as T
 from metaval.zeroshot.labels import TaskLabels
 
-SCRIPT = os.path.join(os.path.dirname(__file__), "..", "scripts", "bench_predictor_peer.py")
-
-
-def _script():
-  spec = importlib.util.spec_from_file_location("bench_predictor_peer", SCRIPT)
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
-
-
-peer = _script()
+peer = load_script("bench_predictor_peer")
 
 
 def _labels(seed: int, pairs: int = 24, width: int = 5, classes: int = 3) -> TaskLabels:
