@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 import metaval
 from metaval.errors import MetavalError
@@ -110,6 +111,9 @@ def test_features_do_not_depend_on_the_raw_scale():
     ((np.zeros((5, 10)), np.linspace(0.0, 1.0, 5)), "labels are not classes"),
     ((np.zeros((5, 10)), np.array([0.0, 1.0, np.nan, 0.0, 1.0])), "labels are not classes"),
     ("not arrays", "pair"),
+    ((np.zeros((5, 10), complex), np.zeros(5)), "complex"),
+    ((scipy.sparse.csr_matrix(np.zeros((5, 10))), np.zeros(5)), r"sparse matrix.*toarray"),
+    ((np.zeros((5, 10)), np.eye(3)[[0, 1, 2, 0, 1]]), r"one class per point.*argmax"),
   ],
 )
 def test_bad_queries_are_one_line_errors(supp, match):
@@ -152,6 +156,39 @@ def test_label_encoding_and_unit_mismatches_are_warned(seed):
   assert not any("far from B" in w for w in shifted)  # a covariate shift is not a unit error
   scaled = p.value((xs * 1000.0, ys), base=base, eval=ev).warnings
   assert any("far from B" in w and "units" in w for w in scaled)
+
+
+def test_questions_outside_the_training_domain_are_warned_by_name():
+  p = metaval.load_predictor()
+  base, ev, draw, _ = _problem(3)  # 150 points, 10 features, 3 classes: inside
+  assert p.value(draw(50), base=base, eval=ev, learner="mlp32").warnings == []
+
+  def outside(facts):
+    (w,) = [w for w in facts.warnings if w.startswith("outside what the model was trained on")]
+    return w
+
+  assert "learner depth 2 (trained: 1)" in outside(p.value(draw(50), base, ev, "mlp32x2"))
+  assert "learner width 1,024 (trained: 16 to" in outside(p.value(draw(50), base, ev, "mlp1024"))
+  big, ev2, draw2, _ = _problem(4, n_base=3000)
+  w = outside(p.value(draw2(50), big, ev2))
+  assert "points in B 3,000 (trained: 10 to" in w and "learner" not in w
+  many, ev3, draw3, _ = _problem(5, classes=30, n_base=600)
+  assert "classes 30 (trained: 2 to" in outside(p.value(draw3(100), many, ev3))
+
+
+def test_a_model_without_its_domain_still_answers(tmp_path):
+  import json
+  import shutil
+
+  from metaval.zeroshot.predictor import META, default_path
+
+  shutil.copytree(default_path(), tmp_path / "m")
+  meta = json.loads((tmp_path / "m" / META).read_text())
+  del meta["feature_min"], meta["feature_max"]
+  (tmp_path / "m" / META).write_text(json.dumps(meta))
+  base, ev, draw, _ = _problem(3)
+  facts = metaval.load_predictor(str(tmp_path / "m")).value(draw(50), base, ev, "mlp32x2")
+  assert not any(w.startswith("outside") for w in facts.warnings)
 
 
 def test_absurd_inputs_give_a_finite_value_without_numpy_warnings():
@@ -332,6 +369,9 @@ def test_select_fit_save_load_round_trip(tmp_path):
   p = metaval.load_predictor(out)
   x = table.x[:5]
   np.testing.assert_allclose(p.predict(x)[0], fitted.predict(x)[0], rtol=1e-4, atol=1e-4)
+  # The training rows' range (the model's domain) survives the round trip.
+  np.testing.assert_array_equal(p.low, fitted.low)
+  np.testing.assert_array_equal(p.high, fitted.high)
 
 
 def test_refit_uses_every_task_and_keeps_the_held_out_report():
@@ -348,6 +388,9 @@ def test_refit_uses_every_task_and_keeps_the_held_out_report():
   whole = T.fit(table, report["chosen"], cfg, 0)
   np.testing.assert_allclose(refit.predict(table.x)[0], whole.predict(table.x)[0], atol=1e-6)
   assert np.abs(refit.predict(table.x)[0] - held.predict(table.x)[0]).max() > 1e-3
+  # Its domain is the range of every row it was fitted on.
+  np.testing.assert_array_equal(refit.low, table.x.min(0))
+  np.testing.assert_array_equal(refit.high, table.x.max(0))
 
 
 def test_within_rank_is_per_group():

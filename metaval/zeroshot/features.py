@@ -103,6 +103,10 @@ def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
     x, y = data
   else:
     raise FeatureError(f"{what} must be a pair (x, y) of arrays")
+  if hasattr(x, "toarray"):  # scipy.sparse
+    raise FeatureError(f"{what} inputs are a sparse matrix; pass a dense array (x.toarray())")
+  if np.iscomplexobj(x):
+    raise FeatureError(f"{what} inputs are complex numbers; give real features")
   try:
     x = np.asarray(x, np.float64)
   except (TypeError, ValueError):
@@ -111,7 +115,13 @@ def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
     x = x[:, None]
   if x.ndim != 2:
     raise FeatureError(f"{what} inputs must be 2-D [n, features]; got shape {x.shape}")
-  y = np.asarray(y).reshape(-1)
+  y = np.asarray(y)
+  if y.ndim > 1 and y.size != len(y):
+    raise FeatureError(
+      f"{what} labels must be one class per point; got shape {y.shape} "
+      "(for one-hot labels pass y.argmax(1))"
+    )
+  y = y.reshape(-1)
   if y.dtype.kind == "f" and not np.all(y == np.round(y)):
     bad = y[y != np.round(y)][0]
     raise FeatureError(

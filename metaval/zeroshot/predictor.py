@@ -115,6 +115,53 @@ def _builtin(name: str):
   return raw(task.x, task.y), raw(x_t, y_t)
 
 
+# Features that describe the question rather than S's content, with how each is read
+# back into the user's terms: (what, decode). A query whose value of one of them lies
+# outside the range the model was trained on is answered, and warned as extrapolated.
+_DOMAIN = {
+  "log_n_base": ("points in B", np.exp),
+  "log_n_supp": ("new points in S", np.exp),
+  "log_width": ("input features", np.exp),
+  "log_classes": ("classes", np.exp),
+  "learner_0": ("learner parameters", lambda v: 10.0**v),
+  "learner_1": ("learner width", np.exp2),
+  "learner_2": ("learner depth", lambda v: v),
+  "learner_3": ("learner steps", lambda v: 10.0**v),
+  "learner_4": ("learner learning rate", lambda v: 10.0**v),
+  "learner_5": ("learner random features", lambda v: np.exp2(v) - 1),
+  **{
+    f"learner_{6 + i}": (f"learner family {fam!r}", None)
+    for i, fam in enumerate(("linear", "mlp", "lm"))
+  },
+}
+_DOMAIN_SLACK = 1e-4  # features are float32: a value equal to a bound is inside
+
+
+def _num(v: float) -> str:
+  """A decoded feature for a message: counts as integers, the rest to 3 digits."""
+  if 1 <= abs(v) < 1e9 and abs(v - round(v)) <= 1e-3 * abs(v):
+    return f"{round(v):,}"
+  return f"{v:.3g}"
+
+
+def domain_warning(row: np.ndarray, low: np.ndarray, high: np.ndarray) -> str | None:
+  """One warning naming each question-level feature of ``row`` outside [low, high]."""
+  out = []
+  for name, (what, decode) in _DOMAIN.items():
+    j = Z.FEATURE_NAMES.index(name)
+    v, lo, hi = float(row[j]), float(low[j]), float(high[j])
+    if lo - _DOMAIN_SLACK <= v <= hi + _DOMAIN_SLACK:
+      continue
+    if decode is None:  # a family flag the training labels never set
+      out.append(f"{what} (never trained on)")
+    else:
+      span = _num(decode(lo)) + ("" if hi == lo else f" to {_num(decode(hi))}")
+      out.append(f"{what} {_num(decode(v))} (trained: {span})")
+  if not out:
+    return None
+  return "outside what the model was trained on, the value extrapolates: " + "; ".join(out)
+
+
 class ZeroShotPredictor:
   """The zero-shot value model (see the module docstring; ``load`` builds one)."""
 
@@ -132,6 +179,9 @@ class ZeroShotPredictor:
     self.sd = np.asarray(self.meta["feature_sd"], np.float32)
     self.half_width = float(self.meta["interval_half_width"])
     self.coverage = float(self.meta["coverage"])
+    # The range of every feature over the training rows (older models lack it: no check).
+    self.low = np.asarray(self.meta.get("feature_min", []), np.float64)
+    self.high = np.asarray(self.meta.get("feature_max", []), np.float64)
     if self.kind == "net":
       with np.load(os.path.join(path, WEIGHTS)) as w:
         arrays = dict(w)
@@ -268,6 +318,9 @@ class ZeroShotPredictor:
     n_new = int(round(np.exp(row[Z.FEATURE_NAMES.index("log_n_supp")])))
     lo, hi = float(gain) - self.half_width, float(gain) + self.half_width
     warnings = list(checks)
+    if len(self.low):
+      outside = domain_warning(row, self.low, self.high)
+      warnings += [outside] if outside else []
     if hi < 0:
       warnings.append("predicted to hurt: the whole interval is below zero")
     if copies:

@@ -167,6 +167,8 @@ class Fitted:
   kind: str  # "net" or "gbm"
   mean: np.ndarray
   sd: np.ndarray
+  low: np.ndarray  # each feature's range over the training rows: the model's domain
+  high: np.ndarray
   net: M.ValueNet | None = None
   net_cfg: M.NetConfig | None = None
   gbm: tuple | None = None
@@ -184,10 +186,11 @@ def fit(t: Table, kind: str, net_cfg: M.NetConfig, seed: int = 0) -> Fitted:
   mean = t.x.mean(0)
   sd = t.x.std(0) + 1e-6
   z = np.clip((t.x - mean) / sd, -10, 10).astype(np.float32)
+  scale = (mean, sd, t.x.min(0), t.x.max(0))
   if kind == "net":
-    return Fitted(kind, mean, sd, net=M.fit_net(z, t.gain, t.group, net_cfg), net_cfg=net_cfg)
+    return Fitted(kind, *scale, net=M.fit_net(z, t.gain, t.group, net_cfg), net_cfg=net_cfg)
   if kind == "gbm":
-    return Fitted(kind, mean, sd, gbm=M.fit_gbm(z, t.gain, t.group, seed))
+    return Fitted(kind, *scale, gbm=M.fit_gbm(z, t.gain, t.group, seed))
   raise MetavalError(f"unknown model kind {kind!r}; use 'net' or 'gbm'")
 
 
@@ -282,6 +285,8 @@ def save(fitted: Fitted, report: dict, out: str) -> str:
     "features": list(Z.FEATURE_NAMES),
     "feature_mean": fitted.mean.tolist(),
     "feature_sd": fitted.sd.tolist(),
+    "feature_min": fitted.low.tolist(),
+    "feature_max": fitted.high.tolist(),
     "interval_half_width": report["interval_half_width"],
     "coverage": report["coverage"],
     "net": dataclasses.asdict(fitted.net_cfg) if fitted.net_cfg else None,
