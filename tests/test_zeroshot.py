@@ -156,6 +156,15 @@ def test_label_encoding_and_unit_mismatches_are_warned(seed):
   assert not any("far from B" in w for w in shifted)  # a covariate shift is not a unit error
   scaled = p.value((xs * 1000.0, ys), base=base, eval=ev).warnings
   assert any("far from B" in w and "units" in w for w in scaled)
+  # eval encoded apart from B: strings against integers are refused, other integers warned
+  with pytest.raises(MetavalError, match="labels are numbers but eval labels are strings"):
+    p.value((xs, ys), base=base, eval=(ev[0], ev[1].astype(str)))
+  (warn,) = p.value((xs, ys), base=base, eval=(ev[0], ev[1] + 10)).warnings[:1]
+  assert warn.startswith(f"{len(ev[1])} of {len(ev[1])} evaluation labels") and "encoded" in warn
+  # a class only S and T have is a real question, not an encoding error: silent
+  one = ev[1] == 0
+  warned = p.value((xs, ys), base=(base[0][base[1] != 0], base[1][base[1] != 0]), eval=ev).warnings
+  assert one.mean() < 0.5 and not any("evaluation labels" in w for w in warned)
 
 
 def test_questions_outside_the_training_domain_are_warned_by_name():

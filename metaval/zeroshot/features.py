@@ -137,6 +137,13 @@ def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
   return x, y
 
 
+def _label_kind(y: np.ndarray) -> str | None:
+  """'numbers' or 'strings' (None for mixed object arrays): labels of one kind compare."""
+  return {"b": "numbers", "i": "numbers", "u": "numbers", "f": "numbers"}.get(
+    y.dtype.kind, "strings" if y.dtype.kind in "US" else None
+  )
+
+
 def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   """Squared distances ``[n_a, n_b]``; without ``PF.sqdist``'s thread-pool guard, which
   costs more (about 2 ms a call) than the small products of one query."""
@@ -236,6 +243,20 @@ class Context:
     self.classes = np.unique(np.concatenate([yb, ye]))
     if len(self.classes) > MAX_CLASSES:
       raise FeatureError(f"{len(self.classes)} classes; the zero-shot model takes <= {MAX_CLASSES}")
+    kinds = [_label_kind(y) for y in (yb, ye)]
+    if None not in kinds and kinds[0] != kinds[1]:
+      raise FeatureError(
+        f"base labels are {kinds[0]} but eval labels are {kinds[1]}: encode both the same way"
+      )
+    # Most of T in classes B lacks is a label-encoding mismatch, not a task (a few
+    # such labels are a real question: can S bring the class B misses?).
+    unseen = ~np.isin(ye, yb)
+    self.notes = []
+    if unseen.mean() > 0.5:
+      self.notes.append(
+        f"{int(unseen.sum())} of {len(ye)} evaluation labels (e.g. {str(ye[unseen][0])!r}) "
+        "are classes B never uses: check that eval's labels are encoded as B's"
+      )
     rng = np.random.default_rng(seed)
     self._seed = int(seed)
     self.width = xb.shape[1]
@@ -294,12 +315,13 @@ class Context:
   def checks(self, xs: np.ndarray, ys: np.ndarray) -> list[str]:
     """Warnings about S (raw, validated arrays) that its value alone would hide.
 
+    * (B, T) itself: most evaluation labels are classes B never uses;
     * labels that B and the evaluation set never use (a mismatched label encoding
       makes every label of S one of these);
     * inputs far outside B (S in other units than B): the typical point of S lies
       more than ``FAR_RMS`` of B's standard deviations out, as the RMS over features.
     """
-    out = []
+    out = list(self.notes)
     unknown = self.labels(ys) == self.k - 1
     if unknown.any():
       out.append(
