@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
@@ -13,3 +15,15 @@ def load_script(name: str):
   mod = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(mod)
   return mod
+
+
+@pytest.fixture(scope="module")
+def wine_heldout():
+  """The tiny label config on wine and six held-out pairs: ``(cfg, task, pairs)``."""
+  from metaval.configlib import load
+  from metaval.data import get_task
+  from metaval.valuation import compare
+
+  cfg = load("labels:tiny", ["--config.task.name=wine"])
+  task = get_task("wine", seed=int(cfg.task.seed))
+  return cfg, task, compare.heldout_pairs(cfg, task, 6, seed=11)

@@ -3,21 +3,11 @@
 import numpy as np
 import pytest
 
-from metaval.configlib import load
-from metaval.data import get_task
 from metaval.valuation import compare as C
 
 
-@pytest.fixture(scope="module")
-def setup():
-  cfg = load("labels:tiny", ["--config.task.name=wine"])
-  task = get_task("wine", seed=int(cfg.task.seed))
-  pairs = C.heldout_pairs(cfg, task, 6, seed=11)
-  return cfg, task, pairs
-
-
-def test_heldout_pairs_deterministic_and_unseen(setup):
-  cfg, task, pairs = setup
+def test_heldout_pairs_deterministic_and_unseen(wine_heldout):
+  cfg, task, pairs = wine_heldout
   assert len(pairs) == 6 and len(pairs.base_of) == 6
   again = C.heldout_pairs(cfg, task, 6, seed=11)
   for a, b in zip(pairs.supp_x, again.supp_x):

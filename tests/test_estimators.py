@@ -10,19 +10,10 @@ from metaval.configlib import load
 from metaval.data import get_task
 from metaval.labeling import pipeline
 from metaval.learners.models import LearnerSpec
-from metaval.valuation import compare as C
 from metaval.valuation import untrain as U
 
 SPEC_KW = dict(family="linear", steps=20, lr=0.1, l2=1e-3)
 METRIC = "test/accuracy"
-
-
-@pytest.fixture(scope="module")
-def setup():
-  cfg = load("labels:tiny", ["--config.task.name=wine"])
-  task = get_task("wine", seed=int(cfg.task.seed))
-  pairs = C.heldout_pairs(cfg, task, 6, seed=11)
-  return cfg, task, pairs
 
 
 def test_retraining_estimate_equals_the_label_pipeline():
@@ -45,13 +36,13 @@ def test_retraining_estimate_equals_the_label_pipeline():
   assert np.all(np.isfinite(est.stderr)) and np.all(est.low <= est.high)
 
 
-def test_tmc_sum_is_label_without_truncation(setup):
+def test_tmc_sum_is_label_without_truncation(wine_heldout):
   """Efficiency with B as background: every permutation sums to U(B ∪ S) - U(B).
 
   The zero-padded union pool must train exactly like the label pipeline's pool
   (padding weighs nothing), so the sum matches the retraining label.
   """
-  _, task, pairs = setup
+  _, task, pairs = wine_heldout
   spec = LearnerSpec(**SPEC_KW)
   truth = E.Retraining(num_seeds=1, key=jax.random.key(0), chunk=8).estimate(
     task, pairs, spec, METRIC
@@ -65,8 +56,8 @@ def test_tmc_sum_is_label_without_truncation(setup):
   assert bz.fits == 4 and not bz.same_scale and np.all(np.isfinite(bz.value))
 
 
-def test_knn_sums_and_bad_settings(setup):
-  _, task, pairs = setup
+def test_knn_sums_and_bad_settings(wine_heldout):
+  _, task, pairs = wine_heldout
   spec = LearnerSpec(**SPEC_KW)
   knn = E.KnnShapleySum(k=3).estimate(task, pairs, spec, METRIC)
   assert knn.value.shape == (6,) and np.all(np.isfinite(knn.value)) and knn.fits == 0
@@ -82,9 +73,9 @@ def test_knn_sums_and_bad_settings(setup):
     E.Ablation()
 
 
-def test_every_estimator_answers_the_same_call(setup):
+def test_every_estimator_answers_the_same_call(wine_heldout):
   """Retraining, ablation, untraining and the per-point sums on the same pairs."""
-  _, task, pairs = setup
+  _, task, pairs = wine_heldout
   spec = LearnerSpec("mlp", width=8, steps=30, lr=0.02, l2=1e-4)
   pairs = pairs.select([0, 1, 2])
   ests = [
