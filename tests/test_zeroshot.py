@@ -156,6 +156,12 @@ def test_label_encoding_and_unit_mismatches_are_warned(seed):
   assert not any("far from B" in w for w in shifted)  # a covariate shift is not a unit error
   scaled = p.value((xs * 1000.0, ys), base=base, eval=ev).warnings
   assert any("far from B" in w and "units" in w for w in scaled)
+  # S holding evaluation points: the gain on that set is inflated, and the label says so
+  leak = (np.r_[xs[:30], ev[0][:30]], np.r_[ys[:30], ev[1][:30]])
+  assert any(
+    w.startswith("30 of 60 points of S are evaluation points")
+    for w in p.value(leak, base=base, eval=ev).warnings
+  )
   # eval encoded apart from B: strings against integers are refused, other integers warned
   with pytest.raises(MetavalError, match="labels are numbers but eval labels are strings"):
     p.value((xs, ys), base=base, eval=(ev[0], ev[1].astype(str)))

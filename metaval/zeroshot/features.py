@@ -93,6 +93,12 @@ def _row_keys(x: np.ndarray, y_ids: np.ndarray) -> np.ndarray:
   )
 
 
+def _input_keys(x: np.ndarray) -> np.ndarray:
+  """One byte row per point: its float64 inputs."""
+  x = np.ascontiguousarray(x, np.float64)
+  return x.view(np.uint8).reshape(len(x), -1)
+
+
 def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
   """``(x, y)`` or ``{"x", "y"}`` -> float64 ``[n, d]`` and label ``[n]`` arrays."""
   if isinstance(data, dict):
@@ -273,6 +279,8 @@ class Context:
     self.xe, self.ye = self.transform(xe[keep]), self.labels(ye[keep])
     self.n_b = len(self.yb)
     self._raw_b = (xb, self.yb)
+    self._raw_e = xe
+    self._eval_keys = None  # T's inputs as bytes, built on first use
     self._base_keys = None  # B's (input, label) rows as bytes, built on first use
     self._prepare(rng)
 
@@ -319,9 +327,19 @@ class Context:
     * labels that B and the evaluation set never use (a mismatched label encoding
       makes every label of S one of these);
     * inputs far outside B (S in other units than B): the typical point of S lies
-      more than ``FAR_RMS`` of B's standard deviations out, as the RMS over features.
+      more than ``FAR_RMS`` of B's standard deviations out, as the RMS over features;
+    * points of S whose inputs are evaluation points (bit for bit): training on the
+      evaluation set inflates the gain measured on it.
     """
     out = list(self.notes)
+    if self._eval_keys is None:
+      self._eval_keys = set(map(bytes, _input_keys(self._raw_e)))
+    leaked = sum(bytes(k) in self._eval_keys for k in _input_keys(xs))
+    if leaked:
+      out.append(
+        f"{leaked} of {len(xs)} points of S are evaluation points (same inputs): the gain "
+        "measured on that set rewards them; value S on an evaluation set it does not contain"
+      )
     unknown = self.labels(ys) == self.k - 1
     if unknown.any():
       out.append(
