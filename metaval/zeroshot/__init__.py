@@ -2,10 +2,11 @@
 
 ``load()`` (or ``metaval.load_predictor()``) returns the model shipped with the
 package; ``ZeroShotPredictor.value(S, base=(x_B, y_B), eval=(x_T, y_T), learner=)``
-returns Nutrition Facts. Modules: ``features`` (query-time evidence: cheap retrains,
-optimal transport, relational statistics), ``model`` (the network and gradient
-boosting), ``labels`` (retraining labels of generated tasks), ``train`` (featurise,
-select by validation on generated tasks, save), ``predictor`` (inference).
+returns Nutrition Facts. Modules: ``inputs`` (validated raw arrays), ``features``
+(query-time evidence: cheap retrains, optimal transport, relational statistics),
+``model`` (the network and gradient boosting), ``labels`` (retraining labels of
+generated tasks), ``train`` (featurise, select by validation on generated tasks,
+save), ``predictor`` (inference).
 """
 
 from metaval.zeroshot.features import FEATURE_NAMES, MAX_CLASSES, PROXIES, Context

@@ -26,8 +26,14 @@ import zlib
 import numpy as np
 import ot
 
-from metaval.errors import MetavalError
 from metaval.predictor import features as PF
+from metaval.zeroshot.inputs import (
+  FeatureError,
+  as_arrays,
+  input_keys,
+  label_kind,
+  row_keys,
+)
 
 MAX_CLASSES = 50  # labels beyond this many distinct classes are refused
 MAX_WIDTH = 128  # wider inputs are projected on B's top principal components
@@ -73,80 +79,10 @@ FEATURE_NAMES = (
 )
 
 
-class FeatureError(MetavalError):
-  """A zero-shot query's arrays are malformed."""
-
-
 def _digest(x: np.ndarray, y: np.ndarray) -> int:
   """A 32-bit checksum of a set's arrays (seeds its subsamples)."""
   return zlib.crc32(
     np.ascontiguousarray(y).tobytes(), zlib.crc32(np.ascontiguousarray(x).tobytes())
-  )
-
-
-def _row_keys(x: np.ndarray, y_ids: np.ndarray) -> np.ndarray:
-  """One byte row per point: its float64 inputs and its class id."""
-  return (
-    np.ascontiguousarray(np.c_[np.asarray(x, np.float64), y_ids.astype(np.float64)])
-    .view(np.uint8)
-    .reshape(len(y_ids), -1)
-  )
-
-
-def _input_keys(x: np.ndarray) -> np.ndarray:
-  """One byte row per point: its float64 inputs."""
-  x = np.ascontiguousarray(x, np.float64)
-  return x.view(np.uint8).reshape(len(x), -1)
-
-
-def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
-  """``(x, y)`` or ``{"x", "y"}`` -> float64 ``[n, d]`` and label ``[n]`` arrays."""
-  if isinstance(data, dict):
-    if "x" not in data or "y" not in data:
-      raise FeatureError(f"{what} as a dict needs 'x' and 'y' entries")
-    x, y = data["x"], data["y"]
-  elif isinstance(data, (tuple, list)) and len(data) == 2:
-    x, y = data
-  else:
-    raise FeatureError(f"{what} must be a pair (x, y) of arrays")
-  if hasattr(x, "toarray"):  # scipy.sparse
-    raise FeatureError(f"{what} inputs are a sparse matrix; pass a dense array (x.toarray())")
-  if np.iscomplexobj(x):
-    raise FeatureError(f"{what} inputs are complex numbers; give real features")
-  try:
-    x = np.asarray(x, np.float64)
-  except (TypeError, ValueError):
-    raise FeatureError(f"{what} inputs are not numeric") from None
-  if x.ndim == 1:
-    x = x[:, None]
-  if x.ndim != 2:
-    raise FeatureError(f"{what} inputs must be 2-D [n, features]; got shape {x.shape}")
-  y = np.asarray(y)
-  if y.ndim > 1 and y.size != len(y):
-    raise FeatureError(
-      f"{what} labels must be one class per point; got shape {y.shape} "
-      "(for one-hot labels pass y.argmax(1))"
-    )
-  y = y.reshape(-1)
-  if y.dtype.kind == "f" and not np.all(y == np.round(y)):
-    bad = y[y != np.round(y)][0]
-    raise FeatureError(
-      f"{what} labels are not classes (e.g. {float(bad)!r}): the zero-shot model values "
-      "classification data; give labels as integers or strings"
-    )
-  if len(x) == 0:
-    raise FeatureError(f"{what} is empty")
-  if len(y) != len(x):
-    raise FeatureError(f"{what} has {len(x)} inputs but {len(y)} labels")
-  if not np.all(np.isfinite(x)):
-    raise FeatureError(f"{what} inputs contain NaN or infinite values")
-  return x, y
-
-
-def _label_kind(y: np.ndarray) -> str | None:
-  """'numbers' or 'strings' (None for mixed object arrays): labels of one kind compare."""
-  return {"b": "numbers", "i": "numbers", "u": "numbers", "f": "numbers"}.get(
-    y.dtype.kind, "strings" if y.dtype.kind in "US" else None
   )
 
 
@@ -249,7 +185,7 @@ class Context:
     self.classes = np.unique(np.concatenate([yb, ye]))
     if len(self.classes) > MAX_CLASSES:
       raise FeatureError(f"{len(self.classes)} classes; the zero-shot model takes <= {MAX_CLASSES}")
-    kinds = [_label_kind(y) for y in (yb, ye)]
+    kinds = [label_kind(y) for y in (yb, ye)]
     if None not in kinds and kinds[0] != kinds[1]:
       raise FeatureError(
         f"base labels are {kinds[0]} but eval labels are {kinds[1]}: encode both the same way"
@@ -315,9 +251,9 @@ class Context:
       raise FeatureError(f"supplemental has {xs.shape[1]} features but base has {self.width}")
     if self._base_keys is None:
       xb, yb = self._raw_b
-      self._base_keys = set(map(bytes, _row_keys(xb, yb)))
+      self._base_keys = set(map(bytes, row_keys(xb, yb)))
     ids = self.labels(ys)
-    copy = np.fromiter((bytes(k) in self._base_keys for k in _row_keys(xs, ids)), bool, len(ids))
+    copy = np.fromiter((bytes(k) in self._base_keys for k in row_keys(xs, ids)), bool, len(ids))
     return (xs[~copy], ys[~copy]), int(copy.sum())
 
   def checks(self, xs: np.ndarray, ys: np.ndarray) -> list[str]:
@@ -333,8 +269,8 @@ class Context:
     """
     out = list(self.notes)
     if self._eval_keys is None:
-      self._eval_keys = set(map(bytes, _input_keys(self._raw_e)))
-    leaked = sum(bytes(k) in self._eval_keys for k in _input_keys(xs))
+      self._eval_keys = set(map(bytes, input_keys(self._raw_e)))
+    leaked = sum(bytes(k) in self._eval_keys for k in input_keys(xs))
     if leaked:
       out.append(
         f"{leaked} of {len(xs)} points of S are evaluation points (same inputs): the gain "

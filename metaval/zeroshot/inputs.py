@@ -1,0 +1,82 @@
+"""A zero-shot query's raw arrays: validated, and keyed for exact-copy checks.
+
+``as_arrays`` turns ``(x, y)`` or ``{"x", "y"}`` into float64 inputs ``[n, d]`` and
+labels ``[n]``, refusing in one line what the model cannot value (sparse, complex,
+non-numeric or non-finite inputs, one-hot or non-class labels, empty or mismatched
+sets). The byte keys let ``Context`` find points of S that copy B or the evaluation
+set bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from metaval.predictor.features.inputs import FeatureError
+
+__all__ = ["FeatureError", "as_arrays", "input_keys", "label_kind", "row_keys"]
+
+
+def row_keys(x: np.ndarray, y_ids: np.ndarray) -> np.ndarray:
+  """One byte row per point: its float64 inputs and its class id."""
+  return (
+    np.ascontiguousarray(np.c_[np.asarray(x, np.float64), y_ids.astype(np.float64)])
+    .view(np.uint8)
+    .reshape(len(y_ids), -1)
+  )
+
+
+def input_keys(x: np.ndarray) -> np.ndarray:
+  """One byte row per point: its float64 inputs."""
+  x = np.ascontiguousarray(x, np.float64)
+  return x.view(np.uint8).reshape(len(x), -1)
+
+
+def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
+  """``(x, y)`` or ``{"x", "y"}`` -> float64 ``[n, d]`` and label ``[n]`` arrays."""
+  if isinstance(data, dict):
+    if "x" not in data or "y" not in data:
+      raise FeatureError(f"{what} as a dict needs 'x' and 'y' entries")
+    x, y = data["x"], data["y"]
+  elif isinstance(data, (tuple, list)) and len(data) == 2:
+    x, y = data
+  else:
+    raise FeatureError(f"{what} must be a pair (x, y) of arrays")
+  if hasattr(x, "toarray"):  # scipy.sparse
+    raise FeatureError(f"{what} inputs are a sparse matrix; pass a dense array (x.toarray())")
+  if np.iscomplexobj(x):
+    raise FeatureError(f"{what} inputs are complex numbers; give real features")
+  try:
+    x = np.asarray(x, np.float64)
+  except (TypeError, ValueError):
+    raise FeatureError(f"{what} inputs are not numeric") from None
+  if x.ndim == 1:
+    x = x[:, None]
+  if x.ndim != 2:
+    raise FeatureError(f"{what} inputs must be 2-D [n, features]; got shape {x.shape}")
+  y = np.asarray(y)
+  if y.ndim > 1 and y.size != len(y):
+    raise FeatureError(
+      f"{what} labels must be one class per point; got shape {y.shape} "
+      "(for one-hot labels pass y.argmax(1))"
+    )
+  y = y.reshape(-1)
+  if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+    bad = y[y != np.round(y)][0]
+    raise FeatureError(
+      f"{what} labels are not classes (e.g. {float(bad)!r}): the zero-shot model values "
+      "classification data; give labels as integers or strings"
+    )
+  if len(x) == 0:
+    raise FeatureError(f"{what} is empty")
+  if len(y) != len(x):
+    raise FeatureError(f"{what} has {len(x)} inputs but {len(y)} labels")
+  if not np.all(np.isfinite(x)):
+    raise FeatureError(f"{what} inputs contain NaN or infinite values")
+  return x, y
+
+
+def label_kind(y: np.ndarray) -> str | None:
+  """'numbers' or 'strings' (None for mixed object arrays): labels of one kind compare."""
+  return {"b": "numbers", "i": "numbers", "u": "numbers", "f": "numbers"}.get(
+    y.dtype.kind, "strings" if y.dtype.kind in "US" else None
+  )
