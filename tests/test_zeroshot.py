@@ -344,13 +344,13 @@ def test_copies_of_base_points_are_not_counted():
 # -- training round trip -----------------------------------------------------------
 
 
-def _toy_table(num_tasks=12, pairs=12, seed=0):
+def _toy_table(num_tasks=12, pairs=12, seed=0, first=500):
   """Rows with real features whose gain follows the ridge proxy (plus noise)."""
   rng = np.random.default_rng(seed)
   spec = metaval.zeroshot.parse_learner("mlp32").to_dict()
   rows, gains, tasks = [], [], []
   for t in range(num_tasks):
-    base, ev, draw, r = _problem(500 + t, n_base=60)
+    base, ev, draw, r = _problem(first + t, n_base=60)
     ctx = Z.Context(base, ev)
     for i in range(pairs):
       sets = _attack_sets(base, draw, r, n=int(r.integers(10, 80)))
@@ -406,6 +406,18 @@ def test_refit_uses_every_task_and_keeps_the_held_out_report():
   # Its domain is the range of every row it was fitted on.
   np.testing.assert_array_equal(refit.low, table.x.min(0))
   np.testing.assert_array_equal(refit.high, table.x.max(0))
+
+
+def test_zero_shot_scores_further_tables_with_the_same_models():
+  from metaval.zeroshot import evaluate as E
+
+  prior, beyond = _toy_table(), _toy_table(num_tasks=4, seed=1, first=900)
+  out, report = E.zero_shot(prior, [], M.NetConfig(steps=200, hidden=16), tables={"b": beyond})
+  scores, n, extra = out["b"]
+  assert n == len(beyond.gain) == len(extra["predicted"])
+  assert "KNN-Shapley sum" not in scores and "ceiling" in scores
+  # The gain follows the ridge proxy on unseen tasks too: the chosen model ranks it.
+  assert scores[f"chosen ({report['chosen']})"] > 0.6, scores
 
 
 def test_within_rank_is_per_group():

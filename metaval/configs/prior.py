@@ -28,6 +28,10 @@ Variants:
   quick    24 tasks of at most 16 features and 4 classes, 16 pairs, linear + mlp16,
            K=2: 768 labels in a few minutes.
   tiny     3 tasks, 4 pairs each, linear only (tests).
+  beyond   24 tasks outside the default prior (80-128 features, 12-30 classes, bases
+           of 300-800 points), the default ladder: 2,304 labels for E2's
+           out-of-domain split (metaval prior --config prior:beyond
+           --workdir runs/prior_beyond).
 """
 
 import ml_collections
@@ -96,6 +100,21 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     cfg.local_workers = 0
     cfg.progress = False
     cfg.jax_cache = False
+  elif arg == "beyond":
+    # Tasks larger than any of the default prior (E2's out-of-domain split): wider,
+    # more classes, larger bases; other task seeds; the same kinds and learners.
+    cfg.num_tasks = 24
+    cfg.first_task = 500_000
+    cfg.ranges = ml_collections.ConfigDict(
+      {
+        "eval_size": (500, 500),
+        "dim": (80, 128),
+        "num_classes": (12, 30),
+        "pool_size": (1500, 3000),
+      }
+    )
+    cfg.base_size = (300, 800)
+    cfg.gather = 1100  # >= max base_size + max supp_size
   else:
-    raise ValueError(f"unknown variant {arg!r}; use default, medium, quick or tiny")
+    raise ValueError(f"unknown variant {arg!r}; use default, medium, quick, tiny or beyond")
   return cfg

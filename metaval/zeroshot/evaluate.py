@@ -10,6 +10,8 @@ Splits (models are refitted on the training side of each, never on its test side
 * ``unseen learner size``: trained on MLPs of width <= 32 only, scored on the
   labels of MLPs of width >= 64 on held-out tasks.
 * ``unseen pairs``: pairs held out at random (tasks seen in training).
+* further tables given to ``zero_shot`` (E2: generated tasks beyond the prior's
+  widths, class counts and base sizes), scored like the real tasks.
 
 Every split scores the network, gradient boosting and ridge on the same features
 (all three predict the within-task rank), each single proxy, KNN-Shapley sums
@@ -113,12 +115,20 @@ def splits(
 
 
 def zero_shot(
-  prior: T.Table, real: list[TaskLabels], net_cfg: M.NetConfig, seed=0, coverage=0.9, model_dir=None
+  prior: T.Table,
+  real: list[TaskLabels],
+  net_cfg: M.NetConfig,
+  seed=0,
+  coverage=0.9,
+  model_dir=None,
+  tables: dict | None = None,
 ):
   """Per real task: the models trained on the whole prior, scored on its labels.
 
   ``model_dir``: a trained model folder (the shipped one) to score as the chosen
-  model; by default the model is selected and fitted here.
+  model; by default the model is selected and fitted here. ``tables``: further
+  featurised label tables ``{name: Table}`` (e.g. generated tasks beyond the prior)
+  scored by the same models, without KNN-Shapley sums.
 
   Returns:
     ``(rows, report)``: ``{task: (scores, n_pairs, interval coverage)}`` and the
@@ -132,18 +142,22 @@ def zero_shot(
   models = fit_models(prior, net_cfg, seed)
   models["chosen (" + report["chosen"] + ")"] = lambda x: chosen.predict(x)[0]
   out = {}
-  for tl in real:
-    te = T.task_rows(tl)
-    ks = knn_shapley_sums(tl)
-    ks_rows = ks[_pair_index(tl)]
-    scores = score_all(te, models, {"KNN-Shapley sum": ks_rows})
+
+  def scored(te: T.Table, extra_scores: dict) -> tuple:
+    scores = score_all(te, models, extra_scores)
     gain_pred = chosen.predict(te.x)[1]
     cov = float(np.mean(np.abs(gain_pred - te.gain) <= report["interval_half_width"]))
     sign = float(np.mean(np.sign(gain_pred) == np.sign(te.gain)))
     pearson = float(stats.pearsonr(gain_pred, te.gain)[0]) if np.ptp(gain_pred) > 0 else 0.0
     extra = {"coverage": cov, "sign": sign, "pearson": pearson}
     extra.update(label=te.gain, predicted=gain_pred)  # per row, for the figure
-    out[tl.name] = (scores, len(te.gain), extra)
+    return scores, len(te.gain), extra
+
+  for tl in real:
+    ks = knn_shapley_sums(tl)
+    out[tl.name] = scored(T.task_rows(tl), {"KNN-Shapley sum": ks[_pair_index(tl)]})
+  for name, te in (tables or {}).items():
+    out[name] = scored(te, {})
   return out, report
 
 
