@@ -10,6 +10,7 @@ per-sample scores.
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -143,8 +144,9 @@ def predicted_vs_label(splits: Mapping[str, dict], path: str) -> str:
       lo, hi = np.nanmin([y.min(), p.min()]), np.nanmax([y.max(), p.max()])
       ax.plot([lo, hi], [lo, hi], color="k", lw=0.8, ls="--")
       ax.set_xlabel("retraining value (label)")
+      head = textwrap.fill(f"{name}:", 40)  # long split names wrap inside their panel
       ax.set_title(
-        f"{name}: Spearman {s['spearman']:.2f}\nnoise ceiling {s['ceiling']:.2f}", fontsize=9
+        f"{head}\nSpearman {s['spearman']:.2f}, noise ceiling {s['ceiling']:.2f}", fontsize=9
       )
     axes[0, 0].set_ylabel("predicted value")
   return path
@@ -169,7 +171,8 @@ def split_quality(
   size = (max(7, 0.12 * len(ests) * len(splits) + 2), 6) if many else (7, 4)
   with figure(path, figsize=size) as (_, axes):
     ax = axes[0, 0]
-    _grouped_bars(ax, splits, {e: [scores[s].get(e, np.nan) for s in splits] for e in ests})
+    names = [textwrap.fill(s, 30) for s in splits]  # long split names on a few lines
+    _grouped_bars(ax, names, {e: [scores[s].get(e, np.nan) for s in splits] for e in ests})
     x = np.arange(len(splits))
     ax.hlines(
       [ceiling[s] for s in splits],
@@ -184,7 +187,7 @@ def split_quality(
     ax.set_title("value model vs baselines per held-out split")
     if many:
       ax.set_ylim(top=1.05)
-      ax.legend(ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.35), fontsize=7)
+      ax.legend(ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.45), fontsize=7)
     else:
       ax.set_ylim(top=1.3)  # room for the legend above the bars
       ax.legend(ncol=3, loc="upper center")
