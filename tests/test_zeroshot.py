@@ -191,6 +191,19 @@ def test_questions_outside_the_training_domain_are_warned_by_name():
   assert "classes 30 (trained: 2 to" in outside(p.value(draw3(100), many, ev3))
 
 
+def test_domain_warning_reads_each_fact_back_in_the_users_terms():
+  from metaval.zeroshot.predictor import domain_warning
+
+  p = metaval.load_predictor()
+  row = (p.low + p.high) / 2.0
+  row[Z.FEATURE_NAMES.index("learner_2")] = p.high[Z.FEATURE_NAMES.index("learner_2")]
+  assert domain_warning(row, p.low, p.high) is None  # a bound is inside
+  row[Z.FEATURE_NAMES.index("learner_8")] = 1.0  # the LM family flag: never trained on
+  row[Z.FEATURE_NAMES.index("log_width")] = np.log(200.0)
+  w = domain_warning(row, p.low, p.high)
+  assert "learner family 'lm' (never trained on)" in w and "input features 200 (trained: 2" in w
+
+
 def test_a_model_without_its_domain_still_answers(tmp_path):
   import json
   import shutil

@@ -28,6 +28,7 @@ import numpy as np
 
 from metaval.errors import MetavalError
 from metaval.learners.models import LearnerSpec, SpecError, num_params
+from metaval.predictor.features.sets import LEARNER_FEATURES
 from metaval.report.facts import NutritionFacts, TargetValue
 from metaval.zeroshot import features as Z
 from metaval.zeroshot import model as M
@@ -123,15 +124,17 @@ _DOMAIN = {
   "log_n_supp": ("new points in S", np.exp),
   "log_width": ("input features", np.exp),
   "log_classes": ("classes", np.exp),
-  "learner_0": ("learner parameters", lambda v: 10.0**v),
-  "learner_1": ("learner width", np.exp2),
-  "learner_2": ("learner depth", lambda v: v),
-  "learner_3": ("learner steps", lambda v: 10.0**v),
-  "learner_4": ("learner learning rate", lambda v: 10.0**v),
-  "learner_5": ("learner random features", lambda v: np.exp2(v) - 1),
+  # The learner's descriptor, in the order of ``LEARNER_FEATURES``; family flags last.
   **{
-    f"learner_{6 + i}": (f"learner family {fam!r}", None)
-    for i, fam in enumerate(("linear", "mlp", "lm"))
+    f"learner_{i}": {
+      "log_params": ("learner parameters", lambda v: 10.0**v),
+      "log_width": ("learner width", np.exp2),
+      "depth": ("learner depth", lambda v: v),
+      "log_steps": ("learner steps", lambda v: 10.0**v),
+      "log_lr": ("learner learning rate", lambda v: 10.0**v),
+      "log_features": ("learner random features", lambda v: np.exp2(v) - 1),
+    }.get(name, (f"learner family {name.removeprefix('family_')!r}", None))
+    for i, name in enumerate(LEARNER_FEATURES)
   },
 }
 _DOMAIN_SLACK = 1e-4  # features are float32: a value equal to a bound is inside
