@@ -16,19 +16,15 @@ from metaval.predictor.features.inputs import FeatureError
 __all__ = ["FeatureError", "as_arrays", "input_keys", "label_kind", "row_keys"]
 
 
-def row_keys(x: np.ndarray, y_ids: np.ndarray) -> np.ndarray:
-  """One byte row per point: its float64 inputs and its class id."""
-  return (
-    np.ascontiguousarray(np.c_[np.asarray(x, np.float64), y_ids.astype(np.float64)])
-    .view(np.uint8)
-    .reshape(len(y_ids), -1)
-  )
-
-
 def input_keys(x: np.ndarray) -> np.ndarray:
   """One byte row per point: its float64 inputs."""
   x = np.ascontiguousarray(x, np.float64)
   return x.view(np.uint8).reshape(len(x), -1)
+
+
+def row_keys(x: np.ndarray, y_ids: np.ndarray) -> np.ndarray:
+  """One byte row per point: its float64 inputs and its class id."""
+  return input_keys(np.c_[np.asarray(x, np.float64), y_ids.astype(np.float64)])
 
 
 def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +73,6 @@ def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
 
 def label_kind(y: np.ndarray) -> str | None:
   """'numbers' or 'strings' (None for mixed object arrays): labels of one kind compare."""
-  return {"b": "numbers", "i": "numbers", "u": "numbers", "f": "numbers"}.get(
-    y.dtype.kind, "strings" if y.dtype.kind in "US" else None
-  )
+  if y.dtype.kind in "biuf":
+    return "numbers"
+  return "strings" if y.dtype.kind in "US" else None

@@ -60,7 +60,7 @@ PEER_COMMAND = "python scripts/bench_predictor_peer.py --labels runs/zeroshot/re
 # 10 to 256 base points), labelled like the real tasks, in a folder of their own.
 LARGE = "digits"
 LARGE_BASES = (400, 1000)
-LARGE_SPLIT = f"zero-shot {LARGE}, B {LARGE_BASES[0]}-{LARGE_BASES[1]}"  # beyond the prior
+LARGE_NAME = f"{LARGE}, B {LARGE_BASES[0]}-{LARGE_BASES[1]}"  # its split: "zero-shot <name>"
 
 
 def _real_labels(workdir: str, names, quick: bool, base_range=(40, 250), first_id=0) -> list:
@@ -134,12 +134,11 @@ def run(mode: str, workdir: str) -> Result:
     real_dir = os.path.join(TRAINED, "real_labels")
   net_cfg = M.NetConfig(seed=cfg.seed, **dict(cfg.model))
   real = _real_labels(real_dir, REAL[:1] if quick else REAL, quick)
-  if not quick:  # the shipped model asked outside its domain: larger bases than trained on
+  rows, notes, tables = [], [], {}
+  if not quick:  # the shipped model asked outside its domain
     large = os.path.join(TRAINED, "real_labels_large")
     (tl,) = _real_labels(large, [LARGE], quick, LARGE_BASES, first_id=len(REAL))
-    real.append(dataclasses.replace(tl, name=LARGE_SPLIT.removeprefix("zero-shot ")))
-  rows, notes, tables = [], [], {}
-  if not quick:
+    real.append(dataclasses.replace(tl, name=LARGE_NAME))
     if not os.path.isdir(BEYOND):
       raise MetavalError(f"no labels beyond the prior at {BEYOND}; run: {BEYOND_COMMAND}")
     tables[BEYOND_SPLIT] = T.table(L.from_prior(BEYOND))
