@@ -18,7 +18,9 @@ model per base set and share it among the base's supplements.
   thread per process (threadpoolctl) and joblib with 2 worker processes.
 
 Both sides include pair sampling. Each side is timed warm (workers started, the
-pipeline compiled on two extra warm-up shards) and cold (start-up included). The
+pipeline compiled on ``--warmup`` extra shards per worker, enough to reach every
+program of the solver's tail) and cold (start-up and warm-up shards included,
+their labels not counted). The
 shards run in ``--rounds`` rounds that alternate which side goes first (ABBA), so
 both see the same machine load; the workers' CPU seconds are recorded too
 (labels per CPU second are less sensitive to other processes than wall time).
@@ -119,6 +121,7 @@ def main():
   ap.add_argument("--jax-cache", default=default_jax_cache(), help="'' disables it")
   ap.add_argument("--shards", type=int, default=16)
   ap.add_argument("--rounds", type=int, default=2, help="ABBA rounds over the shards")
+  ap.add_argument("--warmup", type=int, default=3, help="warm-up shards per worker")
   ap.add_argument("--out", default="runs/bench")
   ap.add_argument("overrides", nargs="*", help="config overrides, e.g. --config.seed=1")
   args, extra = ap.parse_known_args()
@@ -148,8 +151,8 @@ def main():
   }
 
   # Pipeline (vmapped JAX) the way `metaval generate` runs it: 2 worker processes
-  # with single-threaded XLA; the first call starts the workers and compiles (each
-  # worker labels one extra warm-up shard, not counted). scikit-learn: 2 joblib
+  # with single-threaded XLA; the first calls start the workers and compile (each
+  # worker labels --warmup extra shards, not counted). scikit-learn: 2 joblib
   # workers with one BLAS thread each; their first call (imports, task build) is
   # timed separately, like compilation. Then the shards run in rounds that
   # alternate which side goes first, so both share the machine's load.
@@ -158,7 +161,8 @@ def main():
   recs, theirs = {}, {}
   with pipeline.shard_pool(2) as pool, Parallel(n_jobs=2) as par:
     t0 = time.perf_counter()
-    list(pool.map(pipeline.run_shard, [cfg_dict] * 2, [cfg.task.name] * 2, [10_000, 10_001]))
+    warm = [10_000 + i for i in range(2 * args.warmup)]
+    list(pool.map(pipeline.run_shard, [cfg_dict] * len(warm), [cfg.task.name] * len(warm), warm))
     t_start = time.perf_counter() - t0
     t0 = time.perf_counter()
     par(delayed(_warm_worker)(cfg_dict) for _ in range(2))
@@ -205,6 +209,7 @@ def main():
     "machine": machine,
     "config": args.config,
     "overrides": args.overrides,
+    "warmup_shards_per_worker": args.warmup,
     "solver": args.solver,
     "learner": next(iter(cfg_dict["learners"].values())),
     "pairs": n,

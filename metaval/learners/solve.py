@@ -68,7 +68,15 @@ class _Problem:
   Points live in S blocks of R rows, ``x [S, R, d]``; block s belongs to model
   ``seg[s]`` (``seg=None``: block s is model s, the dense ``[M, n, d]`` layout).
   Rows of weight 0 (padding, unused blocks) contribute nothing. Parameters are
-  flat vectors ``theta [M, d * C + C]`` (W row-major, then b).
+  flat vectors ``theta [M, C * d + C]`` (W as ``[C, d]`` row-major, then b).
+
+  Logits and everything per class are laid out class-major, ``[S, C, R]``: with
+  the rows as the minor axis, XLA:CPU runs the products and the softmax's
+  reductions over C as vector operations across rows; sums over a model's blocks
+  and copies of its parameters to them are products with the ``[M, S]`` 0/1
+  ownership matrix (exact, as every entry is finite) instead of a scatter and a
+  gather. Measured on 8 models in 32 blocks of 64 digits rows: 0.33 ms an
+  L-BFGS iteration against 0.77 ms with ``[S, R, C]`` and segment sums.
   """
 
   def __init__(self, weights, x, y, spec: LearnerSpec, num_classes: int, seg=None, m=None):
@@ -78,7 +86,9 @@ class _Problem:
     self.c = num_classes
     self.nw = self.d * num_classes
     self.seg = seg
-    self.y1h = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)  # [S, R, C]
+    if seg is not None:  # [M, S] block ownership: sums and copies become small products
+      self.owner = (seg[None, :] == jnp.arange(self.m)[:, None]).astype(jnp.float32)
+    self.y1h = jax.nn.one_hot(y, num_classes, axis=1, dtype=jnp.float32)  # [S, C, R]
     total = self.segsum(jnp.sum(weights, -1))  # [M]
     self.wn = weights / jnp.maximum(self.expand(total), 1e-30)[:, None]  # sums to 1 per model
     self.l2 = spec.l2
@@ -86,24 +96,28 @@ class _Problem:
     self.pen = jnp.concatenate([jnp.ones((self.nw,)), jnp.zeros((num_classes,))])  # W, not b
 
   def segsum(self, a):  # per-block [S, ...] -> per-model [M, ...]
-    return a if self.seg is None else jax.ops.segment_sum(a, self.seg, self.m)
+    if self.seg is None:
+      return a
+    return jnp.tensordot(self.owner, a, axes=1)
 
   def expand(self, a):  # per-model [M, ...] -> per-block [S, ...]
-    return a if self.seg is None else a[self.seg]
+    if self.seg is None:
+      return a
+    return jnp.tensordot(self.owner.T, a, axes=1)
 
-  def logits(self, v):  # [M, P] -> [S, R, C]
-    w = self.expand(v[:, : self.nw].reshape(self.m, self.d, self.c))
-    return jnp.einsum("srd,sdc->src", self.phi, w) + self.expand(v[:, self.nw :])[:, None]
+  def logits(self, v):  # [M, P] -> [S, C, R]
+    w = self.expand(v[:, : self.nw].reshape(self.m, self.c, self.d))
+    return jnp.einsum("srd,scd->scr", self.phi, w) + self.expand(v[:, self.nw :])[..., None]
 
   def objective(self, theta, z):  # [M]
-    nll = -jnp.sum(self.y1h * jax.nn.log_softmax(z), -1)
+    nll = -jnp.sum(self.y1h * jax.nn.log_softmax(z, axis=1), 1)  # [S, R]
     data = self.segsum(jnp.sum(self.wn * nll, -1))
     return data + 0.5 * self.l2 * _dot(self.pen * theta, theta)
 
   def grad(self, theta, z):  # [M, P]
-    gz = self.wn[..., None] * (jax.nn.softmax(z) - self.y1h)  # [S, R, C]
-    gw = self.segsum(jnp.einsum("srd,src->sdc", self.phi, gz)).reshape(self.m, self.nw)
-    return jnp.concatenate([gw, self.segsum(gz.sum(1))], axis=1) + self.l2 * self.pen * theta
+    gz = self.wn[:, None] * (jax.nn.softmax(z, axis=1) - self.y1h)  # [S, C, R]
+    gw = self.segsum(jnp.einsum("srd,scr->scd", self.phi, gz)).reshape(self.m, self.nw)
+    return jnp.concatenate([gw, self.segsum(gz.sum(2))], axis=1) + self.l2 * self.pen * theta
 
   def running(self, g):  # [M] gradient above tolerance
     return jnp.max(jnp.abs(g), -1) > self.tol
@@ -125,11 +139,11 @@ class _Problem:
     """Per model, approximately minimises ``f(t)`` along a descent direction.
 
     ``f`` is convex in t and the logits are linear in it, so each safeguarded
-    Newton step costs one softmax over ``[S, R, C]`` and no product with x.
+    Newton step costs one softmax over ``[S, C, R]`` and no product with x.
 
     Args:
-      z: logits ``[S, R, C]``.
-      dz: the logits' change per unit step ``[S, R, C]``.
+      z: logits ``[S, C, R]``.
+      dz: the logits' change per unit step ``[S, C, R]``.
       wd: ``[M]`` ``<W, D_W>`` of the penalised block.
       dd: ``[M]`` ``<D_W, D_W>`` of the penalised block.
 
@@ -137,14 +151,14 @@ class _Problem:
       ``[M]`` steps ``t > 0`` after ``_LINE_STEPS`` safeguarded Newton steps from 1.
     """
     wn, l2 = self.wn, self.l2
-    ydz = self.segsum(jnp.sum(wn * jnp.sum(self.y1h * dz, -1), -1))  # labels' part of f'(t)
+    ydz = self.segsum(jnp.sum(wn * jnp.sum(self.y1h * dz, 1), -1))  # labels' part of f'(t)
 
     def body(_, carry):
       t, lo, hi = carry
-      p = jax.nn.softmax(z + self.expand(t)[:, None, None] * dz)
-      pd = jnp.sum(p * dz, -1)
+      p = jax.nn.softmax(z + self.expand(t)[:, None, None] * dz, axis=1)
+      pd = jnp.sum(p * dz, 1)  # [S, R]
       g1 = self.segsum(jnp.sum(wn * pd, -1)) - ydz + l2 * (wd + t * dd)
-      g2 = self.segsum(jnp.sum(wn * (jnp.sum(p * dz * dz, -1) - pd * pd), -1)) + l2 * dd
+      g2 = self.segsum(jnp.sum(wn * (jnp.sum(p * dz * dz, 1) - pd * pd), -1)) + l2 * dd
       lo, hi = jnp.where(g1 < 0, t, lo), jnp.where(g1 < 0, hi, t)
       newton = t - g1 / jnp.maximum(g2, 1e-30)
       # Newton's step when it stays inside the bracket around the minimum, else
@@ -200,8 +214,14 @@ def _direction(g, s_mem, y_mem, rho, it):
   return -r
 
 
-def _flat(params, m: int):
-  return jnp.concatenate([params["w"].reshape(m, -1), params["b"].reshape(m, -1)], 1)
+def _flat(params, m: int):  # {"w": [M, d, C], "b": [M, C]} -> theta [M, C * d + C]
+  w = jnp.swapaxes(params["w"], 1, 2)
+  return jnp.concatenate([w.reshape(m, -1), params["b"].reshape(m, -1)], 1)
+
+
+def _unflat(theta, d: int, c: int):  # theta [M, C * d + C] -> {"w": [M, d, C], "b": [M, C]}
+  w = theta[:, : d * c].reshape(theta.shape[0], c, d)
+  return {"w": w.swapaxes(1, 2), "b": theta[:, d * c :]}
 
 
 def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=None):
@@ -246,7 +266,7 @@ def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=N
   mem = jnp.zeros((_MEMORY, m, size))
   state = (theta, z, g, mem, mem, jnp.zeros((_MEMORY, m)), jnp.int32(0))
   theta = jax.lax.while_loop(cond, body, state)[0]
-  return {"w": theta[:, : prob.nw].reshape(m, prob.d, prob.c), "b": theta[:, prob.nw :]}
+  return _unflat(theta, prob.d, prob.c)
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "num_classes"))
@@ -420,5 +440,4 @@ def solve_sets(
       item[slot], iters[slot] = -1, spec.steps
       w[owner == slot] = 0.0
       owner[owner == slot] = -1
-  nw = feat * num_classes
-  return {"w": out[:, :nw].reshape(count, feat, num_classes), "b": out[:, nw:]}
+  return _unflat(out, feat, num_classes)
