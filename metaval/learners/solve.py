@@ -314,6 +314,12 @@ def _advance(
   return theta, s_mem, y_mem, rho, iters, it, ~running(g, iters)
 
 
+def _padded(a: np.ndarray, rows: int) -> np.ndarray:  # zero rows appended up to ``rows``
+  out = np.zeros((rows, *a.shape[1:]), a.dtype)
+  out[: len(a)] = a
+  return out
+
+
 def _pow2(n: int) -> int:
   return 1 << max(0, int(n) - 1).bit_length()
 
@@ -412,9 +418,9 @@ def solve_sets(
       rows = need_blocks[i] * block_rows
       mine = free[: need_blocks[i]]
       owner[mine] = slot
-      x[mine] = np.pad(sx, ((0, rows - len(sy)), (0, 0))).reshape(-1, block_rows, d)
-      y[mine] = np.pad(sy, (0, rows - len(sy))).reshape(-1, block_rows)
-      w[mine] = np.pad(sw, (0, rows - len(sy))).reshape(-1, block_rows)
+      x[mine] = _padded(sx, rows).reshape(-1, block_rows, d)
+      y[mine] = _padded(sy, rows).reshape(-1, block_rows)
+      w[mine] = _padded(sw, rows).reshape(-1, block_rows)
     busy = item >= 0
     used = int((owner >= 0).sum())
     smaller = max(_pow2(used), blocks // _TAIL_LEVELS)

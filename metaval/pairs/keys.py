@@ -13,7 +13,10 @@ The label pipeline derives each call's root key from its config:
 
 from __future__ import annotations
 
+import functools
+
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -33,9 +36,13 @@ def pair_keys(key: jax.Array, n_bases: int, num_seeds: int) -> np.ndarray:
 
   Both sides of a pair (B and B ∪ S) use row ``base_of[pair]``: paired seeds.
   """
-  out = np.zeros((n_bases, num_seeds, 2), np.uint32)
-  for b in range(n_bases):
+  return np.asarray(_pair_keys(key, int(n_bases), int(num_seeds)), np.uint32)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _pair_keys(key, n_bases: int, num_seeds: int):  # one program, not a call per key
+  def base(b):
     kb = jax.random.fold_in(key, b)
-    for k in range(num_seeds):
-      out[b, k] = np.asarray(jax.random.key_data(jax.random.fold_in(kb, k)))
-  return out
+    return jax.vmap(lambda k: jax.random.key_data(jax.random.fold_in(kb, k)))(jnp.arange(num_seeds))
+
+  return jax.vmap(base)(jnp.arange(n_bases))

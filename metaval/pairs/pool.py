@@ -21,11 +21,20 @@ def dedup(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
   """Unique (x, y) rows in first-appearance order with their counts ``[u]`` float32."""
   if len(y) == 0:
     return x, y, np.zeros((0,), np.float32)
-  flat = np.concatenate([x.reshape(len(y), -1).astype(np.float64), y[:, None]], 1)
-  _, first, counts = np.unique(flat, axis=0, return_index=True, return_counts=True)
-  order = np.argsort(first)  # keep first-appearance order (deterministic)
-  first, counts = first[order], counts[order]
-  return x[first], y[first], counts.astype(np.float32)
+  # Rows compared by value as float64 (+ 0.0 makes -0.0 equal to 0.0), keyed by
+  # their bytes: a dict keeps first appearances in order without a sort.
+  flat = np.concatenate([x.reshape(len(y), -1).astype(np.float64), y[:, None]], 1) + 0.0
+  raw, size = flat.tobytes(), flat.shape[1] * 8
+  seen: dict[bytes, int] = {}
+  first, counts = [], []
+  for i in range(len(y)):
+    j = seen.setdefault(raw[i * size : (i + 1) * size], len(first))
+    if j == len(first):
+      first.append(i)
+      counts.append(0)
+    counts[j] += 1
+  first = np.asarray(first, np.int64)
+  return x[first], y[first], np.asarray(counts, np.float32)
 
 
 def split_supplement(task: Task, pairs: Pairs, p: int) -> tuple[np.ndarray, tuple]:
