@@ -196,21 +196,29 @@ class _Problem:
 
 
 def _direction(g, s_mem, y_mem, rho, it):
-  """``-H g`` by the two-loop recursion over the ring buffer, newest pair first."""
-  q, alphas = g, []
-  for j in range(_MEMORY):
-    i = (it - 1 - j) % _MEMORY
+  """``-H g`` by the two-loop recursion over the ring buffer, newest pair first.
+
+  Both loops are ``lax.scan``s over the L pairs (one traced body each, not L), which
+  keeps the program small: tracing and compiling it dominated a cold worker's start.
+  """
+  order = (it - 1 - jnp.arange(_MEMORY)) % _MEMORY  # newest first
+
+  def first(q, i):
     a = rho[i] * _dot(s_mem[i], q)
-    q = q - a[:, None] * y_mem[i]
-    alphas.append((i, a))
-  newest = (it - 1) % _MEMORY
+    return q - a[:, None] * y_mem[i], a
+
+  q, alphas = jax.lax.scan(first, g, order)
+  newest = order[0]
   yy = _dot(y_mem[newest], y_mem[newest])
   usable = rho[newest] * yy > 0
   gamma = jnp.where(usable, 1.0 / jnp.where(usable, rho[newest] * yy, 1.0), 1.0)
-  r = gamma[:, None] * q
-  for i, a in reversed(alphas):
+
+  def second(r, ia):
+    i, a = ia
     b = rho[i] * _dot(y_mem[i], r)
-    r = r + (a - b)[:, None] * s_mem[i]
+    return r + (a - b)[:, None] * s_mem[i], None
+
+  r, _ = jax.lax.scan(second, gamma[:, None] * q, (order, alphas), reverse=True)
   return -r
 
 
