@@ -296,6 +296,11 @@ def peer_smoke():
 # Driver side (runs in .venv with metaval).
 
 
+def _cache_entries(path: str) -> int:
+  """Programs in JAX's persistent compilation cache at ``path``."""
+  return len(os.listdir(path)) if os.path.isdir(path) else 0
+
+
 def machine_info() -> dict:
   cpu = platform.processor()
   try:
@@ -338,6 +343,7 @@ def driver_main(a):
     # start-up are outside their timings); the first run on a machine compiles.
     cache_dir = os.path.abspath(a.compile_cache)
     was_warm = os.path.isdir(cache_dir) and bool(os.listdir(cache_dir))
+    entries_at_start = _cache_entries(cache_dir)
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -374,8 +380,14 @@ def driver_main(a):
     for lib in a.libs:
       load = os.getloadavg()[0]
       if lib == "metaval":
+        before = _cache_entries(cache_dir) if a.compile_cache else 0
         v = games.value_points(method, task, spec, seed=a.seed, **opts[method])
-        note = f"needed {v.fits_needed}" if v.fits_needed != v.fits else ""
+        notes = [f"needed {v.fits_needed}"] if v.fits_needed != v.fits else []
+        if a.compile_cache and _cache_entries(cache_dir) > before:
+          # Programs missing from the cache were compiled inside this row's time.
+          new = _cache_entries(cache_dir) - before
+          notes.append(f"compiled {new} program{'s' if new > 1 else ''}")
+        note = "; ".join(notes)
         results.append((method, lib, v.values, v.seconds, v.fits, note, load))
       else:
         res_path = os.path.join(a.out, f"{lib}_{method}.json")
@@ -429,7 +441,9 @@ def driver_main(a):
     "args": {k: v for k, v in vars(a).items() if k not in ("peer", "data", "result", "method")},
     "compile_cache": "off"
     if not a.compile_cache
-    else f"{'warm' if was_warm else 'cold (this run compiled)'}: {a.compile_cache}",
+    else f"{'warm' if was_warm else 'cold (this run compiled)'}: {a.compile_cache} "
+    f"({entries_at_start} entries at start, {_cache_entries(cache_dir) - entries_at_start} "
+    "written by this run)",
     "learner": f"metaval: linear (softmax regression) {spec}; "
     "peers: sklearn LogisticRegression(max_iter=100)",
   }
