@@ -167,3 +167,21 @@ def test_kinds_registry_is_the_one_source():
           values = [ast.literal_eval(e) for e in node.value.elts]
           unknown = set(values) - set(samplers.SUPPLEMENT_KINDS)
           assert not unknown, f"{path}: {names} holds unregistered kinds {unknown}"
+
+
+def test_dedup_merges_equal_rows_in_first_appearance_order():
+  """Rows equal by value (-0.0 == 0.0, float32 inputs compared exactly) and label merge
+  into their first appearance, with their count; different labels stay apart."""
+  x = np.array(
+    [[1.0, 0.0], [2.0, 1.0], [1.0, -0.0], [1.0, 0.0], [2.0, 1.0], [3.0, 3.0]], np.float32
+  )
+  y = np.array([0, 1, 0, 1, 1, 2])
+  ux, uy, counts = pool_lib.dedup(x, y)
+  np.testing.assert_array_equal(ux, x[[0, 1, 3, 5]])
+  np.testing.assert_array_equal(uy, [0, 1, 1, 2])
+  np.testing.assert_array_equal(counts, [2.0, 2.0, 1.0, 1.0])
+  assert counts.dtype == np.float32
+  # One ulp apart is a different point; an empty S stays empty.
+  close = np.nextafter(np.float32(1.0), np.float32(2.0))
+  assert len(pool_lib.dedup(np.array([[1.0], [close]], np.float32), np.zeros(2, int))[2]) == 2
+  assert len(pool_lib.dedup(np.zeros((0, 2), np.float32), np.zeros(0, int))[2]) == 0
