@@ -15,6 +15,7 @@ import numpy as np
 
 from metaval.data.tasks import Task
 from metaval.pairs.pairs import Pairs, PairsError
+from metaval.util.rowkeys import row_keys
 
 
 def dedup(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -23,8 +24,8 @@ def dedup(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return x, y, np.zeros((0,), np.float32)
   # Rows compared by value as float64 (+ 0.0 makes -0.0 equal to 0.0), keyed by
   # their bytes: a dict keeps first appearances in order without a sort.
-  flat = np.concatenate([x.reshape(len(y), -1).astype(np.float64), y[:, None]], 1) + 0.0
-  raw, size = flat.tobytes(), flat.shape[1] * 8
+  keys = row_keys(x.reshape(len(y), -1).astype(np.float64) + 0.0, y)
+  raw, size = keys.tobytes(), keys.shape[1]
   seen: dict[bytes, int] = {}
   first, counts = [], []
   for i in range(len(y)):

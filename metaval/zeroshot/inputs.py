@@ -12,19 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from metaval.predictor.features.inputs import FeatureError
+from metaval.util.rowkeys import input_keys, row_keys
 
 __all__ = ["FeatureError", "as_arrays", "input_keys", "label_kind", "row_keys"]
-
-
-def input_keys(x: np.ndarray) -> np.ndarray:
-  """One byte row per point: its float64 inputs."""
-  x = np.ascontiguousarray(x, np.float64)
-  return x.view(np.uint8).reshape(len(x), -1)
-
-
-def row_keys(x: np.ndarray, y_ids: np.ndarray) -> np.ndarray:
-  """One byte row per point: its float64 inputs and its class id."""
-  return input_keys(np.c_[np.asarray(x, np.float64), y_ids.astype(np.float64)])
 
 
 def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
