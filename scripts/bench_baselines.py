@@ -342,7 +342,6 @@ def driver_main(a):
     # Compiled programs persist across runs (as the peers' imports and worker
     # start-up are outside their timings); the first run on a machine compiles.
     cache_dir = os.path.abspath(a.compile_cache)
-    was_warm = os.path.isdir(cache_dir) and bool(os.listdir(cache_dir))
     entries_at_start = _cache_entries(cache_dir)
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -383,9 +382,8 @@ def driver_main(a):
         before = _cache_entries(cache_dir) if a.compile_cache else 0
         v = games.value_points(method, task, spec, seed=a.seed, **opts[method])
         notes = [f"needed {v.fits_needed}"] if v.fits_needed != v.fits else []
-        if a.compile_cache and _cache_entries(cache_dir) > before:
-          # Programs missing from the cache were compiled inside this row's time.
-          new = _cache_entries(cache_dir) - before
+        new = _cache_entries(cache_dir) - before if a.compile_cache else 0
+        if new > 0:  # programs missing from the cache were compiled inside this row's time
           notes.append(f"compiled {new} program{'s' if new > 1 else ''}")
         note = "; ".join(notes)
         results.append((method, lib, v.values, v.seconds, v.fits, note, load))
@@ -441,7 +439,7 @@ def driver_main(a):
     "args": {k: v for k, v in vars(a).items() if k not in ("peer", "data", "result", "method")},
     "compile_cache": "off"
     if not a.compile_cache
-    else f"{'warm' if was_warm else 'cold (this run compiled)'}: {a.compile_cache} "
+    else f"{'warm' if entries_at_start else 'cold (this run compiled)'}: {a.compile_cache} "
     f"({entries_at_start} entries at start, {_cache_entries(cache_dir) - entries_at_start} "
     "written by this run)",
     "learner": f"metaval: linear (softmax regression) {spec}; "
