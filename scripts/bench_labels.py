@@ -17,11 +17,15 @@ model per base set and share it among the base's supplements.
   ``C = 1 / (l2 * sum of weights)``, duplicates as ``sample_weight``), one BLAS
   thread per process (threadpoolctl) and joblib with 2 worker processes.
 
-Both sides include pair sampling. Each side is timed warm (workers started, the
-pipeline compiled on ``--warmup`` extra shards per worker, enough to reach every
-program of the solver's tail) and cold (start-up and warm-up shards included,
-their labels not counted). The
-shards run in ``--rounds`` rounds that alternate which side goes first (ABBA), so
+Both sides include pair sampling. Each side is timed cold and warm. Cold, the
+pipeline is what ``metaval generate`` does from nothing: fresh workers (handed the
+tasks the parent built) label the shards, start-up and compilation or cache loads
+included; scikit-learn's cold time is its workers' first call (imports, task build)
+plus its labelling. Warm, the pipeline's workers have labelled ``--warmup`` extra
+shards each (enough to reach every program of the solver's tail) and the warm pass
+must reproduce the cold pass's labels exactly. The joblib workers start only after
+the pipeline's cold pass, so neither start-up shares the cores with the other. The
+warm shards run in ``--rounds`` rounds that alternate which side goes first (ABBA), so
 both see the same machine load; the workers' CPU seconds are recorded too
 (labels per CPU second are less sensitive to other processes than wall time).
 Compiled programs are kept in JAX's persistent cache (``--jax-cache``, default
@@ -35,6 +39,7 @@ label sets pair by pair.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -48,7 +53,6 @@ from metaval.data import get_task
 from metaval.labeling import pipeline
 from metaval.learners import LearnerSpec, metric_names
 from metaval.learners.models import SOLVERS
-from metaval.protocol import agreement
 from metaval.util import env
 from metaval.util import io as io_lib
 
@@ -110,11 +114,20 @@ def default_jax_cache() -> str:
 
 
 def _warm_worker(cfg_dict: dict) -> int:
+  """A joblib worker's start-up: the task and the modules ``sklearn_shard`` uses."""
+  import sklearn.linear_model  # noqa: F401
+  import sklearn.metrics  # noqa: F401
+  import threadpoolctl  # noqa: F401
+
   cfg = ml_collections.ConfigDict(cfg_dict)
   return get_task(cfg.task.name, seed=cfg.task.seed).pool_size
 
 
 def main():
+  # Imported here, not at the top: spawned workers import this script again, and
+  # scipy.stats (under ``agreement``) would add most of a second to each one's start.
+  from metaval.protocol import agreement
+
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--config", default="labels:quick_solved")
   ap.add_argument("--solver", default="lbfgs", choices=SOLVERS, help="the learner's solver")
@@ -159,12 +172,25 @@ def main():
   seconds = {"pipeline": 0.0, "sklearn": 0.0}
   cpu = {"pipeline": 0.0, "sklearn": 0.0}
   recs, theirs = {}, {}
-  with pipeline.shard_pool(2) as pool, Parallel(n_jobs=2) as par:
+  shards_all = list(range(args.shards))
+  t0 = time.perf_counter()  # building the tasks handed to the workers counts as start-up
+  with contextlib.ExitStack() as stack:
+    pool = stack.enter_context(pipeline.shard_pool(2, pipeline.built_tasks(cfg)))
+    # Cold, as `metaval generate` runs from nothing: fresh workers label the shards,
+    # start-up and compilation (or cache loads) included.
+    n_all = len(shards_all)
+    cold = list(
+      pool.map(pipeline.run_shard, [cfg_dict] * n_all, [cfg.task.name] * n_all, shards_all)
+    )
+    t_cold = time.perf_counter() - t0
     t0 = time.perf_counter()
     warm = [10_000 + i for i in range(2 * args.warmup)]
     list(pool.map(pipeline.run_shard, [cfg_dict] * len(warm), [cfg.task.name] * len(warm), warm))
     t_start = time.perf_counter() - t0
+    # joblib starts its workers when the context opens: only now, so that neither
+    # side's start-up shares the cores with the other's.
     t0 = time.perf_counter()
+    par = stack.enter_context(Parallel(n_jobs=2))
     par(delayed(_warm_worker)(cfg_dict) for _ in range(2))
     t_sk_start = time.perf_counter() - t0
 
@@ -187,6 +213,9 @@ def main():
         fn([int(s) for s in shards])
         seconds[side] += time.perf_counter() - t0
   t_warm, t_sk = seconds["pipeline"], seconds["sklearn"]
+  for s, rec in zip(shards_all, cold):  # the cold pass labelled the same pairs identically
+    if not np.array_equal(rec["metric_full"], recs[s]["metric_full"]):
+      raise SystemExit(f"shard {s}: the cold and warm passes disagree")
   ours = np.concatenate(
     [(recs[s]["metric_full"] - recs[s]["metric_base"])[:, 0].mean(1)[:, cols] for s in sorted(recs)]
   )  # [P, 2] (mean over K)
@@ -194,9 +223,8 @@ def main():
   machine["loadavg_end"] = os.getloadavg()
 
   n = len(ours)
-  t_ours = t_warm + t_start
   rates = {
-    "pipeline (incl. compile)": n / t_ours,
+    "pipeline (incl. compile)": n / t_cold,
     "pipeline (warm)": n / t_warm,
     "scikit-learn, joblib x2": n / t_sk,
     "scikit-learn, joblib x2 (incl. worker start)": n / (t_sk + t_sk_start),
@@ -215,7 +243,8 @@ def main():
     "pairs": n,
     "seconds": {
       "pipeline": t_warm,
-      "pipeline_worker_start_and_compile": t_start,
+      "pipeline_cold": t_cold,
+      "pipeline_warmup": t_start,
       "sklearn": t_sk,
       "sklearn_worker_start": t_sk_start,
     },
@@ -237,7 +266,7 @@ def main():
   label = f"pipeline, vmapped JAX ({args.solver}), 2 procs x 1 thread"
   sk_label = "scikit-learn LogisticRegression, joblib 2 procs x 1 thread"
   timing_rows = [
-    (f"{label} (incl. worker start + compile)", "pipeline (incl. compile)", t_ours),
+    (f"{label} (cold: worker start + compile)", "pipeline (incl. compile)", t_cold),
     (f"{label} (warm workers)", "pipeline (warm)", t_warm),
     (
       f"{sk_label} (incl. worker start)",

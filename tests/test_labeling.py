@@ -238,3 +238,35 @@ def test_ray_backend_matches_local(tmp_path):
   _assert_same_labels(local, remote)
   assert _files(str(tmp_path / "local")) == _files(str(tmp_path / "ray"))
   shutil.rmtree(tmp_path)
+
+
+def _worker_shard(cfg, shard):
+  rec = pipeline.run_shard(cfg, "digits", shard)
+  from metaval.data import tasks
+
+  return rec, "sklearn.datasets" in sys.modules, len(tasks._PRIMED)
+
+
+def test_workers_start_with_the_parents_tasks_and_label_the_same():
+  # A worker handed the parent's built task labels with it (no scikit-learn loader
+  # imported: that import was most of a cold worker's start-up) and gives the same
+  # shard, bit for bit, as one that builds the task itself.
+  # The tiny config samples ``out_of_domain`` supplements, which may draw another
+  # built-in task's inputs: those tasks are handed over too.
+  cfg = _tiny()
+  assert "out_of_domain" in cfg.kinds
+  built = pipeline.built_tasks(cfg)
+  names = [k[0] for k, _ in built]
+  assert names[0] == "digits" and set(names[1:]) == set(samplers.other_tasks("digits"))
+  with pipeline.shard_pool(1, built) as pool:
+    rec, imported, primed = pool.submit(_worker_shard, cfg.to_dict(), 2).result()
+  assert not imported and primed == len(built)
+  with pipeline.shard_pool(1) as pool:
+    ref, imported, primed = pool.submit(_worker_shard, cfg.to_dict(), 2).result()
+  assert imported and primed == 0
+  for k in ("metric_base", "metric_full", "pair_id", "base_flat"):
+    np.testing.assert_array_equal(rec[k], ref[k])
+  # Another seed is another task: not the primed one.
+  from metaval.data import tasks
+
+  assert tasks.task_key("digits", 1) != built[0][0]

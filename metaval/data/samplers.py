@@ -232,6 +232,17 @@ def _ood_modes(task: Task) -> list[str]:
   return modes
 
 
+def other_tasks(name: str) -> list[str]:
+  """The built-in tasks ``out_of_domain`` may draw "another task's inputs" from (each
+  built with the task's seed and no options)."""
+  return [t for t in list_tasks() if t not in (name, "code")]
+
+
+def source_tasks(name: str, kinds) -> list[str]:
+  """Tasks besides ``name`` itself that sampling ``kinds`` on it may build."""
+  return other_tasks(name) if "out_of_domain" in kinds else []
+
+
 @register_supplement("out_of_domain")
 def _out_of_domain(task, base_idx, rng, size=None, mode=None, source=None, scale=None):
   """Shifted inputs: rotated/flipped images, inverted, offset, or another task's inputs."""
@@ -242,8 +253,7 @@ def _out_of_domain(task, base_idx, rng, size=None, mode=None, source=None, scale
     raise SamplerError(f"out_of_domain mode {mode!r} not available for {task.name!r}: {modes}")
   recipe = {"mode": mode}
   if mode == "other_task":
-    others = [t for t in list_tasks() if t not in (task.name, "code")]
-    source = source or str(rng.choice(others))
+    source = source or str(rng.choice(other_tasks(task.name)))
     other = get_task(source, seed=task.seed)
     if other.kind != CLASSIFICATION:
       raise SamplerError(f"out_of_domain source {source!r} is not a classification task")

@@ -211,6 +211,12 @@ def get_task(name: str, seed: int = 0, **kwargs) -> Task:
   Raises:
     TaskError: unknown name, bad options or bad data, in one line.
   """
+  key = _cache_key(name, seed, kwargs)
+  return _PRIMED[key] if key in _PRIMED else _cached_task(*key)
+
+
+def _cache_key(name, seed, kwargs: dict) -> tuple:
+  """``(name, seed, frozen options, source stamp)``: validated; ``get_task``'s cache key."""
   if not isinstance(name, str):
     raise TaskError(f"a task name must be a string, got {type(name).__name__}")
   if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
@@ -238,7 +244,34 @@ def get_task(name: str, seed: int = 0, **kwargs) -> Task:
     hash(frozen)
   except TypeError:
     raise TaskError(f"options of task {name!r} must be numbers, strings or lists") from None
-  return _cached_task(name, int(seed), frozen, stamp)
+  return (name, int(seed), frozen, stamp)
+
+
+# Tasks handed to this process ready-built (``prime``), by ``get_task``'s cache key.
+_PRIMED: dict[tuple, Task] = {}
+
+
+def task_key(name: str, seed: int = 0, **kwargs) -> tuple:
+  """``get_task``'s cache key of a task (validated; for ``prime``)."""
+  return _cache_key(name, seed, kwargs)
+
+
+def prime(key: tuple, task: Task) -> None:
+  """Makes ``get_task`` return ``task`` for the task whose ``task_key`` is ``key``.
+
+  A label worker receives the tasks its parent has already built, keyed in the
+  parent, so it neither builds them again nor imports their loaders
+  (scikit-learn's dataset loaders and split take about 1.5 s to import, most of a
+  worker's start-up). A user-data file that changes afterwards changes its key
+  (the file's stamp), and is then built afresh.
+  """
+  _PRIMED[key] = task
+
+
+def task_nbytes(task: Task) -> int:
+  """Bytes of a task's arrays (pool and evaluation sets)."""
+  arrays = [task.x, task.y, *(a for xy in task.evals.values() for a in xy)]
+  return int(sum(np.asarray(a).nbytes for a in arrays))
 
 
 def task_spec(cfg) -> tuple[str, int, dict]:

@@ -29,6 +29,7 @@ import numpy as np
 
 from metaval.data import samplers as samplers_lib
 from metaval.data import task_from_config, task_slug
+from metaval.data import tasks as tasks_lib
 from metaval.labeling import storage
 from metaval.labeling.schema import LabelError, LabelSet
 from metaval.labeling.shards import (  # noqa: F401  (public names of the pipeline)
@@ -54,6 +55,10 @@ _RUNTIME_FIELDS = ("backend", "ray_address", "ray_num_cpus", "progress", "local_
 # Shard workers therefore run single-threaded XLA (one process per core), which
 # makes every shard bit-for-bit reproducible and a resumed dataset identical.
 DETERMINISTIC_XLA_FLAG = "--xla_cpu_multi_thread_eigen=false"
+
+# Local workers receive the tasks the parent has built, up to this many bytes of
+# arrays in all (larger tasks are built in each worker, as before).
+PRIME_BYTES = 256 * 2**20
 
 
 # ----------------------------------------------------------------------------
@@ -192,10 +197,39 @@ def one_core_xla() -> None:
   _ONE_CORE = True
 
 
-def _worker_init(parent_pid: int) -> None:
-  """Local worker start-up: one-core XLA, and exit when the parent dies."""
+def _worker_init(parent_pid: int, tasks: tuple = ()) -> None:
+  """Local worker start-up: one-core XLA, the parent's tasks, exit when the parent dies."""
+  for key, task in tasks:
+    tasks_lib.prime(key, task)
   one_core_xla()
   _watch_parent(parent_pid)
+
+
+def built_tasks(config) -> tuple:
+  """``((task_key, Task), ...)`` for ``shard_pool``: a config's tasks, built here.
+
+  Besides each task, the tasks its supplement kinds read (``out_of_domain`` draws
+  other built-in tasks' inputs, built with the task's seed). Tasks beyond
+  ``PRIME_BYTES`` of arrays in all are left out: a worker builds those itself
+  rather than receive a copy through a pipe.
+  """
+  out, seen, total = [], set(), 0
+  _, seed, options = tasks_lib.task_spec(config.task)
+  for t in task_names(config):
+    task = task_from_config(config.task, name=t)
+    wanted = [(tasks_lib.task_key(t, seed, **options), task)]
+    for other in samplers_lib.source_tasks(t, config.kinds):
+      wanted.append((tasks_lib.task_key(other, task.seed), None))
+    for key, built in wanted:
+      if key in seen:
+        continue
+      built = tasks_lib.get_task(key[0], key[1]) if built is None else built
+      total += tasks_lib.task_nbytes(built)
+      if total > PRIME_BYTES:
+        return tuple(out)
+      seen.add(key)
+      out.append((key, built))
+  return tuple(out)
 
 
 def _watch_parent(parent_pid: int) -> None:
@@ -210,8 +244,13 @@ def _watch_parent(parent_pid: int) -> None:
 
 
 @contextlib.contextmanager
-def shard_pool(workers: int):
-  """A pool of ``workers`` fresh processes, each running XLA and BLAS on one thread."""
+def shard_pool(workers: int, tasks: tuple = ()):
+  """A pool of ``workers`` fresh processes, each running XLA and BLAS on one thread.
+
+  Args:
+    workers: processes.
+    tasks: ``built_tasks(config)``: each worker starts with these tasks built.
+  """
   env = worker_env()
   old = {k: os.environ.get(k) for k in env}
   # Workers are spawned (not forked: JAX is multithreaded) and read their
@@ -221,7 +260,7 @@ def shard_pool(workers: int):
     workers,
     mp_context=multiprocessing.get_context("spawn"),
     initializer=_worker_init,
-    initargs=(os.getpid(),),
+    initargs=(os.getpid(), tuple(tasks)),
   )
   try:
     yield pool
@@ -243,7 +282,7 @@ def _run_local(config, jobs, task_dirs, bar, rows_per_shard):
       storage.write_shard(storage.shard_path(task_dirs[task_name], shard), rec)
       bar.update(rows_per_shard)
     return
-  with shard_pool(min(workers, len(jobs))) as pool:
+  with shard_pool(min(workers, len(jobs)), built_tasks(config)) as pool:
     futures = {pool.submit(run_shard, cfg, t, s): (t, s) for t, s in jobs}
     for fut in cf.as_completed(futures):
       task_name, shard = futures[fut]
