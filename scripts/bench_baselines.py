@@ -296,11 +296,6 @@ def peer_smoke():
 # Driver side (runs in .venv with metaval).
 
 
-def _cache_entries(path: str) -> int:
-  """Programs in JAX's persistent compilation cache at ``path``."""
-  return len(os.listdir(path)) if os.path.isdir(path) else 0
-
-
 def machine_info() -> dict:
   cpu = platform.processor()
   try:
@@ -335,6 +330,7 @@ def driver_main(a):
   from metaval import games, protocol
   from metaval.learners.models import LearnerSpec
   from metaval.util import io as io_lib
+  from metaval.util import jaxcache
   from metaval.valuation import noisy
 
   os.makedirs(a.out, exist_ok=True)
@@ -342,7 +338,7 @@ def driver_main(a):
     # Compiled programs persist across runs (as the peers' imports and worker
     # start-up are outside their timings); the first run on a machine compiles.
     cache_dir = os.path.abspath(a.compile_cache)
-    entries_at_start = _cache_entries(cache_dir)
+    entries_at_start = jaxcache.entries(cache_dir)
     jax.config.update("jax_compilation_cache_dir", cache_dir)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -379,10 +375,10 @@ def driver_main(a):
     for lib in a.libs:
       load = os.getloadavg()[0]
       if lib == "metaval":
-        before = _cache_entries(cache_dir) if a.compile_cache else 0
+        before = jaxcache.entries(cache_dir) if a.compile_cache else 0
         v = games.value_points(method, task, spec, seed=a.seed, **opts[method])
         notes = [f"needed {v.fits_needed}"] if v.fits_needed != v.fits else []
-        new = _cache_entries(cache_dir) - before if a.compile_cache else 0
+        new = jaxcache.entries(cache_dir) - before if a.compile_cache else 0
         if new > 0:  # programs missing from the cache were compiled inside this row's time
           notes.append(f"compiled {new} program{'s' if new > 1 else ''}")
         note = "; ".join(notes)
@@ -440,7 +436,7 @@ def driver_main(a):
     "compile_cache": "off"
     if not a.compile_cache
     else f"{'warm' if entries_at_start else 'cold (this run compiled)'}: {a.compile_cache} "
-    f"({entries_at_start} entries at start, {_cache_entries(cache_dir) - entries_at_start} "
+    f"({entries_at_start} entries at start, {jaxcache.entries(cache_dir) - entries_at_start} "
     "written by this run)",
     "learner": f"metaval: linear (softmax regression) {spec}; "
     "peers: sklearn LogisticRegression(max_iter=100)",

@@ -53,7 +53,7 @@ from metaval.data import get_task
 from metaval.labeling import pipeline
 from metaval.learners import LearnerSpec, metric_names
 from metaval.learners.models import SOLVERS
-from metaval.util import env
+from metaval.util import env, jaxcache
 from metaval.util import io as io_lib
 
 
@@ -105,14 +105,6 @@ def _pipeline_timed(cfg_dict: dict, task_name: str, shard: int) -> tuple[dict, f
   return rec, time.process_time() - c0
 
 
-def default_jax_cache() -> str:
-  """``$METAVAL_CACHE/jax``, else ``~/.cache/metaval/jax``."""
-  root = os.environ.get("METAVAL_CACHE") or os.path.join(
-    os.path.expanduser("~"), ".cache", "metaval"
-  )
-  return os.path.join(root, "jax")
-
-
 def _warm_worker(cfg_dict: dict) -> int:
   """A joblib worker's start-up: the task and the modules ``sklearn_shard`` uses."""
   import sklearn.linear_model  # noqa: F401
@@ -131,7 +123,7 @@ def main():
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--config", default="labels:quick_solved")
   ap.add_argument("--solver", default="lbfgs", choices=SOLVERS, help="the learner's solver")
-  ap.add_argument("--jax-cache", default=default_jax_cache(), help="'' disables it")
+  ap.add_argument("--jax-cache", default=jaxcache.default_dir(), help="'' disables it")
   ap.add_argument("--shards", type=int, default=16)
   ap.add_argument("--rounds", type=int, default=2, help="ABBA rounds over the shards")
   ap.add_argument("--warmup", type=int, default=3, help="warm-up shards per worker")
@@ -151,7 +143,7 @@ def main():
     os.makedirs(args.jax_cache, exist_ok=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.abspath(args.jax_cache)
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # cache every program
-    cache_entries = len(os.listdir(args.jax_cache))
+    cache_entries = jaxcache.entries(args.jax_cache)
   cfg_dict = cfg.to_dict()
   names = metric_names(get_task(cfg.task.name, seed=cfg.task.seed))
   cols = [names.index("test/accuracy"), names.index("test/neg_log_loss")]

@@ -67,6 +67,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.extra_capacity = 1024  # appended synthetic points per training group
   cfg.backend = "local"  # or "ray"
   cfg.local_workers = 2  # shard processes (single-threaded XLA); 0 = in this process
+  # Local workers keep compiled programs in JAX's persistent cache
+  # (metaval.util.jaxcache: $METAVAL_CACHE/jax or ~/.cache/metaval/jax), so a later run
+  # loads them instead of compiling.
+  cfg.jax_cache = True
   cfg.ray_address = ""  # "": start a local Ray; "host:6379", "auto", "ray://host:10001": join
   cfg.ray_num_cpus = 2
   cfg.progress = True

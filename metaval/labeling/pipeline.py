@@ -45,9 +45,17 @@ from metaval.labeling.shards import (  # noqa: F401  (public names of the pipeli
   task_names,
 )
 from metaval.util import io as io_lib
+from metaval.util import jaxcache
 
 # Config fields that do not change the data (excluded from the fingerprint).
-_RUNTIME_FIELDS = ("backend", "ray_address", "ray_num_cpus", "progress", "local_workers")
+_RUNTIME_FIELDS = (
+  "backend",
+  "ray_address",
+  "ray_num_cpus",
+  "progress",
+  "local_workers",
+  "jax_cache",
+)
 
 # Multi-threaded XLA:CPU matrix products may split a long reduction (e.g. the
 # weight gradient's sum over the pool) across threads and add the parts in the
@@ -251,26 +259,19 @@ def shard_pool(workers: int, tasks: tuple = ()):
     workers: processes.
     tasks: ``built_tasks(config)``: each worker starts with these tasks built.
   """
-  env = worker_env()
-  old = {k: os.environ.get(k) for k in env}
   # Workers are spawned (not forked: JAX is multithreaded) and read their
   # environment at start-up; the variables stay set while the pool may spawn them.
-  os.environ.update(env)
-  pool = cf.ProcessPoolExecutor(
-    workers,
-    mp_context=multiprocessing.get_context("spawn"),
-    initializer=_worker_init,
-    initargs=(os.getpid(), tuple(tasks)),
-  )
-  try:
-    yield pool
-  finally:
-    pool.shutdown(wait=True, cancel_futures=True)
-    for k, v in old.items():
-      if v is None:
-        os.environ.pop(k, None)
-      else:
-        os.environ[k] = v
+  with jaxcache.environ(worker_env()):
+    pool = cf.ProcessPoolExecutor(
+      workers,
+      mp_context=multiprocessing.get_context("spawn"),
+      initializer=_worker_init,
+      initargs=(os.getpid(), tuple(tasks)),
+    )
+    try:
+      yield pool
+    finally:
+      pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_local(config, jobs, task_dirs, bar, rows_per_shard):
@@ -282,7 +283,8 @@ def _run_local(config, jobs, task_dirs, bar, rows_per_shard):
       storage.write_shard(storage.shard_path(task_dirs[task_name], shard), rec)
       bar.update(rows_per_shard)
     return
-  with shard_pool(min(workers, len(jobs)), built_tasks(config)) as pool:
+  cache = jaxcache.worker_env() if config.get("jax_cache", True) else {}
+  with jaxcache.environ(cache), shard_pool(min(workers, len(jobs)), built_tasks(config)) as pool:
     futures = {pool.submit(run_shard, cfg, t, s): (t, s) for t, s in jobs}
     for fut in cf.as_completed(futures):
       task_name, shard = futures[fut]

@@ -22,9 +22,9 @@ def dedup(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
   """Unique (x, y) rows in first-appearance order with their counts ``[u]`` float32."""
   if len(y) == 0:
     return x, y, np.zeros((0,), np.float32)
-  # Rows compared by value as float64 (+ 0.0 makes -0.0 equal to 0.0), keyed by
-  # their bytes: a dict keeps first appearances in order without a sort.
-  keys = row_keys(x.reshape(len(y), -1).astype(np.float64) + 0.0, y)
+  # Rows compared by value as float64 (-0.0 equal to 0.0), keyed by their bytes:
+  # a dict keeps first appearances in order without a sort.
+  keys = row_keys(x.reshape(len(y), -1), y)
   raw, size = keys.tobytes(), keys.shape[1]
   seen: dict[bytes, int] = {}
   first, counts = [], []

@@ -4,7 +4,7 @@ Data the buyer already has, or the same point sold twice, is worth nothing. A po
 of S is a **repeat** when it has the label of, and lies close to, a point of B or an
 earlier point of S:
 
-* an *exact* repeat has the same input bytes (``features.row_keys``);
+* an *exact* repeat has the same float32 input bytes (``metaval.util.rowkeys``);
 * a *near* repeat lies within ``NEAR_REPEAT_RADIUS`` times B's median leave-one-out
   nearest-neighbour distance (``BaseStats.scale``) of such a point.
 
@@ -27,7 +27,8 @@ import dataclasses
 
 import numpy as np
 
-from metaval.predictor.features.relational import row_keys, sqdist
+from metaval.predictor.features.relational import sqdist
+from metaval.util.rowkeys import key_list, row_keys
 
 NEAR_REPEAT_RADIUS = 0.5  # in units of B's median leave-one-out nearest-neighbour distance
 _CHUNK = 1024  # rows of S per distance block (bounds memory for large sets)
@@ -57,8 +58,8 @@ class Novelty:
 
 
 def _label_keys(x, y) -> list[bytes]:
-  labels = np.asarray(y).reshape(-1)
-  return [k + int(c).to_bytes(8, "little", signed=True) for k, c in zip(row_keys(x), labels)]
+  """Exact identity of each (input, label) row: float32 inputs and the label."""
+  return key_list(row_keys(x, y, np.float32))
 
 
 def _near_base(xs, ys, xb, yb, radius: float) -> np.ndarray:

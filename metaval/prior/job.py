@@ -13,7 +13,6 @@ finished shard files."""
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import glob
 import json
 import os
@@ -30,6 +29,7 @@ from metaval.prior import generator
 from metaval.prior import labels as prior_labels
 from metaval.prior import storage as prior_storage
 from metaval.util import io as io_lib
+from metaval.util import jaxcache
 
 # Config fields that do not change the labels (left out of the resume fingerprint).
 _RUNTIME_FIELDS = ("local_workers", "progress", "jax_cache")
@@ -159,7 +159,7 @@ def generate(config, workdir: str) -> prior_storage.PriorLabels:
         bar.update(len(label_storage.finished_shards(workdir)) - bar.n)
     elif todo:
       with (
-        _env("JAX_COMPILATION_CACHE_DIR", cache),
+        jaxcache.environ({"JAX_COMPILATION_CACHE_DIR": cache} if cache else {}),
         pipeline.shard_pool(min(workers, len(todo))) as pool,
       ):
         futs = [pool.submit(run_shards, cfg, workdir, [shard]) for shard in todo]
@@ -194,21 +194,6 @@ def generate(config, workdir: str) -> prior_storage.PriorLabels:
       f"second, load average {summary['load_average'][0]}); dataset: {workdir}"
     )
   return out
-
-
-@contextlib.contextmanager
-def _env(name: str, value: str | None):
-  """Sets an environment variable (if ``value``) for the duration of the block."""
-  old = os.environ.get(name)
-  if value:
-    os.environ[name] = value
-  try:
-    yield
-  finally:
-    if value and old is None:
-      os.environ.pop(name, None)
-    elif value:
-      os.environ[name] = old
 
 
 def _rate(workdir, sizes, done_before, labels_per_task, t0) -> float:

@@ -18,6 +18,7 @@ import numpy as np
 import threadpoolctl
 
 from metaval.predictor.features.inputs import CLIP, MAX_CLASSES, RAW_WIDTH, FeatureError
+from metaval.util.rowkeys import input_keys, key_list
 
 KNN = 5
 PROBE = 512  # B points used as leave-one-out queries (scale estimate, kNN proxies)
@@ -81,13 +82,8 @@ def sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def row_keys(x: np.ndarray) -> list[bytes]:
-  """Exact identity of each row: the bytes of its float32 values (``-0.0`` as ``0.0``).
-
-  Exact duplicates are found by comparing these keys, never through a distance:
-  ``|a|^2 + |b|^2 - 2ab`` loses exact zeros to round-off for large-magnitude rows.
-  """
-  x = np.ascontiguousarray(np.asarray(x, np.float32) + np.float32(0.0))
-  return [r.tobytes() for r in x]
+  """Exact identity of each row: the bytes of its float32 values (``-0.0`` as ``0.0``)."""
+  return key_list(input_keys(x, np.float32))
 
 
 def _dup_flags(keys: list[bytes], counts: dict, own: int = 0) -> np.ndarray:
