@@ -44,3 +44,30 @@ def test_markdown_table_formats_and_escapes():
   assert lines[2] == "| a\\|b | 0.123 | 12,000 |"
   assert lines[3] == "| c | – | – |"
   assert io_lib.markdown_table([]) == "(no rows)"
+
+
+def test_row_keys_equal_exactly_when_values_and_labels_are_equal():
+  from metaval.util import rowkeys
+
+  x = np.array([[0.0, 1.5], [-0.0, 1.5], [0.0, 1.5 + 1e-12], [0.0, 1.5]])
+  y = np.array([3, 3, 3, 4])
+  keys = rowkeys.key_list(rowkeys.row_keys(x, y))
+  assert keys[0] == keys[1]  # -0.0 is 0.0
+  assert keys[0] != keys[2]  # one ulp-sized change in float64 is another point
+  assert keys[0] != keys[3]  # another label
+  # In float32 the 1e-12 change vanishes; inputs alone ignore the label.
+  k32 = rowkeys.key_list(rowkeys.input_keys(x, np.float32))
+  assert k32[0] == k32[1] == k32[2] == k32[3]
+
+
+def test_zero_shot_drops_copies_of_base_points_written_with_negative_zero():
+  from metaval.zeroshot import features as Z
+
+  rng = np.random.default_rng(0)
+  xb = rng.normal(size=(40, 3))
+  xb[:5, 0] = 0.0
+  yb = np.arange(40) % 2
+  ctx = Z.Context((xb, yb), (rng.normal(size=(20, 3)), np.arange(20) % 2))
+  xs = np.r_[xb[:5] * -1.0 * np.array([1.0, -1.0, -1.0]), rng.normal(size=(3, 3))]  # -0.0 copies
+  (kept_x, _), copies = ctx.new_points((xs, np.r_[yb[:5], [0, 1, 0]]))
+  assert copies == 5 and len(kept_x) == 3
