@@ -1,6 +1,6 @@
 """Base tasks (built-ins and user data) and supplement samplers."""
 
-from metaval.data import corpus, loaders  # noqa: F401  (register the code task and prefixes)
+from metaval.data import builtin, corpus, loaders  # noqa: F401  (register the tasks and prefixes)
 from metaval.data.loaders import encode_set, from_arrays, read_csv, read_npz, read_set
 from metaval.data.tasks import (
   CLASSIFICATION,
