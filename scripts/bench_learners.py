@@ -13,9 +13,10 @@ Measures, in one run on this machine:
     as a share of the roofline measured in the same rounds, and against
     scikit-learn's ``MLPClassifier`` on the same sets (full-batch Adam, same
     width, learning rate, L2 objective and steps; 1 BLAS thread x 2 workers);
-    and the same label trained by one single-core process per core at once
-    (pinned workers, as the label pipeline's local workers run), as labels/s and
-    as a share of the same roofline.
+    and the same label made by one single-core process per core at once
+    (pinned workers, as the label pipeline's local workers run, each label through
+    ``metaval.pairs.label`` as the pipeline calls it), as labels/s and as a share
+    of the same roofline.
 
 FLOPs are useful FLOPs: rows really in a model's training set times the training
 FLOPs of one example (forward + backward, less the first layer's never-computed
@@ -217,16 +218,26 @@ def sklearn_label(task, spec, subsets, seeds: int) -> dict:
 
 
 def pinned_worker(args) -> None:
-  """Child of ``pinned_labels``: compile, say ``ready``, wait for ``go``, time its labels."""
+  """Child of ``pinned_labels``: compile, say ``ready``, wait for ``go``, time its labels.
+
+  Each label goes through ``metaval.pairs.label``, the call the label pipeline makes
+  (B's and B ∪ S's K models, each group on the rows it shares), on the same B and S
+  as ``label_sets``.
+  """
+  from metaval.pairs.labels import label
+  from metaval.pairs.pairs import Pairs
+
   task = get_task("digits")
   spec = LearnerSpec("mlp", width=args.pinned_worker)
-  masks, keys, _ = label_sets(task, args.base, args.supp, args.seeds, seed=args.worker_seed)
-  train_many(keys, task, masks, spec)  # compile and warm up
+  perm = np.random.default_rng(args.worker_seed).permutation(task.pool_size)
+  b, s = perm[: args.base], perm[args.base : args.base + args.supp]
+  pairs = Pairs.from_lists([b], [s], [task.x[s]], [task.y[s]], ["clean"])
+  label(task, pairs, spec, num_seeds=args.seeds)  # compile and warm up
   print("ready", flush=True)
   sys.stdin.readline()
   t, c = time.perf_counter(), time.process_time()
   for _ in range(args.worker_labels):
-    train_many(keys, task, masks, spec)
+    label(task, pairs, spec, num_seeds=args.seeds)
   out = {"seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - c}
   out["cores"] = sorted(os.sched_getaffinity(0))
   print(json.dumps(out), flush=True)

@@ -168,32 +168,47 @@ def _paired_label_masks(pool, base, supp, seeds, seed=0):
 
 
 def test_rows_plan_prefers_shared_rows_when_models_share_them():
+  w32 = dataclasses.replace(MLP, width=32)
   # A label's models share B: the union (500 rows) costs what one gathered set does.
   masks = _paired_label_masks(1297, 400, 100, 4)
-  gather, union = train_lib._plan_rows(masks, 8, 1297, forced_union=False)
-  assert gather is None and union.shape == (1, 512)
+  gather, union, group = train_lib._plan_rows(masks, 8, 1297, False, w32)
+  assert gather is None and union.shape == (1, 512) and group == 8
   assert set(union[0][union[0] >= 0]) == set(np.flatnonzero(masks.any(0)))
-  # Disjoint small sets: each model's own rows are cheaper than their union.
+  # Four bases' seeds in one chunk (as ``pairs.label`` orders them): each group of a
+  # base's models shares that base's rows, not the chunk's union of all four; given
+  # the grouping and a row budget, the plan does not depend on the sets.
+  bases = np.concatenate([_paired_label_masks(1297, 400, 0, 2, seed=b) for b in range(4)])
+  gather, union, group = train_lib._plan_rows(bases, 16, 1297, False, w32)
+  assert gather is None and union.shape[1] == 512 and 4 % group == 0
+  gather, union, group = train_lib._plan_rows(bases, 16, 1297, True, w32, rows=512, group=4)
+  assert gather is None and union.shape == (4, 512) and group == 4
+  for g in range(4):
+    assert set(union[g][union[g] >= 0]) == set(np.flatnonzero(bases[4 * g]))
+  # Disjoint small sets: each model's own rows are cheaper than any shared ones.
   disjoint = np.zeros((8, 1297), np.float32)
   for i in range(8):
     disjoint[i, i * 100 : (i + 1) * 100] = 1.0
-  gather, union = train_lib._plan_rows(disjoint, 8, 1297, forced_union=False)
+  gather, union, _ = train_lib._plan_rows(disjoint, 8, 1297, False, w32)
   assert gather == 128 and union is None
-  # Two chunks: each gets its own union, padded to one size.
-  gather, union = train_lib._plan_rows(disjoint, 4, 1297, forced_union=True)
-  assert gather is None and union.shape == (2, 512) and (union[1][:400] >= 400).all()
+  # Forced: groups of 4 get their own union, padded to one size.
+  gather, union, group = train_lib._plan_rows(disjoint, 4, 1297, True, w32)
+  assert gather is None and union.shape == (2, 512) and group == 4
+  assert (union[1][:400] >= 400).all()
   # Sets covering most of the pool: dense.
-  gather, union = train_lib._plan_rows(np.ones((4, 1297), np.float32), 4, 1297, False)
+  gather, union, _ = train_lib._plan_rows(np.ones((4, 1297), np.float32), 4, 1297, False, w32)
   assert gather is None and union is None
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_shared_rows_match_the_dense_pool(seed):
   task = get_task("digits")
-  masks = _paired_label_masks(task.pool_size, 150, 50, 2, seed=seed)
+  # Two labels with different bases: each group of 4 shares its own rows.
+  masks = np.concatenate(
+    [_paired_label_masks(task.pool_size, 150, 50, 2, seed=seed + s) for s in (0, 10)]
+  )
   masks[3] *= 2.0  # multiplicities survive the compaction
   keys = jax.random.split(jax.random.key(seed), 2)
-  keys = jax.numpy.concatenate([keys, keys])
+  keys = jax.numpy.concatenate([keys, keys, keys, keys])
   spec = dataclasses.replace(MLP, width=32, steps=100)
   dense = train_many(keys, task, masks, spec, gather=None).metrics
   union = train_many(keys, task, masks, spec, gather="union").metrics

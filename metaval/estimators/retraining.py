@@ -37,6 +37,7 @@ class Retraining(Estimator):
     chunk: a ``metaval.pairs.label`` option.
     extra_capacity: a ``metaval.pairs.label`` option.
     gather: a ``metaval.pairs.label`` option.
+    shared_rows: a ``metaval.pairs.label`` option.
     name: row name.
   """
 
@@ -48,10 +49,13 @@ class Retraining(Estimator):
     chunk: int = 8,
     extra_capacity: int = 1024,
     gather: int | None = None,
+    shared_rows: int | None = None,
     name: str = "retraining",
   ):
     self.num_seeds, self.key, self.name = int(num_seeds), key, name
-    self.options = dict(chunk=int(chunk), extra_capacity=int(extra_capacity), gather=gather)
+    self.options = dict(
+      chunk=int(chunk), extra_capacity=int(extra_capacity), gather=gather, shared_rows=shared_rows
+    )
 
   def learner(self, spec: LearnerSpec) -> LearnerSpec:
     """The learner actually retrained (the target itself)."""

@@ -171,6 +171,8 @@ def label_options(config, task: Task) -> dict:
     chunk=int(config.chunk),
     extra_capacity=int(config.extra_capacity),
     gather=_fixed_gather(config, task),
+    # Rows a group of full-batch models shares, fixed per config (one program).
+    shared_rows=gather_size(int(max(config.base_size)) + int(max(config.supp_size))),
   )
 
 

@@ -28,6 +28,12 @@ from metaval.data.tasks import CLASSIFICATION, LANGUAGE_MODEL, Task
 from metaval.errors import MetavalError
 from metaval.learners import models, solve
 from metaval.learners.models import LearnerSpec
+from metaval.learners.rows import (  # noqa: F401  (gather_size is public here)
+  _compact,
+  _group_size,
+  _plan_rows,
+  gather_size,
+)
 
 # Number of times the batched trainer was traced, per (spec, kind). Python side
 # effects run only while tracing, so this counts compilations, not calls.
@@ -162,10 +168,33 @@ def evaluate_one(params, evals, spec: LearnerSpec, num_classes: int, num_groups:
 
 
 @functools.partial(
-  jax.jit, static_argnames=("spec", "num_classes", "num_groups", "lm", "return_params", "group")
+  jax.jit,
+  static_argnames=(
+    "spec",
+    "num_classes",
+    "num_groups",
+    "lm",
+    "return_params",
+    "group",
+    "shared_rows",
+  ),
 )
 def _train_batch(
-  keys, masks, idx, x, y, evals, init, *, spec, num_classes, num_groups, lm, return_params, group
+  keys,
+  masks,
+  idx,
+  x,
+  y,
+  evals,
+  init,
+  *,
+  spec,
+  num_classes,
+  num_groups,
+  lm,
+  return_params,
+  group,
+  shared_rows=False,
 ):
   TRACE_COUNTS[(spec, lm)] += 1
 
@@ -179,8 +208,23 @@ def _train_batch(
     metrics = evaluate_one(params, evals, spec, num_classes, num_groups, lm)
     return metrics, (params if return_params else None)
 
-  # keys [M]; masks [M, N] (dense) or [M, k] (gathered, with idx [M, k]);
+  # keys [M]; masks [M, N] (dense) or [M, k] (gathered, with idx [M, k]) or [M, U]
+  # (shared rows: idx [M / group, U], the rows each group of models shares);
   # x, y, evals are shared by all models (in_axes None).
+  if shared_rows:
+    # Each group of models reads its own shared rows (gathered here, once per group)
+    # and trains on them together: the first layer stays one wide GEMM per group.
+    def shared(a):
+      k, w, rows = a
+      xx, yy = x[rows], y[rows]
+      return jax.vmap(lambda kk, ww: evaluate(train_one(kk, ww, xx, yy, spec, num_classes, lm)))(
+        k, w
+      )
+
+    n_groups = idx.shape[0]
+    split = lambda a: a.reshape(n_groups, group, *a.shape[1:])  # noqa: E731
+    out = jax.lax.map(shared, (split(keys), split(masks), idx))
+    return jax.tree.map(lambda a: a.reshape(n_groups * group, *a.shape[2:]), out)
   if spec.solver == "adam":
     fn = lambda key, w, rows: evaluate(one(key, w, rows))  # noqa: E731
     if group >= keys.shape[0]:
@@ -193,79 +237,6 @@ def _train_batch(
   # start parameters [M, ...]. All models run in lockstep.
   params = solve.fit_linear(masks, x, y, spec, num_classes, init_params=init)
   return jax.vmap(evaluate)(params)
-
-
-# Gathered training sets are padded to one of these sizes (or a multiple of the
-# largest), so varying subset sizes reuse a handful of compiled programs.
-_GATHER_BUCKETS = (64, 128, 256, 512, 1024, 2048)
-
-
-def gather_size(max_active: int) -> int:
-  """The padded training-set size used for ``max_active`` points (a bucket)."""
-  for b in _GATHER_BUCKETS:
-    if max_active <= b:
-      return b
-  top = _GATHER_BUCKETS[-1]
-  return top * math.ceil(max_active / top)
-
-
-def _plan_rows(masks: np.ndarray, chunk: int, pool_size: int, forced_union: bool):
-  """Rows each model computes on in full-batch training: the cheapest of three.
-
-  Costs are rows per model (each model's step is linear in its rows): the dense
-  pool (``pool_size``), each chunk's shared rows, i.e. the union of its models'
-  training sets padded to a size bucket (one wide GEMM per layer for all models;
-  paired seeds and B / B ∪ S pairs share most rows), or each model's own points
-  padded to a bucket (gathered). Ties go to the shared rows.
-
-  Args:
-    masks: ``[M, N]`` weights, M a multiple of ``chunk``.
-    chunk: models per compiled batch.
-    pool_size: N.
-    forced_union: use the shared rows whatever they cost.
-
-  Returns:
-    ``(gather, union)``: a gather size (or None), and for shared rows the
-    ``[M / chunk, U]`` row indices of each chunk, padded with -1 (else None).
-  """
-  active = masks > 0
-  per_chunk = active.reshape(-1, chunk, active.shape[1]).any(1)  # [chunks, N]
-  u = gather_size(int(per_chunk.sum(1).max()))
-  k = gather_size(int(active.sum(1).max()))
-  if not forced_union and min(u, k) >= pool_size:
-    return None, None
-  if not forced_union and k < u:
-    return k, None
-  union = np.full((per_chunk.shape[0], u), -1, np.int64)
-  for c, row in enumerate(per_chunk):
-    nz = np.flatnonzero(row)
-    union[c, : len(nz)] = nz
-  return None, union
-
-
-# Activations of one model group ([group, rows, width] f32) should fit in a core's
-# L2 cache: measured on 2 shared EPYC cores (512 KiB L2), width-256 MLPs on 512
-# rows trained 2-3x faster one model at a time than 8 vmapped together.
-_CACHE_BYTES = 512 * 1024
-
-
-def _group_size(spec: LearnerSpec, rows: int, chunk: int) -> int:
-  """Models vmapped together per group (``chunk``: all at once) on this backend."""
-  if spec.family != "mlp" or jax.default_backend() != "cpu":
-    return chunk  # accelerators (and the small linear family) batch everything
-  return max(1, min(chunk, _CACHE_BYTES // (4 * rows * spec.width)))
-
-
-def _compact(masks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-  """Dense weights ``[M, N]`` -> (indices ``[M, k]``, weights ``[M, k]``), zero-padded."""
-  m = masks.shape[0]
-  idx = np.zeros((m, k), np.int32)
-  w = np.zeros((m, k), np.float32)
-  for i in range(m):
-    nz = np.flatnonzero(masks[i])
-    idx[i, : len(nz)] = nz
-    w[i, : len(nz)] = masks[i, nz]
-  return idx, w
 
 
 def _check_inputs(keys, data: Task, masks) -> tuple[jax.Array, np.ndarray]:
@@ -316,6 +287,8 @@ def train_many(
   chunk: int | None = None,
   gather: str | int | None = "auto",
   init_params=None,
+  union_rows: int | None = None,
+  union_group: int | None = None,
 ) -> TrainResult:
   """Trains one model per mask row, all in one compiled program, and evaluates them.
 
@@ -332,17 +305,25 @@ def train_many(
     gather: how a model reads its training set. ``None`` (or 0): dense, every
       model computes on the whole shared pool and multiplies by its mask. An int
       k: each model gathers its own (at most k) points once, before training,
-      and trains on those alone. ``"union"``: the models of a chunk share the
-      union of their training sets, padded to a size bucket (one wide GEMM per
-      layer for all models; full-batch Adam only). ``"auto"`` (default): for
-      full-batch Adam, the cheapest of the three in rows per model (ties go to
-      the union); otherwise (minibatches, convex solvers) gather when the largest
-      subset is at most a third of the pool. Results agree with the dense path
-      to float round-off.
+      and trains on those alone. ``"union"``: consecutive models form groups (as
+      many as keep their activations in cache) and each group shares the union
+      of its models' training sets, padded to a size bucket (one wide GEMM per
+      layer for the group; full-batch Adam only): put models that share points,
+      e.g. paired seeds, next to each other. ``"auto"`` (default): for full-batch
+      Adam, the groups' rows while they are at most twice the gathered rows (and
+      fewer than the pool), else the dense pool or gathered rows, whichever is
+      cheaper (``_plan_rows``); otherwise (minibatches, convex solvers) gather
+      when the largest subset is at most a third of the pool. Results agree with
+      the dense path to float round-off.
     init_params: convex solvers only (``spec.solver`` in
       ``solve.CONVEX_SOLVERS``): stacked parameters ``[M, ...]`` to start each
       model from (a warm start, e.g. B's solution for B ∪ S: same optimum, fewer
       iterations). ``None`` starts from ``models.init``.
+    union_rows: with ``gather="union"``, every group's rows padded to this many
+      (where they fit; else to their bucket), so calls share one program.
+    union_group: with ``gather="union"``, groups of a divisor of this many
+      consecutive models (e.g. the K paired seeds of one set), so the grouping, and
+      the program, do not depend on the sets.
 
   Returns:
     ``TrainResult`` with ``[M]`` arrays of higher-is-better metrics.
@@ -382,7 +363,10 @@ def train_many(
     k = gather_size(max_active)
     gather = k if (not spec.batch_size and 3 * max_active <= data.pool_size) else None
   elif gather in ("auto", "union"):
-    gather, union = _plan_rows(masks, chunk, data.pool_size, forced_union=gather == "union")
+    forced = gather == "union"
+    gather, union, group = _plan_rows(
+      masks, chunk, data.pool_size, forced, spec, union_rows, union_group
+    )
   elif gather:
     if int(gather) < max_active:
       raise TrainInputError(
@@ -394,8 +378,9 @@ def train_many(
   idx = None
   if gather:
     idx, masks = _compact(masks, gather)
-  rows = gather or (data.pool_size if union is None else union.shape[1])
-  group = _group_size(spec, rows, chunk) if shared else chunk
+  if union is None:
+    rows = gather or data.pool_size
+    group = _group_size(spec, rows, chunk) if shared else chunk
   convex = spec.solver in solve.CONVEX_SOLVERS
   if convex:
     # Solvers read each model's points gathered here ([M, k, d]; the whole pool
@@ -415,14 +400,22 @@ def train_many(
     if convex:
       xc, yc = jnp.asarray(data.x[idx[sl]]), jnp.asarray(data.y[idx[sl]])
     elif union is not None:
-      # The chunk's shared rows (padding: -1 -> row 0 with weight 0 in every model).
-      real = union[i] >= 0
-      r = np.where(real, union[i], 0)
-      w, xc, yc = w[:, r] * real, jnp.asarray(data.x[r]), jnp.asarray(data.y[r])
+      # Each group's shared rows (padding: -1 -> row 0 with weight 0), its models'
+      # weights read at those rows.
+      per = chunk // group
+      g_rows = union[i * per : (i + 1) * per]  # [groups, U]
+      real = g_rows >= 0
+      r = np.where(real, g_rows, 0)
+      at = np.broadcast_to(r[:, None, :], (per, group, r.shape[1]))
+      w = (np.take_along_axis(w.reshape(per, group, -1), at, 2) * real[:, None, :]).reshape(
+        chunk, -1
+      )
     met, par = _train_batch(
       keys[sl],
       jnp.asarray(w),
-      None if idx is None or convex else jnp.asarray(idx[sl]),
+      jnp.asarray(r)
+      if union is not None
+      else (None if idx is None or convex else jnp.asarray(idx[sl])),
       xc,
       yc,
       evals,
@@ -433,6 +426,7 @@ def train_many(
       lm=lm,
       return_params=return_params,
       group=group,
+      shared_rows=union is not None,
     )
     outs.append(jax.device_get(met))
     if return_params:

@@ -76,7 +76,9 @@ def _pad_rows(a: np.ndarray, multiple: int) -> np.ndarray:
   return np.concatenate([a, np.repeat(a[:1], pad, 0)]) if pad else a
 
 
-def _train_fixed(keys, task: Task, masks, spec: LearnerSpec, chunk: int, gather=None):
+def _train_fixed(
+  keys, task: Task, masks, spec: LearnerSpec, chunk: int, gather=None, shared_rows=None, seeds=1
+):
   """``train_many`` with the model count padded to a multiple of ``chunk``.
 
   ``gather`` is passed through as a fixed value (never "auto"), so every call
@@ -91,8 +93,26 @@ def _train_fixed(keys, task: Task, masks, spec: LearnerSpec, chunk: int, gather=
   max_active = int((masks > 0).sum(1).max())
   if gather and max_active > gather:
     gather = None  # a set larger than the config's bound (e.g. a whole package): dense
+  union_rows = union_group = None
+  if gather is None and spec.solver == "adam" and not spec.batch_size:
+    # Full-batch Adam: each group of models (a base's or a pair's seeds, neighbours
+    # in ``masks``) trains on the rows it shares (``train_many``'s "union"), padded
+    # to ``shared_rows`` when given (one program for every call), else chosen per
+    # call between those rows and the dense pool ("auto").
+    if shared_rows is None:
+      gather = "auto"
+    elif shared_rows < task.pool_size:  # else the dense pool is no larger
+      # Rows come in runs of ``seeds`` models with one training set each.
+      gather, union_rows, union_group = "union", shared_rows, math.gcd(seeds, chunk)
   res = train_many(
-    _pad_rows(keys, chunk), task, _pad_rows(masks, chunk), spec, chunk=chunk, gather=gather
+    _pad_rows(keys, chunk),
+    task,
+    _pad_rows(masks, chunk),
+    spec,
+    chunk=chunk,
+    gather=gather,
+    union_rows=union_rows,
+    union_group=union_group,
   )
   return np.stack([res.metrics[n][:m] for n in metric_names(task)], axis=1)
 
@@ -184,6 +204,7 @@ def label(
   extra_capacity: int = 1024,
   gather: int | None = None,
   warm_start: bool = True,
+  shared_rows: int | None = None,
 ) -> PairLabels:
   """Trains on B and on B ∪ S with paired seeds; returns both sides' metrics.
 
@@ -198,11 +219,17 @@ def label(
       solver, the models solved at once.
     extra_capacity: appended (non-pool) points per training group; grown to the
       next multiple of 256 if one supplement alone needs more.
-    gather: ``None`` trains on the dense pool; an int k makes every model gather
-      its own (at most k) points (see ``train_many``); fixed, so calls share programs.
+    gather: an int k makes every model gather its own (at most k) points (see
+      ``train_many``), fixed, so calls share programs. ``None``: full-batch Adam
+      trains each base's and each pair's K models on the rows they share (padded
+      to a size bucket; a handful of programs) or on the dense pool where that is
+      no larger; other learners train on the dense pool.
       Convex solvers always train on each model's own points.
     warm_start: with a convex solver, start each B ∪ S model from its B model's
       solution (same optimum, fewer iterations); ignored otherwise.
+    shared_rows: with ``gather=None`` and full-batch Adam, the rows each group of
+      models shares are padded to this many (at least max |B| + max |S|), so every
+      call uses one program; ``None`` picks a size bucket per call.
 
   Returns:
     ``PairLabels``.
@@ -233,7 +260,9 @@ def label(
   # B models: one per (base, seed), rows ordered (base, seed).
   base_w = pool_lib.base_weights(task, pairs)  # [n_bases, N]
   masks_b = np.repeat(base_w, k_seeds, 0)  # [n_bases * K, N]
-  met_b = _train_fixed(keys.reshape(-1, 2), task, masks_b, spec, chunk, gather)
+  met_b = _train_fixed(
+    keys.reshape(-1, 2), task, masks_b, spec, chunk, gather, shared_rows, k_seeds
+  )
   met_b = met_b.reshape(n_bases, k_seeds, -1)
 
   # B ∪ S: pool weights plus de-duplicated appended points per pair.
@@ -258,7 +287,7 @@ def label(
       offset += len(cnt)
     masks = np.repeat(masks, k_seeds, 0)  # rows ordered (pair, seed)
     grp_keys = keys[pairs.base_of[members]].reshape(-1, 2)  # paired: B's keys
-    met = _train_fixed(grp_keys, sub, masks, spec, chunk, gather)
+    met = _train_fixed(grp_keys, sub, masks, spec, chunk, gather, shared_rows, k_seeds)
     met_f[members] = met.reshape(len(members), k_seeds, -1)
   return PairLabels(
     metric_names=metric_names(task),
