@@ -283,7 +283,7 @@ def _run_local(config, jobs, task_dirs, bar, rows_per_shard):
       storage.write_shard(storage.shard_path(task_dirs[task_name], shard), rec)
       bar.update(rows_per_shard)
     return
-  cache = jaxcache.worker_env() if config.get("jax_cache", True) else {}
+  cache = jaxcache.cache_env() if config.get("jax_cache", True) else {}
   with jaxcache.environ(cache), shard_pool(min(workers, len(jobs)), built_tasks(config)) as pool:
     futures = {pool.submit(run_shard, cfg, t, s): (t, s) for t, s in jobs}
     for fut in cf.as_completed(futures):

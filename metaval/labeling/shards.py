@@ -32,11 +32,16 @@ class PipelineError(MetavalError):
 # Training pairs.
 
 
+def _set_rows(cfg) -> int:
+  """Rows of B ∪ S for every shard of a config: the bucket of max|B| + max|S| (B ∪ S
+  usually has at most that many points)."""
+  return gather_size(int(max(cfg.base_size)) + int(max(cfg.supp_size)))
+
+
 def _fixed_gather(cfg, task: Task) -> int | None:
-  """One gather size for every shard of a config: B ∪ S usually has at most
-  max|B| + max|S| points (larger sets fall back to the dense pool). Gathering pays
-  only when that is small next to the pool."""
-  k = gather_size(int(max(cfg.base_size)) + int(max(cfg.supp_size)))
+  """One gather size for every shard of a config (``_set_rows``; larger sets fall
+  back to the dense pool). Gathering pays only when that is small next to the pool."""
+  k = _set_rows(cfg)
   return k if 3 * k <= task.pool_size else None
 
 
@@ -172,7 +177,7 @@ def label_options(config, task: Task) -> dict:
     extra_capacity=int(config.extra_capacity),
     gather=_fixed_gather(config, task),
     # Rows a group of full-batch models shares, fixed per config (one program).
-    shared_rows=gather_size(int(max(config.base_size)) + int(max(config.supp_size))),
+    shared_rows=_set_rows(config),
   )
 
 

@@ -81,10 +81,13 @@ def _train_fixed(
 ):
   """``train_many`` with the model count padded to a multiple of ``chunk``.
 
-  ``gather`` is passed through as a fixed value (never "auto"), so every call
-  compiles the same programs whatever its subset sizes. ``chunk`` is the padded
-  model count (``label`` passes less than its config's chunk for a label that fits
-  in one chunk).
+  An int ``gather`` is passed through as a fixed value, so every call compiles the
+  same programs whatever its subset sizes. With ``gather=None``, full-batch Adam
+  trains each run of ``seeds`` models (one training set's paired seeds) on the rows
+  they share, padded to ``shared_rows`` (again one program for every call), or, without
+  ``shared_rows``, on rows ``train_many`` picks per call ("auto"). ``chunk`` is the
+  padded model count (``label`` passes less than its config's chunk for a label that
+  fits in one chunk).
 
   Returns:
     ``[M, T]`` float64 metrics in ``metric_names(task)`` order.

@@ -26,7 +26,7 @@ def entries(path: str) -> int:
   return len(os.listdir(path)) if os.path.isdir(path) else 0
 
 
-def worker_env(path: str | None = None) -> dict[str, str]:
+def cache_env(path: str | None = None) -> dict[str, str]:
   """Environment that makes a spawned process use the cache at ``path`` (default:
   ``JAX_COMPILATION_CACHE_DIR`` if set, else ``default_dir()``) for every program."""
   path = path or os.environ.get("JAX_COMPILATION_CACHE_DIR") or default_dir()
