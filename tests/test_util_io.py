@@ -71,3 +71,19 @@ def test_zero_shot_drops_copies_of_base_points_written_with_negative_zero():
   xs = np.r_[xb[:5] * -1.0 * np.array([1.0, -1.0, -1.0]), rng.normal(size=(3, 3))]  # -0.0 copies
   (kept_x, _), copies = ctx.new_points((xs, np.r_[yb[:5], [0, 1, 0]]))
   assert copies == 5 and len(kept_x) == 3
+
+
+def test_nearest_equals_a_stable_sort_ties_and_infinities_included():
+  from metaval.util.nearest import PASSES, nearest
+
+  rng = np.random.default_rng(0)
+  for _ in range(300):
+    n, m = rng.integers(1, 25, 2)
+    k = int(rng.integers(1, PASSES + 6))
+    d = rng.integers(0, 5, (n, m)).astype(np.float64)  # many exact ties
+    d[rng.random((n, m)) < 0.25] = np.inf  # rows with fewer than k finite entries
+    idx, val = nearest(d, k)
+    ref = np.argsort(d, axis=1, kind="stable")[:, : min(k, m)]
+    np.testing.assert_array_equal(idx, ref)
+    np.testing.assert_array_equal(val, np.take_along_axis(d, ref, 1))
+  assert nearest(np.zeros((3, 0)), 5)[0].shape == (3, 0)

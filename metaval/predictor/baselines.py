@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from metaval.predictor import features as F
+from metaval.util.nearest import nearest
 
 
 def _standardise(train, test):
@@ -57,7 +58,7 @@ def knn_baseline(train_x, train_y, test_x, k: int = 10):
   a, b = _standardise(mean_feature_inputs(train_x), mean_feature_inputs(test_x))
   k = min(k, len(a))
   d = (b * b).sum(1)[:, None] + (a * a).sum(1)[None] - 2 * b @ a.T  # [test, train]
-  nn = np.argpartition(d, k - 1, axis=1)[:, :k]
+  nn = nearest(d, k)[0]
   return train_y[nn].mean(1)  # [test, T]
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import ot
 
 from metaval.predictor import features as PF
+from metaval.util.nearest import nearest
 from metaval.zeroshot.inputs import (
   FeatureError,
   as_arrays,
@@ -307,8 +308,7 @@ class Context:
     self.bw = max(self.bw, 1e-6)
     self.xb1, self.yb1h = xb1, yb1h
     # kNN on B ∪ S only needs B's own 5 nearest per T point: cache them.
-    nn = self._nearest(self.d_eb)
-    self.nn_d = np.take_along_axis(self.d_eb, nn, 1)
+    nn, self.nn_d = nearest(self.d_eb, 5)
     self.nn_y = self.yb[nn]
     self.mass_b = self._kernel_mass(self.d_eb, self.yb)
     self.theta_b = _softmax_fit(xb1, yb1h, np.ones(self.n_b))
@@ -345,19 +345,13 @@ class Context:
 
   def _knn(self, d, lab):
     """1-NN and 5-NN accuracy on T from candidate distances and labels ``[n_T, m]``."""
-    kk = min(5, d.shape[1])
-    nn = np.argsort(d, 1)[:, :kk]
+    nn = nearest(d, 5)[0]
     y = np.take_along_axis(lab, nn, 1)  # [n_T, kk] nearest first
     votes = np.bincount(
       (np.arange(len(d))[:, None] * self.k + y).reshape(-1), minlength=len(d) * self.k
     )
     votes = votes.reshape(len(d), self.k)
     return np.array([(y[:, 0] == self.ye).mean(), (votes.argmax(1) == self.ye).mean()])
-
-  def _nearest(self, d, kk=5):
-    """Indices of each row's ``kk`` nearest columns (unsorted)."""
-    kk = min(kk, d.shape[1])
-    return np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < d.shape[1] else np.argsort(d, 1)
 
   def _kernel_mass(self, d, y):
     """``[n_T, k]`` Gaussian-kernel class mass (bandwidth: B's median NN distance)."""
@@ -443,8 +437,8 @@ class Context:
     base = self.base_scores
     ridge = self._ridge(self.gram + xs1.T @ xs1, self.rhs + xs1.T @ ys1h) - base["ridge"]
     d_es = _sqdist(self.xe, xs)
-    nn = self._nearest(d_es)
-    cand_d = np.concatenate([self.nn_d, np.take_along_axis(d_es, nn, 1)], 1)
+    nn, near = nearest(d_es, 5)
+    cand_d = np.concatenate([self.nn_d, near], 1)
     knn = self._knn(cand_d, np.concatenate([self.nn_y, ys[nn]], 1)) - base["knn"]
     kern = self._kernel_ll(self.mass_b + self._kernel_mass(d_es, ys)) - base["kernel"]
     cent = self._centroid(self.sums + ys1h.T @ xs, self.counts + ys1h.sum(0)) - base["centroid"]

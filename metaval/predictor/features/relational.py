@@ -18,6 +18,7 @@ import numpy as np
 import threadpoolctl
 
 from metaval.predictor.features.inputs import CLIP, MAX_CLASSES, RAW_WIDTH, FeatureError
+from metaval.util.nearest import nearest
 from metaval.util.rowkeys import input_keys, key_list
 
 KNN = 5
@@ -162,6 +163,7 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
     is_base: the set *is* B: neighbours exclude the point itself.
   """
   n = len(ys)
+  keys = row_keys(xs)
   d = sqdist(xs, base.x)  # [n, n_B]
   if is_base:
     np.fill_diagonal(d, np.inf)
@@ -169,10 +171,9 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
   out = np.zeros((n, len(RELATIONAL)), np.float32)
   if nb > 0:
     k = min(KNN, nb)
-    order = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.argsort(d, 1)
-    order = np.take_along_axis(order, np.argsort(np.take_along_axis(d, order, 1), 1), 1)[:, :k]
-    exact = _dup_flags(row_keys(xs), base.keys, own=1 if is_base else 0)
-    nn_d = np.where(exact > 0, 0.0, np.sqrt(d[np.arange(n), order[:, 0]]) / base.scale)
+    order, near = nearest(d, k)
+    exact = _dup_flags(keys, base.keys, own=1 if is_base else 0)
+    nn_d = np.where(exact > 0, 0.0, np.sqrt(near[:, 0]) / base.scale)
     nn_y = base.y[order]  # [n, k]
     agree = nn_y == ys[:, None]
     purity = _purity(nn_y, base.k)
@@ -192,7 +193,7 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
   elif n > 1:
     ds = sqdist(xs, xs)
     np.fill_diagonal(ds, np.inf)
-    exact_s = _dup_flags(row_keys(xs), _key_counts(row_keys(xs)), own=1)
+    exact_s = _dup_flags(keys, _key_counts(keys), own=1)
     within = np.where(exact_s > 0, 0.0, np.sqrt(ds.min(1)) / base.scale)
     out[:, 8] = np.log1p(np.minimum(within, CLIP))
     out[:, 9] = exact_s
@@ -232,9 +233,9 @@ def relational_self(xb, yb, sub, stats: BaseStats) -> np.ndarray:
     out[:, 0] = np.log1p(CLIP)
     return out
   k = min(KNN, nb)
-  order = np.argsort(d, 1)[:, :k]
+  order, near = nearest(d, k)
   exact = _dup_flags(row_keys(xb[sub]), stats.keys, own=1)  # a copy of another B point
-  nn_d = np.where(exact > 0, 0.0, np.sqrt(d[np.arange(n), order[:, 0]]) / stats.scale)
+  nn_d = np.where(exact > 0, 0.0, np.sqrt(near[:, 0]) / stats.scale)
   nn_y = yb[order]
   agree = nn_y == yb[sub][:, None]
   out[:, 0] = np.log1p(np.minimum(nn_d, CLIP))

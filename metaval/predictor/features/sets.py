@@ -12,6 +12,7 @@ import numpy as np
 from metaval.data.tasks import LANGUAGE_MODEL, Task
 from metaval.predictor.features.inputs import FeatureError
 from metaval.predictor.features.relational import KNN, BaseStats, row_keys, sqdist
+from metaval.util.nearest import nearest
 
 SET_FEATURES = (
   "log_size_s",
@@ -91,8 +92,8 @@ def knn_proxies(xs, ys, base: BaseStats) -> np.ndarray:
 
   def knn_acc(d, y, kk):
     kk = min(kk, d.shape[1])
-    order = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < d.shape[1] else np.argsort(d, 1)
-    fin = np.isfinite(np.take_along_axis(d, order, 1))
+    order, near = nearest(d, kk)
+    fin = np.isfinite(near)
     votes = np.zeros((len(d), k))
     rows = np.repeat(np.arange(len(d)), order.shape[1])
     np.add.at(votes, (rows, y[order].reshape(-1)), fin.reshape(-1).astype(np.float64))
