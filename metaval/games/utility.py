@@ -39,8 +39,10 @@ gradient (about 1e-7), under ``PRECISE_STEPS_FACTOR`` times the iteration bound.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import math
+import os
 
 import jax
 import numpy as np
@@ -63,6 +65,17 @@ PRECISE_TOL = 1e-6
 # reaches 1e-4 in 50-60 iterations and 1e-6 in 100-150, past the 100 that bound
 # the default fits; a full set stopped short would offset every leave-one-out value.
 PRECISE_STEPS_FACTOR = 4
+# Chunks of one call solved at once (one thread each), and so the chunks that share
+# a reference start: fixed, so results do not depend on the machine's cores.
+WAVE = 2
+
+
+def usable_cores() -> int:
+  """Cores this process may run on (its CPU affinity where the OS reports one)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except AttributeError:  # not on Linux
+    return os.cpu_count() or 1
 
 
 def no_data_value(task: Task, metric: str) -> float:
@@ -143,6 +156,8 @@ class RetrainingUtility(Game):
     names: optional player names.
     warm_start: solved learners only: start each fit from a nearby solution (see
       the module docstring); False solves every coalition from zero.
+    threads: solved learners only: threads solving a call's chunks at once (default:
+      ``WAVE`` or the usable cores, whichever is fewer); the results do not depend on it.
   """
 
   def __init__(
@@ -159,6 +174,7 @@ class RetrainingUtility(Game):
     empty_value: float | None = None,
     names=None,
     warm_start: bool = True,
+    threads: int | None = None,
   ):
     rows, bg = _membership(players, task.pool_size, background)
     super().__init__(rows.shape[0], players=names, num_seeds=num_seeds, batch_size=batch_size)
@@ -178,6 +194,10 @@ class RetrainingUtility(Game):
     )  # [K, 2]
     self.solved = spec.solver in CONVEX_SOLVERS
     self.warm_start = bool(warm_start) and self.solved
+    if threads is not None and threads < 1:
+      raise GameError(f"threads must be >= 1, got {threads}")
+    self.threads = min(WAVE, usable_cores()) if threads is None else int(threads)
+    self._threads_pool: concurrent.futures.ThreadPoolExecutor | None = None
     # Solved learners: coalition key -> its solution {"w": [K, d, C], "b": [K, C]};
     # hinted parents (child key -> parent key); the last batch's mean solution.
     self._solutions: dict[bytes, dict] = {}
@@ -255,6 +275,12 @@ class RetrainingUtility(Game):
     """Per-seed utilities ``[C, K]``: size buckets, warm starts, solutions kept.
 
     Precise coalitions form buckets of their own, solved under ``PRECISE_TOL``.
+    Each bucket is cut into chunks of at most ``SOLVER_BATCH_ROWS`` gathered rows,
+    and the chunks are solved in waves of ``WAVE``, one thread each: XLA runs one
+    small program on little more than one core, so two at once use both. A chunk
+    without a hinted parent starts from the reference the previous wave left (the
+    mean solution of its last chunk), so the starts, and the results, do not depend
+    on how many threads run a wave.
     """
     k = self.num_seeds
     masks = self.masks(coalitions)  # [C, N]
@@ -262,12 +288,7 @@ class RetrainingUtility(Game):
     sizes = np.array([min(gather_size(int(s)), n) for s in (masks > 0).sum(1)])
     all_keys = [coalition_key(row) for row in coalitions]
     tight = np.array([key in self._precise for key in all_keys])
-    in_dim = self.spec.features or self.task.x.shape[-1]
-    zero = {
-      "w": np.zeros((k, in_dim, self.task.num_classes), np.float32),
-      "b": np.zeros((k, self.task.num_classes), np.float32),
-    }
-    out = np.empty((len(coalitions), k))
+    jobs = []  # (coalition rows, padded rows, bucket size, spec)
     for size, precise in sorted({(int(a), bool(b)) for a, b in zip(sizes, tight)}):
       rows = np.flatnonzero((sizes == size) & (tight == precise))
       spec = self._precise_spec if precise else self.spec
@@ -277,29 +298,51 @@ class RetrainingUtility(Game):
       for lo in range(0, len(rows), per):
         chunk = rows[lo : lo + per]
         pad = per - len(chunk) if self.batch_size else 0
-        full = np.concatenate([chunk, np.repeat(chunk[-1:], pad)])
-        keys = [all_keys[i] for i in chunk]
-        starts = [self._start(key) or zero for key in keys]
-        starts += starts[-1:] * pad
-        init = {f: np.concatenate([s[f] for s in starts]) for f in ("w", "b")}
-        res = train_many(
-          np.tile(self.seed_keys, (len(full), 1)),
-          self.task,
-          np.repeat(masks[full], k, axis=0),
-          spec,
-          gather=size,
-          init_params=init,
-          return_params=True,
-        )
-        vals = res.metrics[self.metric].reshape(len(full), k)[: len(chunk)]
-        out[chunk] = vals
+        jobs.append((chunk, np.concatenate([chunk, np.repeat(chunk[-1:], pad)]), size, spec))
+    out = np.empty((len(coalitions), k))
+    for lo in range(0, len(jobs), WAVE):
+      wave = jobs[lo : lo + WAVE]
+      calls = [self._chunk_call(masks, all_keys, *job) for job in wave]
+      if len(calls) > 1 and self.threads > 1:
+        results = list(self._pool().map(lambda call: call(), calls))
+      else:
+        results = [call() for call in calls]
+      for (chunk, full, _, _), res in zip(wave, results):
+        out[chunk] = res.metrics[self.metric].reshape(len(full), k)[: len(chunk)]
         params = {
           f: np.asarray(a).reshape(len(full), k, *a.shape[1:]) for f, a in res.params.items()
         }
-        for j, key in enumerate(keys):
-          self._solutions[key] = {f: a[j] for f, a in params.items()}
-          self._precise.discard(key)
+        for j, i in enumerate(chunk):
+          self._solutions[all_keys[i]] = {f: a[j] for f, a in params.items()}
+          self._precise.discard(all_keys[i])
         self._reference = {f: a[: len(chunk)].mean(0) for f, a in params.items()}
         self.fits += len(chunk) * k
         self.fits_computed += len(full) * k
     return out
+
+  def _chunk_call(self, masks, all_keys, chunk, full, size, spec):
+    """A closure that solves one chunk from its starts (read now, on this thread)."""
+    k = self.num_seeds
+    in_dim = self.spec.features or self.task.x.shape[-1]
+    zero = {
+      "w": np.zeros((k, in_dim, self.task.num_classes), np.float32),
+      "b": np.zeros((k, self.task.num_classes), np.float32),
+    }
+    starts = [self._start(all_keys[i]) or zero for i in chunk]
+    starts += starts[-1:] * (len(full) - len(chunk))
+    init = {f: np.concatenate([s[f] for s in starts]) for f in ("w", "b")}
+    keys = np.tile(self.seed_keys, (len(full), 1))
+    weights = np.repeat(masks[full], k, axis=0)
+
+    def call():
+      res = train_many(
+        keys, self.task, weights, spec, gather=size, init_params=init, return_params=True
+      )
+      return jax.block_until_ready(res)
+
+    return call
+
+  def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+    if self._threads_pool is None:
+      self._threads_pool = concurrent.futures.ThreadPoolExecutor(self.threads)
+    return self._threads_pool
