@@ -219,3 +219,53 @@ def test_bad_solver_settings_raise_one_line_errors(digits):
     solve.solve_sets(sets, SOLVED, 10, blocks=1)
   with pytest.raises(MetavalError, match="needs a convex solver"):
     solve.solve_sets(sets, LearnerSpec("linear"), 10)
+
+
+def test_hessian_inverse_is_the_inverse_of_the_objectives_hessian(digits):
+  from metaval.learners.precondition import hessian_inverse
+
+  rng = np.random.default_rng(0)
+  s = rng.choice(digits.pool_size, 150, replace=False)
+  w = rng.integers(1, 3, 150).astype(np.float32)  # multiplicities weight the points
+  x, y = digits.x[s][None], digits.y[s][None]
+  opt = solve.fit_linear(w[None], x, y, SOLVED, 10)
+  theta = solve._flat(opt, 1)[0]
+
+  def objective(t):
+    prob = solve._Problem(w[None], x, y, SOLVED, 10)
+    return prob.objective(t[None], prob.logits(t[None]))[0]
+
+  h = np.asarray(jax.hessian(objective)(theta), np.float64)  # autodiff, [P, P]
+  params = {f: np.asarray(a[0]) for f, a in opt.items()}
+  ridge = 1e-3
+  inv = hessian_inverse(digits.x[s], digits.y[s], w, SOLVED, 10, params, ridge=ridge)
+  eye = inv.astype(np.float64) @ (h + ridge * np.eye(len(h)))
+  assert np.abs(eye - np.eye(len(h))).max() < 1e-2
+
+
+def test_preconditioned_solves_reach_the_same_optimum(digits):
+  # Large subsets preconditioned by the whole pool's inverse Hessian stop at the
+  # optimum the plain solver reaches (tight tolerance: both at the exact optimum).
+  from metaval.learners.precondition import hessian_inverse
+
+  tight = dataclasses.replace(SOLVED, steps=1000, tol=1e-6)
+  pool = np.arange(400)
+  full = solve.fit_linear(np.ones((1, 400), np.float32), digits.x[pool][None], digits.y[pool][None], tight, 10)  # fmt: skip
+  params = {f: np.asarray(a[0]) for f, a in full.items()}
+  h_inv = hessian_inverse(digits.x[pool], digits.y[pool], np.ones(400), tight, 10, params)
+  subsets = _subsets(400, [200, 300, 399], seed=1)
+  x = np.stack([np.pad(digits.x[s], ((0, 400 - len(s)), (0, 0))) for s in subsets])
+  y = np.stack([np.pad(digits.y[s], (0, 400 - len(s))) for s in subsets])
+  w = np.stack([np.pad(np.ones(len(s), np.float32), (0, 400 - len(s))) for s in subsets])
+  plain = solve.fit_linear(w, x, y, tight, 10)
+  pre = solve.fit_linear(w, x, y, tight, 10, init_params=full_like(full, 3), precond=h_inv)
+  for i, s in enumerate(subsets):
+    f = [
+      _objective(np.asarray(o["w"][i]), np.asarray(o["b"][i]), digits.x[s], digits.y[s], tight.l2)
+      for o in (plain, pre)
+    ]
+    assert abs(f[0] - f[1]) / f[0] < 1e-4, f
+
+
+def full_like(params, m):
+  return {f: np.repeat(np.asarray(a), m, 0) for f, a in params.items()}

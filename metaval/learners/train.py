@@ -187,6 +187,7 @@ def _train_batch(
   y,
   evals,
   init,
+  precond,
   *,
   spec,
   num_classes,
@@ -235,7 +236,7 @@ def _train_batch(
   # A convex solver: x [M, k, d], y [M, k] are each model's own points, gathered
   # on the host (so the program does not depend on the pool's size); init holds
   # start parameters [M, ...]. All models run in lockstep.
-  params = solve.fit_linear(masks, x, y, spec, num_classes, init_params=init)
+  params = solve.fit_linear(masks, x, y, spec, num_classes, init_params=init, precond=precond)
   return jax.vmap(evaluate)(params)
 
 
@@ -289,6 +290,7 @@ def train_many(
   init_params=None,
   union_rows: int | None = None,
   union_group: int | None = None,
+  precond=None,
 ) -> TrainResult:
   """Trains one model per mask row, all in one compiled program, and evaluates them.
 
@@ -324,6 +326,8 @@ def train_many(
     union_group: with ``gather="union"``, groups of a divisor of this many
       consecutive models (e.g. the K paired seeds of one set), so the grouping, and
       the program, do not depend on the sets.
+    precond: convex solvers only: a ``[P, P]`` preconditioner for every model
+      (``solve.fit_linear``, e.g. ``precondition.hessian_inverse`` at a superset's optimum).
 
   Returns:
     ``TrainResult`` with ``[M]`` arrays of higher-is-better metrics.
@@ -342,6 +346,8 @@ def train_many(
       f"init_params needs a convex solver ({', '.join(solve.CONVEX_SOLVERS)}); "
       f"spec.solver is {spec.solver!r}"
     )
+  if precond is not None and spec.solver not in solve.CONVEX_SOLVERS:
+    raise TrainInputError(f"precond needs a convex solver; spec.solver is {spec.solver!r}")
   convex = spec.solver in solve.CONVEX_SOLVERS
   max_active = int((masks > 0).sum(1).max())
   m = masks.shape[0]
@@ -420,6 +426,7 @@ def train_many(
       yc,
       evals,
       None if init_params is None else jax.tree.map(functools.partial(_rows, sl=sl), init_params),
+      None if precond is None else jnp.asarray(precond, jnp.float32),
       spec=spec,
       num_classes=data.num_classes,
       num_groups=len(data.group_names),
