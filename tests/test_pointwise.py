@@ -220,3 +220,25 @@ def test_cli_quick_end_to_end(tmp_path):
   assert (tmp_path / "removal_curves.png").stat().st_size > 10_000
   # A rerun reuses the saved values (resume).
   assert main(["baselines", "--config", "baselines:quick", "--workdir", str(tmp_path)]) == 0
+
+
+def test_solved_data_oob_bags_equal_bags_trained_one_program(problem):
+  # Solved bags go through the retraining game (buckets, warm starts, threads); they
+  # reach the optimum one train_many call over all bags reaches, so the out-of-bag
+  # accuracies agree but for points on a decision boundary.
+  import jax
+
+  from metaval.learners import models, train_many
+
+  solved = LearnerSpec("linear", steps=100, l2=1e-3, solver="lbfgs")
+  task = problem.task
+  v = games.value_points("data_oob", task, solved, num_bags=64, batch_size=32)
+  bags = np.random.default_rng(0).multinomial(150, np.full(150, 1 / 150), size=64)
+  keys = jax.random.split(jax.random.key(0), 64)
+  ref = train_many(keys, task, bags.astype(np.float32), solved, return_params=True).params
+  pred = np.asarray(jax.vmap(lambda p: models.apply(p, task.x, solved).argmax(-1))(ref))
+  oob = bags == 0
+  want = ((pred == task.y[None]) & oob).sum(0) / np.maximum(oob.sum(0), 1)
+  seen = oob.sum(0) > 0
+  assert np.abs(v.values[seen] - want[seen]).mean() < 0.01
+  assert protocol.noisy_label_detection(v.values, problem.is_noisy)["auroc"] >= 0.95

@@ -18,8 +18,10 @@ import numpy as np
 from metaval.data.tasks import CLASSIFICATION, Task
 from metaval.games.game import GameError
 from metaval.games.result import Valuation
+from metaval.games.utility import RetrainingUtility
 from metaval.learners import models
 from metaval.learners.models import LearnerSpec
+from metaval.learners.solve import CONVEX_SOLVERS
 from metaval.learners.train import train_many
 
 
@@ -50,11 +52,22 @@ def data_oob(
   bags = rng.multinomial(n, np.full(n, 1.0 / n), size=num_bags).astype(np.float32)  # [B, N]
   pad = (-num_bags) % batch_size
   masks = np.concatenate([bags, np.repeat(bags[-1:], pad, 0)]) if pad else bags
-  keys = jax.random.split(jax.random.key(seed), masks.shape[0])
-  res = train_many(keys, task, masks, spec, return_params=True, chunk=batch_size)
+  if spec.solver in CONVEX_SOLVERS:
+    # Solved bags do not depend on their keys: each bag is a player of a retraining
+    # game and a coalition of one, solved like any coalition (size buckets, warm
+    # starts, two chunks at a time).
+    game = RetrainingUtility(task, spec, players=bags, seed=seed, batch_size=batch_size)
+    one = np.eye(num_bags, dtype=bool)
+    game(one)
+    params = {f: a[:, 0] for f, a in game.solutions(one).items()}  # seed 0 of K = 1
+    computed = game.fits_computed
+  else:
+    keys = jax.random.split(jax.random.key(seed), masks.shape[0])
+    params = train_many(keys, task, masks, spec, return_params=True, chunk=batch_size).params
+    computed = int(masks.shape[0])
   x = jax.numpy.asarray(task.x)
   predict = jax.jit(jax.vmap(lambda prm: models.apply(prm, x, spec).argmax(-1)))
-  pred = np.asarray(predict(res.params))[:num_bags]  # [B, N]
+  pred = np.asarray(predict(params))[:num_bags]  # [B, N]
   correct = pred == task.y[None]
   oob = bags == 0
   cnt = oob.sum(0)
@@ -68,7 +81,7 @@ def data_oob(
     values=values,
     stderr=se,
     fits=num_bags,
-    fits_computed=int(masks.shape[0]),
+    fits_computed=computed,
     fits_needed=num_bags,
     seconds=time.perf_counter() - t0,
     samples=num_bags,

@@ -246,6 +246,25 @@ class RetrainingUtility(Game):
     for child, parent in zip(c, p):
       self._parents[coalition_key(child)] = coalition_key(parent)
 
+  def solutions(self, coalitions) -> dict:
+    """Solved learners: the kept solutions of evaluated coalitions.
+
+    Args:
+      coalitions: ``[M, P]`` booleans, each already evaluated.
+
+    Returns:
+      ``{"w": [M, K, d, C], "b": [M, K, C]}`` (K seeds, equal for a solved learner).
+
+    Raises:
+      GameError: the learner is not solved, or a coalition was not evaluated.
+    """
+    if not self.solved:
+      raise GameError(f"only solved learners keep solutions; spec.solver is {self.spec.solver!r}")
+    rows = [self._solutions.get(coalition_key(row)) for row in self.check(coalitions)]
+    if any(r is None for r in rows):
+      raise GameError("solutions() of a coalition that was not evaluated")
+    return {f: np.stack([r[f] for r in rows]) for f in ("w", "b")}
+
   def precise(self, coalitions) -> None:
     """Solved learners: solve these coalitions to ``PRECISE_TOL`` when evaluated.
 
