@@ -159,7 +159,7 @@ def generate(config, workdir: str) -> prior_storage.PriorLabels:
         bar.update(len(label_storage.finished_shards(workdir)) - bar.n)
     elif todo:
       with (
-        jaxcache.environ({"JAX_COMPILATION_CACHE_DIR": cache} if cache else {}),
+        jaxcache.environ(jaxcache.cache_env(cache) if cache else {}),
         pipeline.shard_pool(min(workers, len(todo))) as pool,
       ):
         futs = [pool.submit(run_shards, cfg, workdir, [shard]) for shard in todo]
