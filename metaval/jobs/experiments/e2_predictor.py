@@ -63,7 +63,9 @@ LARGE_BASES = (400, 1000)
 LARGE_NAME = f"{LARGE}, B {LARGE_BASES[0]}-{LARGE_BASES[1]}"  # its split: "zero-shot <name>"
 
 
-def _real_labels(workdir: str, names, quick: bool, base_range=(40, 250), first_id=0) -> list:
+def real_labels(workdir: str, names, quick: bool, base_range=(40, 250), first_id=0) -> list:
+  """Retraining labels of supplements of every kind on real tasks (one file per task
+  in ``workdir``, made on first use): MLPs of width 32 (and 128 unless ``quick``)."""
   out = []
   learners = [LearnerSpec(family="mlp", width=32, steps=100)]
   if not quick:
@@ -133,11 +135,11 @@ def run(mode: str, workdir: str) -> Result:
     prior = T.Table.load(path)
     real_dir = os.path.join(TRAINED, "real_labels")
   net_cfg = M.NetConfig(seed=cfg.seed, **dict(cfg.model))
-  real = _real_labels(real_dir, REAL[:1] if quick else REAL, quick)
+  real = real_labels(real_dir, REAL[:1] if quick else REAL, quick)
   rows, notes, tables = [], [], {}
   if not quick:  # the shipped model asked outside its domain
     large = os.path.join(TRAINED, "real_labels_large")
-    (tl,) = _real_labels(large, [LARGE], quick, LARGE_BASES, first_id=len(REAL))
+    (tl,) = real_labels(large, [LARGE], quick, LARGE_BASES, first_id=len(REAL))
     real.append(dataclasses.replace(tl, name=LARGE_NAME))
     if not os.path.isdir(BEYOND):
       raise MetavalError(f"no labels beyond the prior at {BEYOND}; run: {BEYOND_COMMAND}")
