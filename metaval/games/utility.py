@@ -86,6 +86,17 @@ PRECOND_SHARE = 0.4
 PRECOND_MAX_PARAMS = 1024  # above, the dense [P, P] product costs more than it saves
 
 
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None  # shared by every game
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+  """The process's ``WAVE`` threads for solved chunks (made once: games come and go)."""
+  global _POOL
+  if _POOL is None:
+    _POOL = concurrent.futures.ThreadPoolExecutor(WAVE, thread_name_prefix="metaval-solve")
+  return _POOL
+
+
 def usable_cores() -> int:
   """Cores this process may run on (its CPU affinity where the OS reports one)."""
   try:
@@ -173,7 +184,8 @@ class RetrainingUtility(Game):
     warm_start: solved learners only: start each fit from a nearby solution (see
       the module docstring); False solves every coalition from zero.
     threads: solved learners only: threads solving a call's chunks at once (default:
-      ``WAVE`` or the usable cores, whichever is fewer); the results do not depend on it.
+      ``WAVE`` or the usable cores, whichever is fewer; at most ``WAVE`` are used); the
+      results do not depend on it.
     precondition: solved learners only: large precise coalitions (``PRECOND_SHARE``
       of the grand coalition's points or more) start L-BFGS from the grand
       coalition's inverse Hessian (same optimum, fewer iterations); False: never.
@@ -217,7 +229,6 @@ class RetrainingUtility(Game):
     if threads is not None and threads < 1:
       raise GameError(f"threads must be >= 1, got {threads}")
     self.threads = min(WAVE, usable_cores()) if threads is None else int(threads)
-    self._threads_pool: concurrent.futures.ThreadPoolExecutor | None = None
     self.precondition = bool(precondition) and self.solved
     self._precond: tuple | None = None  # (grand coalition's size, inverse Hessian or None)
     # Solved learners: coalition key -> its solution {"w": [K, d, C], "b": [K, C]};
@@ -353,7 +364,7 @@ class RetrainingUtility(Game):
       wave = jobs[lo : lo + WAVE]
       calls = [self._chunk_call(masks, all_keys, *job) for job in wave]
       if len(calls) > 1 and self.threads > 1:
-        results = list(self._pool().map(lambda call: call(), calls))
+        results = list(_pool().map(lambda call: call(), calls))
       else:
         results = [call() for call in calls]
       for (chunk, full, *_), res in zip(wave, results):
@@ -383,8 +394,8 @@ class RetrainingUtility(Game):
     keys = np.tile(self.seed_keys, (len(full), 1))
     weights = np.repeat(masks[full], k, axis=0)
 
-    def call():
-      res = train_many(
+    def call():  # returns once the program has run (train_many fetches its metrics)
+      return train_many(
         keys,
         self.task,
         weights,
@@ -394,7 +405,6 @@ class RetrainingUtility(Game):
         return_params=True,
         precond=precond,
       )
-      return jax.block_until_ready(res)
 
     return call
 
@@ -432,8 +442,3 @@ class RetrainingUtility(Game):
         self.fits_computed += 1
       self._precond = (count, h_inv)
     return self._precond
-
-  def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
-    if self._threads_pool is None:
-      self._threads_pool = concurrent.futures.ThreadPoolExecutor(self.threads)
-    return self._threads_pool
