@@ -46,8 +46,14 @@ def hessian_inverse(x, y, w, spec: LearnerSpec, num_classes: int, params, ridge:
   p /= p.sum(1, keepdims=True)
   a = (p[:, :, None] * (np.eye(c)[None] - p[:, None, :])) * wt[:, None, None]  # [n, C, C]
   xt = np.c_[phi, np.ones(n)]  # [n, d + 1]
-  xx = (xt[:, :, None] * xt[:, None, :]).reshape(n, -1)  # [n, (d + 1)^2]
-  h = (a.reshape(n, -1).T @ xx).reshape(c, c, d + 1, d + 1).transpose(0, 2, 1, 3)
+  h = np.zeros((c * c, (d + 1) ** 2))
+  # Rows in blocks: the [rows, (d + 1)^2] outer products stay under ~64 MB.
+  step = max(1, (8 << 20) // (d + 1) ** 2)
+  for lo in range(0, n, step):
+    xb = xt[lo : lo + step]
+    xx = (xb[:, :, None] * xb[:, None, :]).reshape(len(xb), -1)  # [rows, (d + 1)^2]
+    h += a[lo : lo + step].reshape(len(xb), -1).T @ xx
+  h = h.reshape(c, c, d + 1, d + 1).transpose(0, 2, 1, 3)
   # [C, d + 1] -> flat: W row-major (class, feature) first, then the biases.
   flat = np.r_[(np.arange(c)[:, None] * (d + 1) + np.arange(d)).ravel(), np.arange(c) * (d + 1) + d]
   h = h.reshape(c * (d + 1), c * (d + 1))[np.ix_(flat, flat)]
