@@ -261,8 +261,9 @@ def fit_linear(weights, x, y, spec: LearnerSpec, num_classes: int, init_params=N
     precond: optional ``[P, P]`` symmetric positive definite approximation of the
       inverse Hessian (``P = C * d + C``, the flat parameter layout of ``_flat``),
       used as L-BFGS's initial inverse Hessian: e.g. that of a superset's optimum,
-      whose curvature a large subset shares (``metaval.learners.precondition.hessian_inverse``). Same optimum,
-      fewer iterations for such subsets; more for small ones.
+      whose curvature a large subset shares
+      (``metaval.learners.precondition.hessian_inverse``). Same optimum, fewer
+      iterations for such subsets; more for small ones.
 
   Returns:
     ``{"w": [M, d, C], "b": [M, C]}`` at the optimum (to ``spec.tol``).
