@@ -238,7 +238,7 @@ def test_hessian_inverse_is_the_inverse_of_the_objectives_hessian(digits):
   h = np.asarray(jax.hessian(objective)(theta), np.float64)  # autodiff, [P, P]
   params = {f: np.asarray(a[0]) for f, a in opt.items()}
   ridge = 1e-3
-  inv = hessian_inverse(digits.x[s], digits.y[s], w, SOLVED, 10, params, ridge=ridge)
+  inv = hessian_inverse(digits.x[s], w, SOLVED, 10, params, ridge=ridge)
   eye = inv.astype(np.float64) @ (h + ridge * np.eye(len(h)))
   assert np.abs(eye - np.eye(len(h))).max() < 1e-2
 
@@ -252,7 +252,7 @@ def test_preconditioned_solves_reach_the_same_optimum(digits):
   pool = np.arange(400)
   full = solve.fit_linear(np.ones((1, 400), np.float32), digits.x[pool][None], digits.y[pool][None], tight, 10)  # fmt: skip
   params = {f: np.asarray(a[0]) for f, a in full.items()}
-  h_inv = hessian_inverse(digits.x[pool], digits.y[pool], np.ones(400), tight, 10, params)
+  h_inv = hessian_inverse(digits.x[pool], np.ones(400), tight, 10, params)
   subsets = _subsets(400, [200, 300, 399], seed=1)
   x = np.stack([np.pad(digits.x[s], ((0, 400 - len(s)), (0, 0))) for s in subsets])
   y = np.stack([np.pad(digits.y[s], (0, 400 - len(s))) for s in subsets])

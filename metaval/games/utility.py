@@ -337,7 +337,8 @@ class RetrainingUtility(Game):
     k = self.num_seeds
     masks = self.masks(coalitions)  # [C, N]
     n = masks.shape[1]
-    sizes = np.array([min(gather_size(int(s)), n) for s in (masks > 0).sum(1)])
+    counts = (masks > 0).sum(1)  # points in each coalition's training set
+    sizes = np.array([min(gather_size(int(s)), n) for s in counts])
     all_keys = [coalition_key(row) for row in coalitions]
     tight = np.array([key in self._precise for key in all_keys])
     pre = np.zeros(len(coalitions), bool)
@@ -345,7 +346,7 @@ class RetrainingUtility(Game):
     if self.precondition and tight.any():
       grand, h_inv = self._preconditioner()
       if h_inv is not None:
-        pre = tight & ((masks > 0).sum(1) >= PRECOND_SHARE * grand)
+        pre = tight & (counts >= PRECOND_SHARE * grand)
     jobs = []  # (coalition rows, padded rows, bucket size, spec, preconditioner)
     groups = {(int(a), bool(b), bool(c)) for a, b, c in zip(sizes, tight, pre)}
     for size, precise, use in sorted(groups):
@@ -427,8 +428,8 @@ class RetrainingUtility(Game):
       h_inv = None
       if (in_dim + 1) * c <= PRECOND_MAX_PARAMS:
         res = train_many(
-          self.seed_keys[:1], self.task, grand, self.spec, gather=gather_size(count),
-          return_params=True,
+          self.seed_keys[:1], self.task, grand, self.spec,
+          gather=min(gather_size(count), grand.shape[1]), return_params=True,
         )  # fmt: skip
         params = {f: np.asarray(a[0]) for f, a in res.params.items()}
         kept = {f: np.repeat(a[None], self.num_seeds, 0) for f, a in params.items()}
@@ -436,9 +437,7 @@ class RetrainingUtility(Game):
         if self._reference is None:
           self._reference = kept
         nz = np.flatnonzero(grand[0])
-        h_inv = hessian_inverse(
-          self.task.x[nz], self.task.y[nz], grand[0, nz], self.spec, c, params
-        )
+        h_inv = hessian_inverse(self.task.x[nz], grand[0, nz], self.spec, c, params)
         self.fits_computed += 1
       self._precond = (count, h_inv)
     return self._precond

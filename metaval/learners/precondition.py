@@ -19,7 +19,7 @@ from metaval.learners import models
 from metaval.learners.models import LearnerSpec
 
 
-def hessian_inverse(x, y, w, spec: LearnerSpec, num_classes: int, params, ridge: float = 1e-4):
+def hessian_inverse(x, w, spec: LearnerSpec, num_classes: int, params, ridge: float = 1e-4):
   """The inverse Hessian of one model's objective at ``params``: a preconditioner.
 
   In closed form (float64): ``sum_i w_i (diag(p_i) - p_i p_i^T) (x) x~_i x~_i^T /
@@ -28,7 +28,7 @@ def hessian_inverse(x, y, w, spec: LearnerSpec, num_classes: int, params, ridge:
   together) and keeps the matrix invertible.
 
   Args:
-    x: ``[n, d]`` points; y: ``[n]`` labels; w: ``[n]`` positive weights.
+    x: ``[n, d]`` points; w: ``[n]`` positive weights (the Hessian reads no labels).
     spec: the linear-family spec (its random features, if any, are applied).
     num_classes: C.
     params: ``{"w": [d, C], "b": [C]}`` where the Hessian is taken (e.g. the optimum).

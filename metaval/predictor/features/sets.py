@@ -91,13 +91,12 @@ def knn_proxies(xs, ys, base: BaseStats) -> np.ndarray:
   y_all = np.concatenate([base.y, ys])
 
   def knn_acc(d, y, kk):
-    kk = min(kk, d.shape[1])
     order, near = nearest(d, kk)
     fin = np.isfinite(near)
     votes = np.zeros((len(d), k))
     rows = np.repeat(np.arange(len(d)), order.shape[1])
     np.add.at(votes, (rows, y[order].reshape(-1)), fin.reshape(-1).astype(np.float64))
-    nn1 = y[np.argmin(d, 1)] == yq
+    nn1 = y[order[:, 0]] == yq  # the nearest (``argmin``'s own choice among ties)
     return nn1.mean(), (votes.argmax(1) == yq).mean()
 
   def kernel(d, y):
