@@ -70,16 +70,23 @@ def one_blas_thread():
       _ONE_THREAD = False
 
 
-def sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def sqdist(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
+  """Squared distances ``[n_a, n_b]`` in float64; ``b_sq``: ``b``'s squared norms if
+  already known (``BaseStats.sq``)."""
   # One thread: these matmuls are small, and multi-threaded BLAS on a shared
   # machine spends more time synchronising than computing.
   with one_blas_thread():
     # float64: exact duplicates must come out at distance ~0 (float32 rounding
     # of |a|^2 + |b|^2 - 2ab would hide them).
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-  return np.maximum(d, 0.0)
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    b_sq = (b * b).sum(1) if b_sq is None else b_sq
+    # ``(|a|^2 + |b|^2) - 2ab`` in place: the same roundings, two fewer temporaries.
+    d = (a * a).sum(1)[:, None] + b_sq[None, :]
+    ab = a @ b.T
+    ab *= 2.0
+    d -= ab
+  return np.maximum(d, 0.0, out=d)
 
 
 def row_keys(x: np.ndarray) -> list[bytes]:
@@ -120,6 +127,12 @@ class BaseStats:
   keys: dict  # exact row key -> multiplicity in B
   probe: np.ndarray  # [n_p] B points used as leave-one-out queries of the kNN proxies
   probe_d: np.ndarray  # [n_p, n_B] squared distances, the query itself at inf
+  x64: np.ndarray = dataclasses.field(init=False, repr=False)  # ``x`` as float64
+  sq: np.ndarray = dataclasses.field(init=False, repr=False)  # its squared norms
+
+  def __post_init__(self):
+    self.x64 = np.asarray(self.x, np.float64)
+    self.sq = (self.x64 * self.x64).sum(1)
 
 
 def base_stats(xb: np.ndarray, yb: np.ndarray, k: int) -> BaseStats:
@@ -164,7 +177,7 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
   """
   n = len(ys)
   keys = row_keys(xs)
-  d = sqdist(xs, base.x)  # [n, n_B]
+  d = sqdist(xs, base.x64, base.sq)  # [n, n_B]
   if is_base:
     np.fill_diagonal(d, np.inf)
   nb = base.x.shape[0] - (1 if is_base else 0)
