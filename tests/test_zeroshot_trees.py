@@ -11,7 +11,7 @@ import metaval
 from metaval.errors import MetavalError
 from metaval.zeroshot import model as M
 from metaval.zeroshot import train as T
-from metaval.zeroshot.trees import Forest
+from metaval.zeroshot.trees import Forest, Stacked
 
 
 def _fitted(seed: int, loss: str):
@@ -35,6 +35,23 @@ def test_packed_forest_matches_sklearn(seed, loss):
   x[:50, 0] = rng.choice(thresholds, 50).astype(np.float32)
   np.testing.assert_allclose(forest.predict(x), model.predict(x), rtol=0, atol=1e-9)
   np.testing.assert_allclose(forest.predict(x[:1]), model.predict(x[:1]), rtol=0, atol=1e-9)
+
+
+def test_stacked_forests_predict_what_each_forest_predicts():
+  # Forests of different sizes and depths walked as one; NaN inputs go right in both.
+  a = Forest.from_sklearn(_fitted(0, "squared_error")[0])
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(600, 7))
+  with threadpoolctl.threadpool_limits(1):
+    small = HistGradientBoostingRegressor(max_iter=20, max_leaf_nodes=5, random_state=0)
+    b = Forest.from_sklearn(small.fit(x, x[:, 3] ** 2))
+  assert a.feature.shape != b.feature.shape and a.depth != b.depth
+  stacked = Stacked([a, b])
+  q = 2 * rng.normal(size=(400, 7))
+  q[::7, 2] = np.nan
+  for rows in (q[:1], q[:5], q):  # few rows test every node at once; many walk
+    for forest, got in zip((a, b), stacked.predict(rows)):
+      np.testing.assert_array_equal(got, forest.predict(rows))
 
 
 def test_forest_arrays_round_trip_and_damage_is_refused(tmp_path):

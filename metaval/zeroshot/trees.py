@@ -18,6 +18,8 @@ import numpy as np
 
 from metaval.errors import MetavalError
 
+_ALL_NODES = 1 << 16  # rows x nodes up to which ``leaves`` tests every node at once
+
 
 @dataclasses.dataclass(frozen=True)
 class Forest:
@@ -40,6 +42,7 @@ class Forest:
   value: np.ndarray
   baseline: float
   depth: int
+  _cache: tuple | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
   @classmethod
   def from_sklearn(cls, model) -> Forest:
@@ -74,22 +77,43 @@ class Forest:
 
   def predict(self, x: np.ndarray) -> np.ndarray:
     """``[n]`` predictions for ``x [n, F]`` (NaN inputs go right, as no NaN is expected)."""
+    return self.baseline + self.leaves(x).sum(1)
+
+  def leaves(self, x: np.ndarray) -> np.ndarray:
+    """``[n, T]`` the leaf value each row reaches in each tree."""
     x = np.asarray(x, np.float64)
     n, (t, m) = len(x), self.feature.shape
-    # Flat node ids ``tree * m + node`` keep every gather one-dimensional.
-    offset = (np.arange(t, dtype=np.int64) * m)[None, :]
-    node = np.broadcast_to(offset, (n, t)).copy()
-    feature, threshold = self.feature.reshape(-1), self.threshold.reshape(-1)
-    left, right = self.left.reshape(-1), self.right.reshape(-1)
-    flat_x, row_start = x.reshape(-1), (np.arange(n, dtype=np.int64) * x.shape[1])[:, None]
-    for _ in range(self.depth):
-      go_left = flat_x[row_start + feature[node]] <= threshold[node]
-      node = np.where(go_left, left[node], right[node]) + offset
-    return self.baseline + self.value.reshape(-1)[node].sum(1)
+    child, feature, threshold = self._flat()
+    node = np.broadcast_to(np.arange(t, dtype=np.int64) * m, (n, t))  # flat ids: tree * m + node
+    if n * t * m <= _ALL_NODES:
+      # Few rows: test every node of every tree at once, then only follow pointers.
+      right = ~(x[:, feature] <= threshold).reshape(-1)  # NaN goes right
+      row = (np.arange(n, dtype=np.int64) * (t * m))[:, None]
+      for _ in range(self.depth):
+        node = child[2 * node + right[row + node]]
+    else:
+      flat_x, row = x.reshape(-1), (np.arange(n, dtype=np.int64) * x.shape[1])[:, None]
+      for _ in range(self.depth):
+        node = child[2 * node + ~(flat_x[row + feature[node]] <= threshold[node])]
+    return self.value.reshape(-1)[node]
+
+  def _flat(self):
+    """``(child, feature, threshold)`` over flat node ids: ``child[2 * id]`` the left
+    and ``child[2 * id + 1]`` the right child's flat id (built once)."""
+    if self._cache is None:
+      t, m = self.feature.shape
+      offset = (np.arange(t, dtype=np.int64) * m)[:, None]
+      child = np.stack([self.left + offset, self.right + offset], -1).reshape(-1)
+      object.__setattr__(
+        self, "_cache", (child, self.feature.reshape(-1), self.threshold.reshape(-1))
+      )
+    return self._cache
 
   def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
     """The forest as ``{prefix + field: array}`` (for one ``.npz``)."""
-    return {prefix + f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+    return {
+      prefix + f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init
+    }
 
   @classmethod
   def from_arrays(cls, arrays, prefix: str = "") -> Forest:
@@ -99,7 +123,7 @@ class Forest:
       MetavalError: a field is missing or the arrays' shapes disagree.
     """
     try:
-      f = {k.name: arrays[prefix + k.name] for k in dataclasses.fields(cls)}
+      f = {k.name: arrays[prefix + k.name] for k in dataclasses.fields(cls) if k.init}
     except KeyError as e:
       raise MetavalError(f"tree arrays lack {e.args[0]!r}") from None
     shape = np.shape(f["feature"])
@@ -118,4 +142,44 @@ class Forest:
       value=np.asarray(f["value"], np.float64),
       baseline=float(f["baseline"]),
       depth=int(f["depth"]),
+    )
+
+
+class Stacked:
+  """Several forests over the same features walked as one (one pass, not one each).
+
+  ``predict(x)`` returns each forest's predictions, equal to ``forest.predict(x)``.
+  """
+
+  def __init__(self, forests):
+    self.forests = tuple(forests)
+    m = max(f.feature.shape[1] for f in self.forests)
+
+    def pad(a, fill):
+      out = np.full((len(a), m), fill, a.dtype)
+      out[:, : a.shape[1]] = a
+      return out
+
+    # Padding nodes are leaves of value 0 that point to themselves (never reached).
+    self_ptr = np.broadcast_to(np.arange(m, dtype=np.int32), (1, m))
+
+    def children(a):
+      return np.where(np.arange(m) < a.shape[1], pad(a, 0), self_ptr)
+
+    self.all = Forest(
+      feature=np.concatenate([pad(f.feature, 0) for f in self.forests]),
+      threshold=np.concatenate([pad(f.threshold, np.inf) for f in self.forests]),
+      left=np.concatenate([children(f.left) for f in self.forests]),
+      right=np.concatenate([children(f.right) for f in self.forests]),
+      value=np.concatenate([pad(f.value, 0.0) for f in self.forests]),
+      baseline=0.0,
+      depth=max(f.depth for f in self.forests),
+    )
+    self.bounds = np.cumsum([0] + [len(f.feature) for f in self.forests])
+
+  def predict(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+    leaves = self.all.leaves(x)
+    return tuple(
+      f.baseline + leaves[:, a:b].sum(1)
+      for f, a, b in zip(self.forests, self.bounds[:-1], self.bounds[1:])
     )
