@@ -12,6 +12,7 @@ import metaval
 from metaval.errors import MetavalError
 from metaval.zeroshot import features as Z
 from metaval.zeroshot import model as M
+from metaval.zeroshot import softmax as SM
 from metaval.zeroshot import train as T
 
 DRAWS = 8
@@ -80,9 +81,48 @@ def test_clean_supplement_beats_flipped_labels_on_every_retrain_proxy():
     ctx = Z.Context(base, ev)
     clean = ctx.features(sets["genuine"], spec, 1000)
     noisy = ctx.features(sets["label noise"], spec, 1000)
-    for name in ("ridge_acc", "knn5_acc", "centroid_acc", "logit_ll"):
+    for name in ("ridge_acc", "knn5_acc", "centroid_acc", "logit_ll", "newton_ll"):
       j = Z.FEATURE_NAMES.index(name)
       assert clean[j] > noisy[j], (seed, name)
+
+
+def _softmax_optimum(x1, y1h, l2):
+  """The exact minimiser of mean cross-entropy + l2 / 2 |theta|^2 (scipy's L-BFGS)."""
+  import scipy.optimize
+
+  d1, k = x1.shape[1], y1h.shape[1]
+
+  def loss(t):
+    theta = t.reshape(d1, k)
+    z = x1 @ theta
+    z -= z.max(1, keepdims=True)
+    lse = np.log(np.exp(z).sum(1))
+    p = np.exp(z - lse[:, None])
+    value = lse.mean() - (z * y1h).sum(1).mean() + 0.5 * l2 * (theta**2).sum()
+    return value, (x1.T @ (p - y1h) / len(x1) + l2 * theta).ravel()
+
+  opts = {"maxiter": 2000, "gtol": 1e-10}
+  res = scipy.optimize.minimize(loss, np.zeros(d1 * k), jac=True, method="L-BFGS-B", options=opts)
+  return res.x.reshape(d1, k)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_newton_proxy_moves_towards_the_union_optimum(seed):
+  # One damped Newton step from B's fit, with S's gradients and B's cached Hessian
+  # blocks, must predict on T much closer to the exact B ∪ S optimum than B's fit does.
+  base, ev, draw, _ = _problem(seed)
+  ctx = Z.Context(base, ev)
+  s = draw(60)
+  xs, ys = ctx.transform(s[0]), ctx.labels(s[1])
+  xs1, ys1h = np.c_[xs, np.ones(len(ys))], Z._onehot(ys, ctx.k)
+  grad_s = xs1.T @ (SM.softmax(xs1 @ ctx.theta_b) - ys1h)
+  moved = ctx._newton(ctx.grad_b + grad_s, ctx.n_b + len(ys))
+  star = _softmax_optimum(np.r_[ctx.xb1, xs1], np.r_[ctx.yb1h, ys1h], SM.NEWTON_L2)
+
+  def error(theta):
+    return np.abs(SM.softmax(ctx.xe1 @ theta) - SM.softmax(ctx.xe1 @ star)).mean()
+
+  assert error(moved) < 0.5 * error(ctx.theta_b), (error(moved), error(ctx.theta_b))
 
 
 def test_features_do_not_depend_on_the_raw_scale():
@@ -472,11 +512,16 @@ def test_batched_features_equal_one_at_a_time():
   many = Z.Context((x[:200], y[:200]), (x[600:], y[600:]))
   a = np.stack([one.features(s, spec, 1000) for s in sets])
   np.testing.assert_allclose(many.features_many(sets, spec, 1000), a, rtol=1e-5, atol=1e-6)
-  # And the batched softmax fit is the per-set one.
-  xs1 = np.c_[one.transform(sets[3][0]), np.ones(len(sets[3][1]))]
-  ys1h = Z._onehot(one.labels(sets[3][1]), one.k)
-  per_set = Z._softmax_fit(
-    np.r_[one.xb1, xs1], np.r_[one.yb1h, ys1h], np.ones(one.n_b + len(xs1)), init=one.theta_b
-  )
-  batched = Z._softmax_fit_many(one.xb1, one.yb1h, [(xs1, ys1h)], one.theta_b)[0]
+  # The batched stepped softmax fit is the per-set one, B's sample weighted to stand
+  # for all of a B larger than LOGIT_POINTS.
+  big = Z.Context((x[:600], y[:600]), (x[600:], y[600:]))
+  assert len(big.lx1) < 600 and big.lw * len(big.lx1) == pytest.approx(600)
+  xs1 = np.c_[big.transform(sets[3][0]), np.ones(len(sets[3][1]))]
+  ys1h = Z._onehot(big.labels(sets[3][1]), big.k)
+  w = np.r_[np.full(len(big.lx1), big.lw), np.ones(len(xs1))]
+  per_set = SM.fit(np.r_[big.lx1, xs1], np.r_[big.ly1h, ys1h], w, init=big.theta_b)
+  alone = SM.fit_many(big.lx1, big.ly1h, [(xs1, ys1h)], big.theta_b, big.lw)[0]
+  np.testing.assert_allclose(alone, per_set, rtol=1e-9, atol=1e-12)
+  pair = [(xs1[:5], ys1h[:5]), (xs1, ys1h)]  # B's products shared by two supplements
+  batched = SM.fit_many(big.lx1, big.ly1h, pair, big.theta_b, big.lw)[1]
   np.testing.assert_allclose(batched, per_set, rtol=1e-9, atol=1e-12)

@@ -6,8 +6,9 @@ transport samples, the relational statistics of ``metaval.predictor.features`` �
 so that valuing one supplement S costs only S's own updates:
 
 * **cheap retrains**: ridge (one-vs-rest least squares, closed form: B's Gram matrix
-  plus S's), k-NN (1 and 5 neighbours, a Gaussian kernel), nearest centroid and a
-  few-step softmax regression, each fitted on B and on B ∪ S and scored on T. Their
+  plus S's), k-NN (1 and 5 neighbours, a Gaussian kernel), nearest centroid and
+  softmax regression moved by one damped Newton step from B's fit towards B ∪ S's
+  optimum (B's Hessian cached), each fitted on B and on B ∪ S and scored on T. Their
   gains are features and, one by one, the baselines the model must beat.
 * **optimal transport** (POT): how much closer B ∪ S is to T than B, with and without
   a label-mismatch cost, and S's own distance to T.
@@ -28,6 +29,7 @@ import ot
 
 from metaval.predictor import features as PF
 from metaval.util.nearest import nearest
+from metaval.zeroshot import softmax as SM
 from metaval.zeroshot.inputs import (
   FeatureError,
   as_arrays,
@@ -39,10 +41,9 @@ from metaval.zeroshot.inputs import (
 MAX_CLASSES = 50  # labels beyond this many distinct classes are refused
 MAX_WIDTH = 128  # wider inputs are projected on B's top principal components
 MAX_EVAL = 300  # evaluation points the proxies score on (stratified subsample)
-OT_POINTS = 32  # points per side of each transport problem
+OT_POINTS = 16  # points per side of each transport problem
 RIDGE = 1.0  # ridge penalty of the least-squares proxy (standardised inputs)
-LOGIT_STEPS = 25  # gradient steps of the softmax-regression proxy
-LOGIT_LR = 0.5
+LOGIT_POINTS = 256  # B's points the stepped proxy runs over (a stratified, weighted sample)
 Z_CLIP = 1e6  # standardised inputs are clipped here: squared distances stay finite
 FAR_RMS = 10.0  # S's typical point this many of B's SDs (RMS over features) out: warned
 
@@ -56,6 +57,8 @@ PROXIES = (
   "centroid_acc",
   "logit_acc",
   "logit_ll",
+  "newton_acc",
+  "newton_ll",
   "ot_gain",
   "ot_label_gain",
 )
@@ -80,18 +83,20 @@ FEATURE_NAMES = (
 )
 
 
-def _digest(x: np.ndarray, y: np.ndarray) -> int:
-  """A 32-bit checksum of a set's arrays (seeds its subsamples)."""
-  return zlib.crc32(
-    np.ascontiguousarray(y).tobytes(), zlib.crc32(np.ascontiguousarray(x).tobytes())
-  )
+def _digest(y: np.ndarray) -> int:
+  """A 32-bit checksum of a set's class ids (seeds its subsamples: the same set draws
+  the same points whatever the units of its inputs)."""
+  return zlib.crc32(np.ascontiguousarray(y, np.int64).tobytes())
 
 
 def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   """Squared distances ``[n_a, n_b]``; without ``PF.sqdist``'s thread-pool guard, which
   costs more (about 2 ms a call) than the small products of one query."""
-  d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * (a @ b.T)
-  return np.maximum(d, 0.0)
+  d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :]
+  ab = a @ b.T
+  ab *= 2.0
+  d -= ab
+  return np.maximum(d, 0.0, out=d)
 
 
 def _emd(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> float:
@@ -108,64 +113,17 @@ def _onehot(y: np.ndarray, k: int) -> np.ndarray:
 
 
 def _stratified(y: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
-  """``m`` indices of ``y`` drawn class by class in proportion (all if ``len(y) <= m``)."""
+  """``m`` indices of ``y`` drawn class by class in proportion, at least one of each
+  class (all if ``len(y) <= m``), sorted: one permutation, then each class's first."""
   if len(y) <= m:
     return np.arange(len(y))
-  idx = []
-  for c in np.unique(y):
-    members = np.flatnonzero(y == c)
-    take = max(1, round(m * len(members) / len(y)))
-    idx.append(rng.choice(members, min(take, len(members)), replace=False))
-  return np.sort(np.concatenate(idx))
-
-
-def _softmax_fit_many(xb1, yb1h, extra, init, steps=LOGIT_STEPS, lr=LOGIT_LR):
-  """``_softmax_fit`` on B ∪ S_i for every ``(xs1_i, ys1h_i)`` in ``extra`` at once.
-
-  Equal (to rounding) to ``_softmax_fit(np.r_[xb1, xs1_i], np.r_[yb1h, ys1h_i],
-  ones, init=init)`` per supplement, but every step is a few batched products over
-  all supplements instead of a dozen small NumPy calls per supplement. Logits are
-  laid out class-major (``[P, k, n]``): the softmax then reduces over a short
-  leading axis of long contiguous rows, about 3x faster than over a trailing axis
-  of a few classes.
-
-  Returns:
-    ``[P, d + 1, k]`` the parameters per supplement.
-  """
-  p, (d1, k) = len(extra), init.shape
-  m = max(len(x) for x, _ in extra)
-  xs, ys, ws = np.zeros((p, m, d1)), np.zeros((p, k, m)), np.zeros((p, 1, m))
-  for i, (x, y) in enumerate(extra):
-    xs[i, : len(x)], ys[i, :, : len(x)], ws[i, :, : len(x)] = x, y.T, 1.0
-  scale = 1.0 / (len(xb1) + ws.sum((1, 2)))[:, None, None]  # the weights' normaliser
-  theta = np.broadcast_to(init.T, (p, k, d1)).copy()  # class-major parameters
-  xbt, ybt, xst = np.ascontiguousarray(xb1.T), np.ascontiguousarray(yb1h.T), xs.transpose(0, 2, 1)
-
-  def resid(z, y):  # softmax over axis 1 minus the one-hot targets, in place
-    np.subtract(z, z.max(1, keepdims=True), out=z)
-    np.exp(z, out=z)
-    z /= z.sum(1, keepdims=True)
-    z -= y
-    return z
-
-  for _ in range(steps):
-    g = np.matmul(resid(np.matmul(theta, xbt), ybt), xb1)
-    g += np.matmul(resid(np.matmul(theta, xst), ys) * ws, xs)
-    theta -= lr * (g * scale + 1e-3 * theta)
-  return theta.transpose(0, 2, 1)
-
-
-def _softmax_fit(x1, y1h, w, steps=LOGIT_STEPS, lr=LOGIT_LR, init=None):
-  """A few full-batch gradient steps of weighted softmax regression from ``init``."""
-  wts = w / w.sum()
-  theta = np.zeros((x1.shape[1], y1h.shape[1])) if init is None else init.copy()
-  for _ in range(steps):
-    z = x1 @ theta
-    z -= z.max(1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(1, keepdims=True)
-    theta -= lr * (x1.T @ ((p - y1h) * wts[:, None]) + 1e-3 * theta)
-  return theta
+  _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+  take = np.minimum(np.maximum(1, np.round(m * counts / len(y))), counts)
+  perm = rng.permutation(len(y))
+  by_class = perm[np.argsort(inverse[perm], kind="stable")]  # classes in turn, shuffled
+  start = np.cumsum(counts) - counts
+  rank = np.arange(len(y)) - np.repeat(start, counts)
+  return np.sort(by_class[rank < np.repeat(take, counts)])
 
 
 class Context:
@@ -311,18 +269,31 @@ class Context:
     nn, self.nn_d = nearest(self.d_eb, 5)
     self.nn_y = self.yb[nn]
     self.mass_b = self._kernel_mass(self.d_eb, self.yb)
-    self.theta_b = _softmax_fit(xb1, yb1h, np.ones(self.n_b))
+    # Softmax regression: B's fit and, at that fit, the blocks of its mean loss's
+    # Hessian one class each (cross-class terms dropped), inverted once.
+    self.theta_b = SM.fit(xb1, yb1h, np.ones(self.n_b))
+    p_b = SM.softmax(xb1 @ self.theta_b)
+    self.grad_b = xb1.T @ (p_b - yb1h)  # [d + 1, k] summed over B, penalty excluded
+    self.h_inv = SM.newton_blocks(xb1, self.theta_b)
+    # The stepped proxy runs over at most LOGIT_POINTS of B's points, each weighted
+    # to stand for n_B / LOGIT_POINTS (all of B, unweighted, when B is that small).
+    sub = _stratified(self.yb, LOGIT_POINTS, np.random.default_rng([self._seed, 1]))
+    self.lx1, self.ly1h, self.lw = xb1[sub], yb1h[sub], self.n_b / len(sub)
     self.base_scores = {
       "ridge": self._ridge(self.gram, self.rhs),
       "knn": self._knn(self.nn_d, self.nn_y),
       "kernel": self._kernel_ll(self.mass_b),
       "centroid": self._centroid(self.sums, self.counts),
       "logit": self._logit_score(self.theta_b),
+      # B's own Newton step, the reference of B ∪ S's.
+      "newton": self._logit_score(self._newton(self.grad_b, self.n_b)),
     }
-    # B's side of the logistic proxy takes as many further steps as B ∪ S does.
-    self.logit_b = self._logit_score(_softmax_fit(xb1, yb1h, np.ones(self.n_b), init=self.theta_b))
-    self.ot_b = self.xb[_stratified(self.yb, OT_POINTS, rng)]
-    self.ot_by = self.yb[_stratified(self.yb, OT_POINTS, rng)]
+    # B's side of the stepped proxy takes as many further steps as B ∪ S does.
+    self.logit_b = self._logit_score(
+      SM.fit(self.lx1, self.ly1h, np.ones(len(sub)), init=self.theta_b)
+    )
+    ot_pick = _stratified(self.yb, OT_POINTS, rng)
+    self.ot_b, self.ot_by = self.xb[ot_pick], self.yb[ot_pick]
     self.ot_e = _stratified(self.ye, OT_POINTS, rng)
     self.ot_scale = max(float(np.median(_sqdist(self.xe[self.ot_e], self.ot_b))), 1e-6)
     self.ot_base = self._ot(self.ot_b, self.ot_by, None)
@@ -368,6 +339,12 @@ class Context:
     pred = ids[_sqdist(self.xe, cent).argmin(1)]
     return np.array([(pred == self.ye).mean()])
 
+  def _newton(self, grad_sum, n):
+    """B's softmax fit moved by one damped Newton step on a mean loss over ``n`` points
+    whose gradients there sum to ``grad_sum`` (B's Hessian blocks stand for the union's:
+    exact to first order when S is a small share or B-like)."""
+    return SM.newton_step(self.theta_b, self.h_inv, grad_sum, n)
+
   def _logit_score(self, theta):
     z = self.xe1 @ theta
     z -= z.max(1, keepdims=True)
@@ -403,9 +380,9 @@ class Context:
   def features_many(self, supplements, learner: dict, learner_params: int) -> np.ndarray:
     """``[P, len(FEATURE_NAMES)]`` features of several supplements, in order.
 
-    The rows equal those of ``features`` called on each supplement in turn (the
-    transport samples are drawn in the same order); the softmax-regression proxy,
-    most of a query's cost, runs for all supplements in one batch.
+    The rows equal those of ``features`` called on each supplement in turn (each
+    supplement's transport sample is seeded by its own labels); the stepped
+    softmax-regression proxy runs for all supplements in one batch.
 
     Args:
       supplements: a list of ``(x_S, y_S)`` raw inputs and labels, same width as B.
@@ -423,12 +400,13 @@ class Context:
       xs, ys = self.transform(xs_raw), self.labels(ys_raw)
       sets.append((xs, ys, np.c_[xs, np.ones(len(ys))], _onehot(ys, self.k)))
     # Batches of supplements sized so the batched logits stay around 4M numbers.
-    per = max(1, 4_000_000 // max(1, (self.n_b + max(len(s[1]) for s in sets)) * self.k))
+    n_b = len(self.lx1)
+    per = max(1, 4_000_000 // max(1, (n_b + max(len(s[1]) for s in sets)) * self.k))
     with PF.one_blas_thread():  # small products: one thread, the limit set once
       thetas = []
       for i in range(0, len(sets), per):
         extra = [(s[2], s[3]) for s in sets[i : i + per]]
-        thetas += list(_softmax_fit_many(self.xb1, self.yb1h, extra, self.theta_b))
+        thetas += list(SM.fit_many(self.lx1, self.ly1h, extra, self.theta_b, self.lw))
       rows = [self._one(*s, th, learner, learner_params) for s, th in zip(sets, thetas)]
     return np.stack(rows)
 
@@ -442,17 +420,22 @@ class Context:
     knn = self._knn(cand_d, np.concatenate([self.nn_y, ys[nn]], 1)) - base["knn"]
     kern = self._kernel_ll(self.mass_b + self._kernel_mass(d_es, ys)) - base["kernel"]
     cent = self._centroid(self.sums + ys1h.T @ xs, self.counts + ys1h.sum(0)) - base["centroid"]
-    # ``theta``: B ∪ S's softmax regression, started from B's solution as the label
-    # engine's convex learners are (fitted in ``features_many``).
+    # Softmax regression on B ∪ S: B's fit moved by a Newton step with S's gradients.
+    grad_s = xs1.T @ (SM.softmax(xs1 @ self.theta_b) - ys1h)
+    newton = self._logit_score(self._newton(self.grad_b + grad_s, self.n_b + n_s))
+    newton -= base["newton"]
+    # ``theta``: B ∪ S's stepped softmax regression, started from B's fit as the label
+    # engine's convex learners are (fitted for all supplements in ``features_many``).
     logit = self._logit_score(theta) - self.logit_b
-    # S's transport sample depends on S alone (not on earlier queries): the same
-    # query always gets the same features.
-    pick = _stratified(ys, OT_POINTS, np.random.default_rng([self._seed, _digest(xs, ys)]))
+    # S's transport sample depends on S's labels alone (not on earlier queries, nor on
+    # the inputs' units): the same query always gets the same features.
+    pick = _stratified(ys, OT_POINTS, np.random.default_rng([self._seed, _digest(ys)]))
     share = n_s / (n_s + self.n_b)
-    w = np.r_[
-      np.full(len(self.ot_b), (1 - share) / len(self.ot_b)), np.full(len(pick), share / len(pick))
-    ]
-    ot_union = self._ot(np.r_[self.ot_b, xs[pick]], np.r_[self.ot_by, ys[pick]], w)
+    w = np.concatenate(
+      [np.full(len(self.ot_b), (1 - share) / len(self.ot_b)), np.full(len(pick), share / len(pick))]
+    )
+    union = np.concatenate([self.ot_b, xs[pick]]), np.concatenate([self.ot_by, ys[pick]])
+    ot_union = self._ot(*union, w)
     ot_s = self._ot(xs[pick], ys[pick], None, labelled=False)
     rel = PF.relational(xs.astype(np.float32), ys, self.rel_stats, is_base=False)
     # proxies=False: the kNN proxies on B's probe points repeat the eval-set kNN gains
@@ -473,6 +456,6 @@ class Context:
       float((ys == self.k - 1).mean()),
     ]
     f = np.concatenate(
-      [ridge, knn, kern, cent, logit, self.ot_base - ot_union, other, sets, learn]
+      [ridge, knn, kern, cent, logit, newton, self.ot_base - ot_union, other, sets, learn]
     ).astype(np.float32)
     return np.nan_to_num(f, nan=0.0, posinf=10.0, neginf=-10.0)

@@ -147,21 +147,25 @@ def _num(v: float) -> str:
   return f"{v:.3g}"
 
 
+_DOMAIN_COLUMNS = np.array([Z.FEATURE_NAMES.index(name) for name in _DOMAIN])
+
+
 def domain_warning(row: np.ndarray, low: np.ndarray, high: np.ndarray) -> str | None:
   """One warning naming each question-level feature of ``row`` outside [low, high]."""
+  v, lo, hi = (np.asarray(a, np.float64)[_DOMAIN_COLUMNS] for a in (row, low, high))
+  outside = (v < lo - _DOMAIN_SLACK) | (v > hi + _DOMAIN_SLACK)
+  if not outside.any():
+    return None
   out = []
-  for name, (what, decode) in _DOMAIN.items():
-    j = Z.FEATURE_NAMES.index(name)
-    v, lo, hi = float(row[j]), float(low[j]), float(high[j])
-    if lo - _DOMAIN_SLACK <= v <= hi + _DOMAIN_SLACK:
+  for i, (what, decode) in enumerate(_DOMAIN.values()):
+    if not outside[i]:
       continue
+    v_i, lo_i, hi_i = float(v[i]), float(lo[i]), float(hi[i])
     if decode is None:  # a family flag the training labels never set
       out.append(f"{what} (never trained on)")
     else:
-      span = _num(decode(lo)) + ("" if hi == lo else f" to {_num(decode(hi))}")
-      out.append(f"{what} {_num(decode(v))} (trained: {span})")
-  if not out:
-    return None
+      span = _num(decode(lo_i)) + ("" if hi_i == lo_i else f" to {_num(decode(hi_i))}")
+      out.append(f"{what} {_num(decode(v_i))} (trained: {span})")
   return "outside what the model was trained on, the value extrapolates: " + "; ".join(out)
 
 
@@ -198,6 +202,7 @@ class ZeroShotPredictor:
       self._forward = lambda x: tuple(np.asarray(a) for a in fwd(state, x))
     elif self.kind == "gbm":
       self.gbm = _load_forests(path)
+      self._forests = trees.Stacked(self.gbm)  # both walked in one pass
     else:
       raise ZeroShotError(f"unknown zero-shot model kind {self.kind!r}")
     self._ctx, self._ctx_key = None, None
@@ -237,8 +242,7 @@ class ZeroShotPredictor:
     if self.kind == "net":
       score, gain = self._forward(x)
       return score, gain / 10.0
-    rank_m, gain_m = self.gbm
-    return rank_m.predict(x), gain_m.predict(x)
+    return self._forests.predict(x)
 
   # -- queries -------------------------------------------------------------------
 
