@@ -6,10 +6,12 @@ transport samples, the relational statistics of ``metaval.predictor.features`` �
 so that valuing one supplement S costs only S's own updates:
 
 * **cheap retrains**: ridge (one-vs-rest least squares, closed form: B's Gram matrix
-  plus S's), k-NN (1 and 5 neighbours, a Gaussian kernel), nearest centroid and
-  softmax regression moved by one damped Newton step from B's fit towards B ∪ S's
-  optimum (B's Hessian cached), each fitted on B and on B ∪ S and scored on T. Their
-  gains are features and, one by one, the baselines the model must beat.
+  plus S's), k-NN (1 and 5 neighbours, a Gaussian kernel), nearest centroid, and
+  softmax regression twice (``metaval.zeroshot.softmax``): 25 further gradient steps
+  from B's fit (over at most ``LOGIT_POINTS`` of B's points, weighted) and one damped
+  Newton step from it (B's per-class Hessian blocks cached); each fitted on B and on
+  B ∪ S and scored on T. Their gains are features and, one by one, the baselines the
+  model must beat.
 * **optimal transport** (POT): how much closer B ∪ S is to T than B, with and without
   a label-mismatch cost, and S's own distance to T.
 * **relational set statistics** (duplicates, label agreement with B's neighbours,
@@ -272,8 +274,7 @@ class Context:
     # Softmax regression: B's fit and, at that fit, the blocks of its mean loss's
     # Hessian one class each (cross-class terms dropped), inverted once.
     self.theta_b = SM.fit(xb1, yb1h, np.ones(self.n_b))
-    p_b = SM.softmax(xb1 @ self.theta_b)
-    self.grad_b = xb1.T @ (p_b - yb1h)  # [d + 1, k] summed over B, penalty excluded
+    self.grad_b = xb1.T @ (SM.softmax(xb1 @ self.theta_b) - yb1h)  # summed, no penalty
     self.h_inv = SM.newton_blocks(xb1, self.theta_b)
     # The stepped proxy runs over at most LOGIT_POINTS of B's points, each weighted
     # to stand for n_B / LOGIT_POINTS (all of B, unweighted, when B is that small).
