@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.sparse
+import scipy.stats
 
 import metaval
 from metaval.errors import MetavalError
@@ -123,6 +124,34 @@ def test_the_newton_proxy_moves_towards_the_union_optimum(seed):
     return np.abs(SM.softmax(ctx.xe1 @ theta) - SM.softmax(ctx.xe1 @ star)).mean()
 
   assert error(moved) < 0.5 * error(ctx.theta_b), (error(moved), error(ctx.theta_b))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_stepped_proxy_on_a_sample_of_a_large_base_ranks_like_all_of_it(seed):
+  # Over 256 weighted points of a 1,000-point B, the stepped softmax proxy's gain must
+  # order genuine, relabelled and noisy supplements as the proxy over all of B does.
+  rng = np.random.default_rng(seed)
+  centres = rng.normal(0, 1.2, (4, 12))
+
+  def draw(n, noise=1.5):
+    y = rng.integers(0, 4, n)
+    return centres[y] + rng.normal(0, noise, (n, 12)), y
+
+  ctx = Z.Context(draw(1000), draw(300))
+  assert len(ctx.lx1) < ctx.n_b
+  sets = [draw(60) for _ in range(6)] + [draw(60, 4.0) for _ in range(4)]
+  sets += [(draw(60)[0], rng.integers(0, 4, 60)) for _ in range(6)]
+  full_ref = ctx._logit_score(SM.fit(ctx.xb1, ctx.yb1h, np.ones(ctx.n_b), init=ctx.theta_b))
+  sampled, full = [], []
+  for xs, ys in sets:
+    xs, ys = ctx.transform(xs), ctx.labels(ys)
+    extra = [(np.c_[xs, np.ones(len(ys))], Z._onehot(ys, ctx.k))]
+    theta = SM.fit_many(ctx.lx1, ctx.ly1h, extra, ctx.theta_b, ctx.lw)[0]
+    sampled.append((ctx._logit_score(theta) - ctx.logit_b)[1])
+    theta = SM.fit_many(ctx.xb1, ctx.yb1h, extra, ctx.theta_b)[0]
+    full.append((ctx._logit_score(theta) - full_ref)[1])
+  rho = scipy.stats.spearmanr(sampled, full)[0]
+  assert rho > 0.9
 
 
 def test_features_do_not_depend_on_the_raw_scale():
