@@ -66,20 +66,27 @@ def fit_many(xb1, yb1h, extra, init, wb=1.0, steps=STEPS, lr=LR):
 
 
 def fit_one(xb1, yb1h, xs1, ys1h, init, wb=1.0, steps=STEPS, lr=LR):
-  """``fit_many`` for one supplement: B's and S's rows in one block, so a step
-  is one product for the logits, an in-place softmax, one product for the gradient and
-  the update (half the NumPy calls of the shared-B batch; at a query's shapes their
-  count, not the arithmetic, sets the time).
+  """``fit_many`` for one supplement: ``fit`` on B's and S's rows in one block (half the
+  NumPy calls of the shared-B batch; at a query's shapes their count, not the
+  arithmetic, sets the time).
 
   Returns:
     ``[d + 1, k]`` the parameters.
   """
-  x = np.concatenate([xb1, xs1])
-  xt, yt = np.ascontiguousarray(x.T), np.ascontiguousarray(np.concatenate([yb1h, ys1h]).T)
   w = np.concatenate([np.full(len(xb1), float(wb)), np.ones(len(xs1))])
+  return fit(np.concatenate([xb1, xs1]), np.concatenate([yb1h, ys1h]), w, steps, lr, init)
+
+
+def fit(x1, y1h, w, steps=STEPS, lr=LR, init=None):
+  """A few full-batch gradient steps of weighted softmax regression from ``init``.
+
+  Class-major and in place: a step is one product for the logits, a softmax over the
+  short leading axis, one product for the gradient and the update.
+  """
+  xt, yt = np.ascontiguousarray(x1.T), np.ascontiguousarray(y1h.T)
   scale, decay = lr / w.sum(), 1.0 - lr * DECAY
-  theta = np.ascontiguousarray(init.T)  # class-major [k, d + 1]
-  z, g = np.empty((len(theta), len(x))), np.empty_like(theta)
+  theta = np.zeros((y1h.shape[1], x1.shape[1])) if init is None else np.array(init.T)
+  z, g = np.empty((len(theta), len(x1))), np.empty_like(theta)
   for _ in range(steps):
     np.matmul(theta, xt, out=z)
     z -= z.max(0)
@@ -87,24 +94,11 @@ def fit_one(xb1, yb1h, xs1, ys1h, init, wb=1.0, steps=STEPS, lr=LR):
     z /= z.sum(0)
     z -= yt
     z *= w
-    np.matmul(z, x, out=g)
+    np.matmul(z, x1, out=g)
     g *= scale
     theta *= decay
     theta -= g
   return theta.T
-
-
-def fit(x1, y1h, w, steps=STEPS, lr=LR, init=None):
-  """A few full-batch gradient steps of weighted softmax regression from ``init``."""
-  wts = w / w.sum()
-  theta = np.zeros((x1.shape[1], y1h.shape[1])) if init is None else init.copy()
-  for _ in range(steps):
-    z = x1 @ theta
-    z -= z.max(1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(1, keepdims=True)
-    theta -= lr * (x1.T @ ((p - y1h) * wts[:, None]) + DECAY * theta)
-  return theta
 
 
 def newton_blocks(x1: np.ndarray, theta: np.ndarray, l2: float = NEWTON_L2) -> np.ndarray:
