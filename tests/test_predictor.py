@@ -54,6 +54,24 @@ def test_relational_features_flag_duplicates_and_label_noise():
   assert dup.s.shape == (1, 32, F.ELEM_DIM)
 
 
+def test_set_statistics_of_sets_laid_end_to_end_are_each_sets_own():
+  task, view, _, xb, yb = _view_and_base()
+  stats = F.base_stats(xb, yb, 10)
+  rng = np.random.default_rng(0)
+  sets = [(view.pool[rng.choice(task.pool_size, n)], rng.integers(0, 10, n)) for n in (1, 2, 7, 40)]
+  sets.append((np.repeat(xb[:1], 5, 0), yb[:5]))  # copies of one B point, within-set copies
+  sizes = [len(y) for _, y in sets]
+  xs, ys = np.concatenate([x for x, _ in sets]), np.concatenate([y for _, y in sets])
+  rel = F.relational(xs, ys, stats, is_base=False, sizes=sizes)
+  together = F.set_features_many(xs, ys, sizes, rel, stats, task, proxies=True)
+  at = 0
+  for i, (x, y) in enumerate(sets):
+    alone = F.relational(x, y, stats, is_base=False)
+    np.testing.assert_array_equal(rel[at : at + len(y)], alone)
+    at += len(y)
+    np.testing.assert_allclose(together[i], F.set_features(x, y, alone, stats, task), atol=1e-6)
+
+
 @pytest.mark.parametrize("scale,offset", [(1e-3, 0.0), (1.0, 0.0), (1e4, 3e4), (1e6, -1e7)])
 def test_exact_copies_of_b_are_flagged_whatever_the_order_and_magnitude(scale, offset):
   rng = np.random.default_rng(1)

@@ -86,4 +86,10 @@ def test_nearest_equals_a_stable_sort_ties_and_infinities_included():
     ref = np.argsort(d, axis=1, kind="stable")[:, : min(k, m)]
     np.testing.assert_array_equal(idx, ref)
     np.testing.assert_array_equal(val, np.take_along_axis(d, ref, 1))
+    # Searching in the caller's array gives the same and leaves it as it was.
+    work = d.copy()
+    idx_s, val_s = nearest(work, k, scratch=True)
+    np.testing.assert_array_equal(idx_s, ref)
+    np.testing.assert_array_equal(val_s, val)
+    np.testing.assert_array_equal(work, d)
   assert nearest(np.zeros((3, 0)), 5)[0].shape == (3, 0)

@@ -13,6 +13,7 @@ import metaval
 from metaval.errors import MetavalError
 from metaval.zeroshot import features as Z
 from metaval.zeroshot import model as M
+from metaval.zeroshot import scores as S
 from metaval.zeroshot import softmax as SM
 from metaval.zeroshot import train as T
 
@@ -60,6 +61,16 @@ def test_features_are_finite_and_deterministic():
   assert f1.shape == (len(Z.FEATURE_NAMES),)
   assert np.all(np.isfinite(f1))
   np.testing.assert_allclose(f1, f2, rtol=1e-6, atol=1e-6)
+
+
+def test_transport_costs_equal_pots_emd2():
+  import ot
+
+  rng = np.random.default_rng(0)
+  for n_a, n_b in [(16, 16), (32, 16), (5, 16), (1, 3)]:
+    a, b = rng.dirichlet(np.ones(n_a)), rng.dirichlet(np.ones(n_b))
+    cost = rng.random((n_a, n_b)) + (rng.random((n_a, n_b)) < 0.5)
+    assert S.emd(a, b, cost) == pytest.approx(float(ot.emd2(a, b, cost)), rel=1e-12, abs=1e-15)
 
 
 def test_a_query_does_not_depend_on_earlier_queries():
@@ -115,13 +126,13 @@ def test_the_newton_proxy_moves_towards_the_union_optimum(seed):
   ctx = Z.Context(base, ev)
   s = draw(60)
   xs, ys = ctx.transform(s[0]), ctx.labels(s[1])
-  xs1, ys1h = np.c_[xs, np.ones(len(ys))], Z._onehot(ys, ctx.k)
+  xs1, ys1h = np.c_[xs, np.ones(len(ys))], S.onehot(ys, ctx.k)
   grad_s = xs1.T @ (SM.softmax(xs1 @ ctx.theta_b) - ys1h)
   moved = ctx._newton(ctx.grad_b + grad_s, ctx.n_b + len(ys))
   star = _softmax_optimum(np.r_[ctx.xb1, xs1], np.r_[ctx.yb1h, ys1h], SM.NEWTON_L2)
 
   def error(theta):
-    return np.abs(SM.softmax(ctx.xe1 @ theta) - SM.softmax(ctx.xe1 @ star)).mean()
+    return np.abs(SM.softmax(ctx.on_t.xe1 @ theta) - SM.softmax(ctx.on_t.xe1 @ star)).mean()
 
   assert error(moved) < 0.5 * error(ctx.theta_b), (error(moved), error(ctx.theta_b))
 
@@ -141,15 +152,15 @@ def test_the_stepped_proxy_on_a_sample_of_a_large_base_ranks_like_all_of_it(seed
   assert len(ctx.lx1) < ctx.n_b
   sets = [draw(60) for _ in range(6)] + [draw(60, 4.0) for _ in range(4)]
   sets += [(draw(60)[0], rng.integers(0, 4, 60)) for _ in range(6)]
-  full_ref = ctx._logit_score(SM.fit(ctx.xb1, ctx.yb1h, np.ones(ctx.n_b), init=ctx.theta_b))
+  full_ref = ctx.on_t.logit(SM.fit(ctx.xb1, ctx.yb1h, np.ones(ctx.n_b), init=ctx.theta_b)[None])[0]
   sampled, full = [], []
   for xs, ys in sets:
     xs, ys = ctx.transform(xs), ctx.labels(ys)
-    extra = [(np.c_[xs, np.ones(len(ys))], Z._onehot(ys, ctx.k))]
-    theta = SM.fit_many(ctx.lx1, ctx.ly1h, extra, ctx.theta_b, ctx.lw)[0]
-    sampled.append((ctx._logit_score(theta) - ctx.logit_b)[1])
-    theta = SM.fit_many(ctx.xb1, ctx.yb1h, extra, ctx.theta_b)[0]
-    full.append((ctx._logit_score(theta) - full_ref)[1])
+    extra = [(np.c_[xs, np.ones(len(ys))], S.onehot(ys, ctx.k))]
+    theta = SM.fit_many(ctx.lx1, ctx.ly1h, extra, ctx.theta_b, ctx.lw)
+    sampled.append((ctx.on_t.logit(theta)[0] - ctx.logit_b)[1])
+    theta = SM.fit_many(ctx.xb1, ctx.yb1h, extra, ctx.theta_b)
+    full.append((ctx.on_t.logit(theta)[0] - full_ref)[1])
   rho = scipy.stats.spearmanr(sampled, full)[0]
   assert rho > 0.9
 
@@ -530,23 +541,29 @@ def test_zeroshot_train_job_end_to_end_on_a_tiny_prior(tmp_path):
   assert np.isfinite(p.value(draw(20), base=base, eval=ev).targets[0].value)
 
 
-def test_batched_features_equal_one_at_a_time():
+@pytest.mark.parametrize("chunk", [Z.CHUNK, 60_000])
+def test_batched_features_equal_one_at_a_time(chunk, monkeypatch):
   rng = np.random.default_rng(1)
   x, y = rng.normal(size=(900, 12)), rng.integers(0, 4, 900)
   spec = {"family": "mlp", "width": 32, "depth": 1, "steps": 100, "name": "mlp32"}
-  # Sets of different sizes, one with a label B never uses.
+  # Sets of different sizes, one with a label B never uses, single points, a "couch"
+  # (one input repeated under mixed labels: its distances to T tie exactly), copies of B.
   sets = [(x[300 + 37 * i : 305 + 44 * i], y[300 + 37 * i : 305 + 44 * i]) for i in range(8)]
   sets.append((x[:7], np.full(7, 9)))
+  sets += [(x[250:251], y[250:251]), (x[251:253], y[251:253])]
+  sets.append((np.repeat(x[260:261], 30, 0), rng.integers(0, 4, 30)))
+  sets.append((x[:40], y[:40]))
   one = Z.Context((x[:200], y[:200]), (x[600:], y[600:]))
   many = Z.Context((x[:200], y[:200]), (x[600:], y[600:]))
   a = np.stack([one.features(s, spec, 1000) for s in sets])
+  monkeypatch.setattr(Z, "CHUNK", chunk)  # 60,000 numbers: several batches
   np.testing.assert_allclose(many.features_many(sets, spec, 1000), a, rtol=1e-5, atol=1e-6)
   # The batched stepped softmax fit is the per-set one, B's sample weighted to stand
   # for all of a B larger than LOGIT_POINTS.
   big = Z.Context((x[:600], y[:600]), (x[600:], y[600:]))
   assert len(big.lx1) < 600 and big.lw * len(big.lx1) == pytest.approx(600)
   xs1 = np.c_[big.transform(sets[3][0]), np.ones(len(sets[3][1]))]
-  ys1h = Z._onehot(big.labels(sets[3][1]), big.k)
+  ys1h = S.onehot(big.labels(sets[3][1]), big.k)
   w = np.r_[np.full(len(big.lx1), big.lw), np.ones(len(xs1))]
   per_set = SM.fit(np.r_[big.lx1, xs1], np.r_[big.ly1h, ys1h], w, init=big.theta_b)
   alone = SM.fit_many(big.lx1, big.ly1h, [(xs1, ys1h)], big.theta_b, big.lw)[0]

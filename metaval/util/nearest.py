@@ -14,12 +14,14 @@ import numpy as np
 PASSES = 16  # up to this many neighbours by repeated argmin; beyond, a stable sort
 
 
-def nearest(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def nearest(d: np.ndarray, k: int, scratch: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """Indices and values of each row's ``k`` smallest entries, nearest first.
 
   Args:
     d: ``[n, m]`` distances (any real dtype; ``inf`` allowed, no NaN).
     k: neighbours per row; more than ``m`` gives ``m``.
+    scratch: work in ``d`` itself instead of a copy (for a temporary the caller owns:
+      copying a large ``d`` costs as much as the search); ``d`` is restored on return.
 
   Returns:
     ``(idx [n, k'], val [n, k'])`` with ``k' = min(k, m)``: column indices ordered by
@@ -32,7 +34,7 @@ def nearest(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
   if k > PASSES:
     idx = np.argsort(d, axis=1, kind="stable")[:, :k]
     return idx, np.take_along_axis(d, idx, 1)
-  work = d.copy()
+  work = d if scratch else d.copy()
   rows = np.arange(n)
   idx = np.empty((n, k), np.int64)
   val = np.empty((n, k), d.dtype)
@@ -41,6 +43,9 @@ def nearest(d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     idx[:, j] = i
     val[:, j] = work[rows, i]
     work[rows, i] = np.inf
+  if scratch:
+    for j in reversed(range(k)):  # a column picked twice (a short row) ends at its value
+      d[rows, idx[:, j]] = val[:, j]
   # A row with fewer than k finite entries would pick a masked column again: those
   # rows take the stable sort (same order for the finite ones).
   short = ~np.isfinite(val[:, -1])

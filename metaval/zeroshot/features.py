@@ -10,8 +10,8 @@ so that valuing one supplement S costs only S's own updates:
   softmax regression twice (``metaval.zeroshot.softmax``): 25 further gradient steps
   from B's fit (over at most ``LOGIT_POINTS`` of B's points, weighted) and one damped
   Newton step from it (B's per-class Hessian blocks cached); each fitted on B and on
-  B ∪ S and scored on T. Their gains are features and, one by one, the baselines the
-  model must beat.
+  B ∪ S and scored on T (``metaval.zeroshot.scores``). Their gains are features and,
+  one by one, the baselines the model must beat.
 * **optimal transport** (POT): how much closer B ∪ S is to T than B, with and without
   a label-mismatch cost, and S's own distance to T.
 * **relational set statistics** (duplicates, label agreement with B's neighbours,
@@ -19,6 +19,10 @@ so that valuing one supplement S costs only S's own updates:
 * **scale**: sizes, width, classes, the base accuracies (headroom) and the learner.
 
 Inputs are raw: B's mean and standard deviation standardise B, S and T.
+
+Many supplements are valued together (``features_many``, ``rank()``): laid end to end,
+each per-point step runs once over all of them and the fits are batched products, with
+each row what its supplement gets alone (to rounding; tested).
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ import types
 import zlib
 
 import numpy as np
-import ot
 
 from metaval.predictor import features as PF
 from metaval.util.nearest import nearest
+from metaval.zeroshot import scores as S
 from metaval.zeroshot import softmax as SM
 from metaval.zeroshot.inputs import (
   FeatureError,
@@ -44,10 +48,10 @@ MAX_CLASSES = 50  # labels beyond this many distinct classes are refused
 MAX_WIDTH = 128  # wider inputs are projected on B's top principal components
 MAX_EVAL = 300  # evaluation points the proxies score on (stratified subsample)
 OT_POINTS = 16  # points per side of each transport problem
-RIDGE = 1.0  # ridge penalty of the least-squares proxy (standardised inputs)
 LOGIT_POINTS = 256  # B's points the stepped proxy runs over (a stratified, weighted sample)
 Z_CLIP = 1e6  # standardised inputs are clipped here: squared distances stay finite
 FAR_RMS = 10.0  # S's typical point this many of B's SDs (RMS over features) out: warned
+CHUNK = 4_000_000  # numbers in the largest intermediate of one batch of supplements
 
 # The single-proxy gains (each also a baseline in E2), in feature order.
 PROXIES = (
@@ -89,29 +93,6 @@ def _digest(y: np.ndarray) -> int:
   """A 32-bit checksum of a set's class ids (seeds its subsamples: the same set draws
   the same points whatever the units of its inputs)."""
   return zlib.crc32(np.ascontiguousarray(y, np.int64).tobytes())
-
-
-def _sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """Squared distances ``[n_a, n_b]``; without ``PF.sqdist``'s thread-pool guard, which
-  costs more (about 2 ms a call) than the small products of one query."""
-  d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :]
-  ab = a @ b.T
-  ab *= 2.0
-  d -= ab
-  return np.maximum(d, 0.0, out=d)
-
-
-def _emd(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> float:
-  """Exact transport cost. The marginals are built here to sum to one, so POT's check
-  of them (a third of a small problem's time) and the centring of the dual potentials
-  (unused: only the cost is read) are skipped; the cost is the same."""
-  return float(ot.emd2(a, b, cost, check_marginals=False, center_dual=False))
-
-
-def _onehot(y: np.ndarray, k: int) -> np.ndarray:
-  out = np.zeros((len(y), k))
-  out[np.arange(len(y)), y] = 1.0
-  return out
 
 
 def _stratified(y: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
@@ -255,22 +236,25 @@ class Context:
 
   def _prepare(self, rng):
     xb1 = np.c_[self.xb, np.ones(self.n_b)]
-    self.xe1 = np.c_[self.xe, np.ones(len(self.ye))]
-    yb1h = _onehot(self.yb, self.k)
+    yb1h = S.onehot(self.yb, self.k)
     self.gram = xb1.T @ xb1
     self.rhs = xb1.T @ yb1h
     self.sums = yb1h.T @ self.xb  # [k, d] class sums (nearest centroid)
     self.counts = yb1h.sum(0)
-    self.d_eb = _sqdist(self.xe, self.xb)  # [n_T, n_B]
-    d_bb = _sqdist(self.xb[: min(self.n_b, 256)], self.xb)
+    self.d_eb = S.sqdist(self.xe, self.xb)  # [n_T, n_B]
+    d_bb = S.sqdist(self.xb[: min(self.n_b, 256)], self.xb)
     d_bb[d_bb <= 1e-12] = np.inf
-    self.bw = float(np.median(d_bb.min(1))) if np.isfinite(d_bb).any() else 1.0
-    self.bw = max(self.bw, 1e-6)
+    bw = float(np.median(d_bb.min(1))) if np.isfinite(d_bb).any() else 1.0
+    # Transport: fixed samples of B and of T.
+    ot_pick = _stratified(self.yb, OT_POINTS, rng)
+    self.ot_b, self.ot_by = self.xb[ot_pick], self.yb[ot_pick]
+    ot_e = _stratified(self.ye, OT_POINTS, rng)
+    self.on_t = S.OnT(self.xe, self.ye, self.k, max(bw, 1e-6), self.xe[ot_e], self.ye[ot_e])
     self.xb1, self.yb1h = xb1, yb1h
     # kNN on B ∪ S only needs B's own 5 nearest per T point: cache them.
     nn, self.nn_d = nearest(self.d_eb, 5)
     self.nn_y = self.yb[nn]
-    self.mass_b = self._kernel_mass(self.d_eb, self.yb)
+    self.mass_b = self.on_t.kernel_w(self.d_eb) @ yb1h
     # Softmax regression: B's fit and, at that fit, the blocks of its mean loss's
     # Hessian one class each (cross-class terms dropped), inverted once.
     self.theta_b = SM.fit(xb1, yb1h, np.ones(self.n_b))
@@ -280,90 +264,35 @@ class Context:
     # to stand for n_B / LOGIT_POINTS (all of B, unweighted, when B is that small).
     sub = _stratified(self.yb, LOGIT_POINTS, np.random.default_rng([self._seed, 1]))
     self.lx1, self.ly1h, self.lw = xb1[sub], yb1h[sub], self.n_b / len(sub)
-    self.base_scores = {
-      "ridge": self._ridge(self.gram, self.rhs),
-      "knn": self._knn(self.nn_d, self.nn_y),
-      "kernel": self._kernel_ll(self.mass_b),
-      "centroid": self._centroid(self.sums, self.counts),
-      "logit": self._logit_score(self.theta_b),
+    on_t = self.on_t
+    self.base_scores = {  # B's own scores: the scorers' batches of one
+      "ridge": on_t.ridge(self.gram[None], self.rhs[None])[0],
+      "knn": on_t.knn(self.nn_d[None], self.nn_y[None])[0],
+      "kernel": on_t.kernel_ll(self.mass_b[None])[0],
+      "centroid": on_t.centroid(self.sums[None], self.counts[None])[0],
+      "logit": on_t.logit(self.theta_b[None])[0],
       # B's own Newton step, the reference of B ∪ S's.
-      "newton": self._logit_score(self._newton(self.grad_b, self.n_b)),
+      "newton": on_t.logit(self._newton(self.grad_b[None], [self.n_b]))[0],
     }
     # B's side of the stepped proxy takes as many further steps as B ∪ S does.
-    self.logit_b = self._logit_score(
-      SM.fit(self.lx1, self.ly1h, np.ones(len(sub)), init=self.theta_b)
-    )
-    ot_pick = _stratified(self.yb, OT_POINTS, rng)
-    self.ot_b, self.ot_by = self.xb[ot_pick], self.yb[ot_pick]
-    self.ot_e = _stratified(self.ye, OT_POINTS, rng)
-    self.ot_scale = max(float(np.median(_sqdist(self.xe[self.ot_e], self.ot_b))), 1e-6)
-    self.ot_base = self._ot(self.ot_b, self.ot_by, None)
+    theta = SM.fit(self.lx1, self.ly1h, np.ones(len(sub)), init=self.theta_b)
+    self.logit_b = on_t.logit(theta[None])[0]
+    # B's transport sample's costs to T's (scaled by their median).
+    cost = S.sqdist(self.ot_b, on_t.ot_x)
+    self.ot_scale = max(float(np.median(cost)), 1e-6)
+    self.ot_cost_b = cost / self.ot_scale
+    self.ot_base = on_t.ot(self.ot_cost_b, self.ot_by, None)
     self.rel_stats = PF.base_stats(self.xb.astype(np.float32), self.yb, self.k)
     # ``set_features`` reads only the task's kind and width.
     self._shim = types.SimpleNamespace(kind="classification", x=np.empty((0, self.xb.shape[1])))
-
-  # -- proxies -------------------------------------------------------------------
-
-  def _ridge(self, gram, rhs):
-    reg = RIDGE * np.eye(len(gram))
-    reg[-1, -1] = 0.0  # the bias is not penalised
-    w = np.linalg.solve(gram + reg, rhs)
-    s = self.xe1 @ w
-    true = s[np.arange(len(s)), self.ye]
-    s_other = s.copy()
-    s_other[np.arange(len(s)), self.ye] = -np.inf
-    margin = np.clip(true - s_other.max(1), -1.0, 1.0)
-    return np.array([(s.argmax(1) == self.ye).mean(), margin.mean()])
-
-  def _knn(self, d, lab):
-    """1-NN and 5-NN accuracy on T from candidate distances and labels ``[n_T, m]``."""
-    nn = nearest(d, 5)[0]
-    y = np.take_along_axis(lab, nn, 1)  # [n_T, kk] nearest first
-    votes = np.bincount(
-      (np.arange(len(d))[:, None] * self.k + y).reshape(-1), minlength=len(d) * self.k
-    )
-    votes = votes.reshape(len(d), self.k)
-    return np.array([(y[:, 0] == self.ye).mean(), (votes.argmax(1) == self.ye).mean()])
-
-  def _kernel_mass(self, d, y):
-    """``[n_T, k]`` Gaussian-kernel class mass (bandwidth: B's median NN distance)."""
-    return np.exp(-0.5 * np.minimum(d / self.bw, 50.0)) @ _onehot(y, self.k)
-
-  def _kernel_ll(self, mass):
-    p = (mass + 1e-3) / (mass.sum(1, keepdims=True) + 1e-3 * self.k)
-    return np.array([np.log(p[np.arange(len(p)), self.ye]).mean()])
-
-  def _centroid(self, sums, counts):
-    present = counts > 0
-    cent = sums[present] / counts[present, None]
-    ids = np.flatnonzero(present)
-    pred = ids[_sqdist(self.xe, cent).argmin(1)]
-    return np.array([(pred == self.ye).mean()])
 
   def _newton(self, grad_sum, n):
     """B's softmax fit moved by one damped Newton step on a mean loss over ``n`` points
     whose gradients there sum to ``grad_sum`` (B's Hessian blocks stand for the union's:
     exact to first order when S is a small share or B-like)."""
-    return SM.newton_step(self.theta_b, self.h_inv, grad_sum, n)
+    return SM.newton_step(self.theta_b, self.h_inv, grad_sum, np.asarray(n)[..., None, None])
 
-  def _logit_score(self, theta):
-    z = self.xe1 @ theta
-    z -= z.max(1, keepdims=True)
-    logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-    return np.array([(z.argmax(1) == self.ye).mean(), logp[np.arange(len(z)), self.ye].mean()])
-
-  def _ot(self, xs, ys, weights, labelled=True):
-    """Exact transport cost from points ``xs`` (mass ``weights``) to T's OT sample."""
-    xe, ye = self.xe[self.ot_e], self.ye[self.ot_e]
-    m = _sqdist(xs, xe) / self.ot_scale
-    a = np.full(len(xs), 1.0 / len(xs)) if weights is None else weights
-    b = np.full(len(xe), 1.0 / len(xe))
-    plain = _emd(a, b, m)
-    if not labelled:
-      return np.array([plain, 0.0])
-    return np.array([plain, _emd(a, b, m + (ys[:, None] != ye[None, :]))])
-
-  # -- one supplement ------------------------------------------------------------
+  # -- supplements ---------------------------------------------------------------
 
   def features(self, supplemental, learner: dict, learner_params: int) -> np.ndarray:
     """``[len(FEATURE_NAMES)]`` features of one supplement (raw ``(x_S, y_S)``).
@@ -381,9 +310,11 @@ class Context:
   def features_many(self, supplements, learner: dict, learner_params: int) -> np.ndarray:
     """``[P, len(FEATURE_NAMES)]`` features of several supplements, in order.
 
-    The rows equal those of ``features`` called on each supplement in turn (each
-    supplement's transport sample is seeded by its own labels); the stepped
-    softmax-regression proxy runs for all supplements in one batch.
+    Each row is what the supplement gets alone (to rounding; its transport sample is
+    seeded by its own labels). The supplements are laid end to end and valued in
+    batches: every per-point step (standardising, distances to T and to B, the
+    relational statistics) runs once over a batch, the fits and scores on T as
+    batched products, and only a few products per supplement remain in loops.
 
     Args:
       supplements: a list of ``(x_S, y_S)`` raw inputs and labels, same width as B.
@@ -395,68 +326,123 @@ class Context:
     """
     sets = []
     for supplemental in supplements:
-      xs_raw, ys_raw = as_arrays(supplemental, "supplemental")
-      if xs_raw.shape[1] != self.width:
-        raise FeatureError(f"supplemental has {xs_raw.shape[1]} features but base has {self.width}")
-      xs, ys = self.transform(xs_raw), self.labels(ys_raw)
-      sets.append((xs, ys, np.c_[xs, np.ones(len(ys))], _onehot(ys, self.k)))
-    # Batches of supplements sized so the batched logits stay around 4M numbers.
-    n_b = len(self.lx1)
-    per = max(1, 4_000_000 // max(1, (n_b + max(len(s[1]) for s in sets)) * self.k))
+      xs, ys = as_arrays(supplemental, "supplemental")
+      if xs.shape[1] != self.width:
+        raise FeatureError(f"supplemental has {xs.shape[1]} features but base has {self.width}")
+      if len(ys) == 0:
+        raise FeatureError("a supplemental set is empty")
+      sets.append((xs, ys))
+    learn = PF.learner_features(learner, learner_params)
+    # Batches of supplements sized so the largest intermediates (distances to B and
+    # to T, the stepped proxy's logits) stay around CHUNK numbers.
+    limit = CHUNK // max(self.n_b, len(self.ye), (len(self.lx1) + 1) * self.k)
+    rows, i = [], 0
     with PF.one_blas_thread():  # small products: one thread, the limit set once
-      thetas = []
-      for i in range(0, len(sets), per):
-        extra = [(s[2], s[3]) for s in sets[i : i + per]]
-        thetas += list(SM.fit_many(self.lx1, self.ly1h, extra, self.theta_b, self.lw))
-      rows = [self._one(*s, th, learner, learner_params) for s, th in zip(sets, thetas)]
-    return np.stack(rows)
+      while i < len(sets):
+        j, n = i + 1, len(sets[i][1])
+        while j < len(sets) and n + len(sets[j][1]) <= limit:
+          n += len(sets[j][1])
+          j += 1
+        rows.append(self._batch(sets[i:j], learn))
+        i = j
+    return np.concatenate(rows)
 
-  def _one(self, xs, ys, xs1, ys1h, theta, learner, learner_params) -> np.ndarray:
-    n_s = len(ys)
+  def _batch(self, sets, learn) -> np.ndarray:
+    sizes = np.array([len(y) for _, y in sets])
+    p, starts, ends = len(sizes), np.cumsum(sizes) - sizes, np.cumsum(sizes)
+    xs = self.transform(np.concatenate([x for x, _ in sets]))
+    ys = self.labels(np.concatenate([y for _, y in sets]))
+    xs1, ys1h = np.c_[xs, np.ones(len(ys))], S.onehot(ys, self.k)
     base = self.base_scores
-    ridge = self._ridge(self.gram + xs1.T @ xs1, self.rhs + xs1.T @ ys1h) - base["ridge"]
-    d_es = _sqdist(self.xe, xs)
-    nn, near = nearest(d_es, 5)
-    cand_d = np.concatenate([self.nn_d, near], 1)
-    knn = self._knn(cand_d, np.concatenate([self.nn_y, ys[nn]], 1)) - base["knn"]
-    kern = self._kernel_ll(self.mass_b + self._kernel_mass(d_es, ys)) - base["kernel"]
-    cent = self._centroid(self.sums + ys1h.T @ xs, self.counts + ys1h.sum(0)) - base["centroid"]
-    # Softmax regression on B ∪ S: B's fit moved by a Newton step with S's gradients.
-    grad_s = xs1.T @ (SM.softmax(xs1 @ self.theta_b) - ys1h)
-    newton = self._logit_score(self._newton(self.grad_b + grad_s, self.n_b + n_s))
+    span = list(zip(starts, ends))
+    # Per supplement: S's Gram and class products (B's cached), S's class sums, the
+    # kernel's class mass on T and S's summed softmax gradients at B's fit.
+    resid = SM.softmax(xs1 @ self.theta_b) - ys1h
+    gram, rhs = np.empty((p, *self.gram.shape)), np.empty((p, *self.rhs.shape))
+    sums, mass = np.empty((p, *self.sums.shape)), np.empty((p, *self.mass_b.shape))
+    grad = np.empty((p, *self.grad_b.shape))
+    d_es = np.empty((len(self.ye), len(ys)))  # [n_T, N]
+    for a, b in span:
+      # Each S's distances to T by its own product: one product over all of them rounds
+      # by column position, and exact ties (S's copies of one input, under different
+      # labels) would then break differently alone and in a batch.
+      d_es[:, a:b] = S.sqdist(self.xe, xs[a:b])
+    w_es = self.on_t.kernel_w(d_es)
+    for q, (a, b) in enumerate(span):
+      gram[q] = xs1[a:b].T @ xs1[a:b]
+      rhs[q] = xs1[a:b].T @ ys1h[a:b]
+      sums[q] = ys1h[a:b].T @ xs[a:b]
+      mass[q] = w_es[:, a:b] @ ys1h[a:b]
+      grad[q] = xs1[a:b].T @ resid[a:b]
+    counts = np.add.reduceat(ys1h, starts)  # [P, k]
+    ridge = self.on_t.ridge(self.gram + gram, self.rhs + rhs) - base["ridge"]
+    kern = self.on_t.kernel_ll(self.mass_b + mass) - base["kernel"]
+    cent = self.on_t.centroid(self.sums + sums, self.counts + counts) - base["centroid"]
+    # Softmax regression on B ∪ S: B's fit moved by a Newton step with S's gradients ...
+    newton = self.on_t.logit(self._newton(self.grad_b + grad, self.n_b + sizes))
     newton -= base["newton"]
-    # ``theta``: B ∪ S's stepped softmax regression, started from B's fit as the label
-    # engine's convex learners are (fitted for all supplements in ``features_many``).
-    logit = self._logit_score(theta) - self.logit_b
-    # S's transport sample depends on S's labels alone (not on earlier queries, nor on
+    # ... and B ∪ S's stepped fit, started from B's as the label engine's convex
+    # learners are.
+    extra = [(xs1[a:b], ys1h[a:b]) for a, b in span]
+    theta = SM.fit_many(self.lx1, self.ly1h, extra, self.theta_b, self.lw)
+    logit = self.on_t.logit(theta) - self.logit_b
+    # k-NN on B ∪ S: B's 5 nearest per T point (cached) and each S's 5 nearest.
+    width = min(5, sizes.max())
+    pad = np.full((len(self.ye), p, sizes.max()), np.inf)
+    pad[:, np.repeat(np.arange(p), sizes), np.arange(len(ys)) - np.repeat(starts, sizes)] = d_es
+    nn, near = nearest(pad.reshape(-1, sizes.max()), width, scratch=True)
+    nn = nn.reshape(len(self.ye), p, width) + starts[None, :, None]
+    near = near.reshape(len(self.ye), p, width)
+    cand_d = np.concatenate([np.broadcast_to(self.nn_d[None], (p, *self.nn_d.shape)),
+                             near.transpose(1, 0, 2)], 2)  # fmt: skip
+    cand_y = np.concatenate([np.broadcast_to(self.nn_y[None], (p, *self.nn_y.shape)),
+                             ys[np.minimum(nn, len(ys) - 1)].transpose(1, 0, 2)], 2)  # fmt: skip
+    knn = self.on_t.knn(cand_d, cand_y) - base["knn"]
+    # Transport. S's sample depends on S's labels alone (not on earlier queries, nor on
     # the inputs' units): the same query always gets the same features.
-    pick = _stratified(ys, OT_POINTS, np.random.default_rng([self._seed, _digest(ys)]))
-    share = n_s / (n_s + self.n_b)
-    w = np.concatenate(
-      [np.full(len(self.ot_b), (1 - share) / len(self.ot_b)), np.full(len(pick), share / len(pick))]
-    )
-    union = np.concatenate([self.ot_b, xs[pick]]), np.concatenate([self.ot_by, ys[pick]])
-    ot_union = self._ot(*union, w)
-    ot_s = self._ot(xs[pick], ys[pick], None, labelled=False)
-    rel = PF.relational(xs.astype(np.float32), ys, self.rel_stats, is_base=False)
+    picks = [
+      a + _stratified(ys[a:b], OT_POINTS, np.random.default_rng([self._seed, _digest(ys[a:b])]))
+      for a, b in span
+    ]
+    cost_s = S.sqdist(xs[np.concatenate(picks)], self.on_t.ot_x) / self.ot_scale
+    ot = np.empty((p, 3))
+    at = 0
+    for q, pick in enumerate(picks):
+      c_s, y_s = cost_s[at : at + len(pick)], ys[pick]
+      at += len(pick)
+      share = sizes[q] / (sizes[q] + self.n_b)
+      wts = np.concatenate(
+        [
+          np.full(len(self.ot_by), (1 - share) / len(self.ot_by)),
+          np.full(len(pick), share / len(pick)),
+        ]
+      )
+      union = self.on_t.ot(
+        np.concatenate([self.ot_cost_b, c_s]), np.concatenate([self.ot_by, y_s]), wts
+      )
+      ot[q] = [*(self.ot_base - union), self.on_t.ot(c_s, y_s, None, labelled=False)[0]]
+    xs32 = xs.astype(np.float32)
+    rel = PF.relational(xs32, ys, self.rel_stats, is_base=False, sizes=sizes)
     # proxies=False: the kNN proxies on B's probe points repeat the eval-set kNN gains
     # above at several times their cost.
-    sets = PF.set_features(xs.astype(np.float32), ys, rel, self.rel_stats, self._shim, False)
-    learn = PF.learner_features(learner, learner_params)
-    other = [
-      np.log((ot_s[0] + 1e-6) / (self.ot_base[0] + 1e-6)),
-      np.log(self.n_b),
-      np.log(n_s),
-      np.log(n_s / self.n_b),
-      np.log(self.width),
-      np.log(self.k - 1),
-      base["ridge"][0],
-      base["knn"][1],
-      base["logit"][0],
-      1.0 / (self.k - 1),
-      float((ys == self.k - 1).mean()),
-    ]
+    stats = PF.set_features_many(xs32, ys, sizes, rel, self.rel_stats, self._shim, False)
+    other = np.stack(
+      [
+        np.log((ot[:, 2] + 1e-6) / (self.ot_base[0] + 1e-6)),
+        np.full(p, np.log(self.n_b)),
+        np.log(sizes),
+        np.log(sizes / self.n_b),
+        np.full(p, np.log(self.width)),
+        np.full(p, np.log(self.k - 1)),
+        np.full(p, base["ridge"][0]),
+        np.full(p, base["knn"][1]),
+        np.full(p, base["logit"][0]),
+        np.full(p, 1.0 / (self.k - 1)),
+        np.bincount(np.repeat(np.arange(p), sizes), (ys == self.k - 1) * 1.0, minlength=p) / sizes,
+      ],
+      1,
+    )
     f = np.concatenate(
-      [ridge, knn, kern, cent, logit, newton, self.ot_base - ot_union, other, sets, learn]
+      [ridge, knn, kern, cent, logit, newton, ot[:, :2], other, stats, np.tile(learn, (p, 1))], 1
     ).astype(np.float32)
     return np.nan_to_num(f, nan=0.0, posinf=10.0, neginf=-10.0)

@@ -56,8 +56,10 @@ def fit_many(xb1, yb1h, extra, init, wb=1.0, steps=STEPS, lr=LR):
     z -= y
     return z
 
+  flat = theta.reshape(p * k, d1)  # B's products: one GEMM over every supplement's classes
   for _ in range(steps):
-    g = np.matmul(resid(np.matmul(theta, xbt), ybt), xb1)
+    zb = (flat @ xbt).reshape(p, k, len(xb1))
+    g = (resid(zb, ybt).reshape(p * k, -1) @ xb1).reshape(p, k, d1)
     if wb != 1.0:
       g *= wb
     g += np.matmul(resid(np.matmul(theta, xst), ys) * ws, xs)
@@ -114,7 +116,9 @@ def newton_blocks(x1: np.ndarray, theta: np.ndarray, l2: float = NEWTON_L2) -> n
 
 def newton_step(theta, h_inv, grad_sum, n, l2: float = NEWTON_L2) -> np.ndarray:
   """``theta`` moved by one Newton step on a mean loss over ``n`` points whose gradients
-  at ``theta`` sum to ``grad_sum``, with the blocks ``h_inv`` of ``newton_blocks``."""
+  at ``theta`` sum to ``grad_sum``, with the blocks ``h_inv`` of ``newton_blocks``.
+  ``grad_sum`` ``[..., d + 1, k]`` and ``n`` (broadcast against it) may carry leading
+  batch axes: one step per batch entry."""
   g = grad_sum / n + l2 * theta
-  step = np.matmul(h_inv, g.T[:, :, None])[:, :, 0]  # [k, d + 1]
-  return theta - step.T
+  step = np.matmul(h_inv, np.swapaxes(g, -1, -2)[..., None])[..., 0]  # [..., k, d + 1]
+  return theta - np.swapaxes(step, -1, -2)

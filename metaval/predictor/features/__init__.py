@@ -51,6 +51,7 @@ from metaval.predictor.features.sets import (
   knn_proxies,
   learner_features,
   set_features,
+  set_features_many,
 )
 
 __all__ = [
@@ -87,6 +88,7 @@ __all__ = [
   "relational",
   "row_keys",
   "set_features",
+  "set_features_many",
   "sqdist",
   "task_view",
 ]

@@ -129,10 +129,28 @@ class BaseStats:
   probe_d: np.ndarray  # [n_p, n_B] squared distances, the query itself at inf
   x64: np.ndarray = dataclasses.field(init=False, repr=False)  # ``x`` as float64
   sq: np.ndarray = dataclasses.field(init=False, repr=False)  # its squared norms
+  # ``[d + 1, n_B]``: ``-2 x`` over the squared norms; ``[a, 1]`` times it is each
+  # row's ``|b|^2 - 2ab``, its squared distance to B's points less ``|a|^2``.
+  lifted: np.ndarray = dataclasses.field(init=False, repr=False)
 
   def __post_init__(self):
     self.x64 = np.asarray(self.x, np.float64)
     self.sq = (self.x64 * self.x64).sum(1)
+    self.lifted = np.ascontiguousarray(np.r_[-2.0 * self.x64.T, self.sq[None]])
+
+  def nearest(self, xs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` nearest points of B and their squared distances, nearest first.
+
+    One product ranks all of B (the row's own norm, the same along the row, is added
+    to the ``k`` kept only), where ``sqdist`` then ``nearest`` would pass over the
+    ``[n, n_B]`` distances three more times.
+    """
+    with one_blas_thread():
+      a = np.asarray(xs, np.float64)
+      part = np.c_[a, np.ones(len(a))] @ self.lifted  # [n, n_B]
+    order, near = nearest(part, k, scratch=True)
+    near += (a * a).sum(1)[:, None]
+    return order, np.maximum(near, 0.0, out=near)
 
 
 def base_stats(xb: np.ndarray, yb: np.ndarray, k: int) -> BaseStats:
@@ -166,7 +184,7 @@ def base_stats(xb: np.ndarray, yb: np.ndarray, k: int) -> BaseStats:
   )
 
 
-def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
+def relational(xs, ys, base: BaseStats, *, is_base: bool, sizes=None) -> np.ndarray:
   """Relational features ``[n, len(RELATIONAL)]`` of a set against B.
 
   Args:
@@ -174,17 +192,25 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
     ys: ``[n]`` labels.
     base: statistics of B.
     is_base: the set *is* B: neighbours exclude the point itself.
+    sizes: the rows are several sets laid end to end, of these sizes (default: one
+      set); the features against B are the same row by row, the within-set ones
+      (class share, nearest point, copies) are each set's own.
   """
   n = len(ys)
+  sizes = np.array([n] if sizes is None else sizes, np.int64)
+  if is_base and len(sizes) > 1:
+    raise ValueError("is_base describes B itself: one set")
   keys = row_keys(xs)
-  d = sqdist(xs, base.x64, base.sq)  # [n, n_B]
-  if is_base:
-    np.fill_diagonal(d, np.inf)
   nb = base.x.shape[0] - (1 if is_base else 0)
   out = np.zeros((n, len(RELATIONAL)), np.float32)
   if nb > 0:
     k = min(KNN, nb)
-    order, near = nearest(d, k)
+    if is_base:  # B against itself: each point's own distance left out
+      d = sqdist(xs, base.x64, base.sq)
+      np.fill_diagonal(d, np.inf)
+      order, near = nearest(d, k)
+    else:
+      order, near = base.nearest(xs, k)
     exact = _dup_flags(keys, base.keys, own=1 if is_base else 0)
     nn_d = np.where(exact > 0, 0.0, np.sqrt(near[:, 0]) / base.scale)
     nn_y = base.y[order]  # [n, k]
@@ -199,19 +225,23 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool) -> np.ndarray:
   else:
     out[:, 0] = np.log1p(CLIP)
   out[:, 6] = base.counts[ys] / max(base.counts.sum(), 1.0)
-  s_counts = np.bincount(ys, minlength=base.k)
-  out[:, 7] = s_counts[ys] / max(n, 1)
+  own = np.repeat(np.arange(len(sizes)), sizes) * base.k + ys  # (set, class) of each row
+  out[:, 7] = np.bincount(own, minlength=len(sizes) * base.k)[own] / np.repeat(
+    np.maximum(sizes, 1), sizes
+  )
   if is_base:
     out[:, 8:10] = out[:, [0, 1]]
-  elif n > 1:
-    ds = sqdist(xs, xs)
-    np.fill_diagonal(ds, np.inf)
-    exact_s = _dup_flags(keys, _key_counts(keys), own=1)
-    within = np.where(exact_s > 0, 0.0, np.sqrt(ds.min(1)) / base.scale)
-    out[:, 8] = np.log1p(np.minimum(within, CLIP))
-    out[:, 9] = exact_s
   else:
-    out[:, 8] = np.log1p(CLIP)
+    for a, b in zip(np.cumsum(sizes) - sizes, np.cumsum(sizes)):
+      if b - a > 1:
+        ds = sqdist(xs[a:b], xs[a:b])
+        np.fill_diagonal(ds, np.inf)
+        exact_s = _dup_flags(keys[a:b], _key_counts(keys[a:b]), own=1)
+        within = np.where(exact_s > 0, 0.0, np.sqrt(ds.min(1)) / base.scale)
+        out[a:b, 8] = np.log1p(np.minimum(within, CLIP))
+        out[a:b, 9] = exact_s
+      else:
+        out[a:b, 8] = np.log1p(CLIP)
   out[:, 10] = np.log1p(np.minimum(np.sqrt(((xs - base.mean) ** 2).sum(1)) / base.radius, CLIP))
   out[:, 11] = 0.0 if is_base else 1.0
   return out

@@ -58,10 +58,11 @@ LEARNER_FEATURES = (
 LEARNER_DIM = len(LEARNER_FEATURES)
 
 
-def _entropy(counts: np.ndarray, k: int) -> float:
-  p = counts / max(counts.sum(), 1.0)
-  p = p[p > 0]
-  return float(-(p * np.log(p)).sum() / np.log(max(k, 2)))
+def _entropy(counts: np.ndarray, k: int) -> np.ndarray:
+  """Normalised entropy of class counts along the last axis."""
+  p = counts / np.maximum(counts.sum(-1, keepdims=True), 1.0)
+  plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+  return -plogp.sum(-1) / np.log(max(k, 2))
 
 
 def knn_proxies(xs, ys, base: BaseStats) -> np.ndarray:
@@ -120,41 +121,58 @@ def set_features(xs, ys, rel, base: BaseStats, task: Task, proxies: bool = True)
 
   ``proxies=False`` leaves the four ``knn_proxies`` features at zero.
   """
-  n, nb, k = len(ys), len(base.y), base.k
-  s_counts = np.bincount(ys, minlength=k).astype(np.float64)
-  var_s = float(xs.var(0).mean()) if n > 1 else 0.0
-  unique = len({r.tobytes() for r in np.round(xs, 4)}) / n
-  row_sd = xs.std(1)
-  dup = rel[:, 1]  # exact duplicates of B
-  novel_agree = ((1.0 - rel[:, 2]) * rel[:, 4]).sum()
-  f = np.array(
-    [
-      np.log1p(n),
-      np.log1p(nb),
-      np.log(n / nb),
-      np.log((var_s + 1e-3) / (base.var + 1e-3)),
-      _entropy(s_counts, k),
-      _entropy(base.counts, k),
-      0.5 * np.abs(s_counts / n - base.counts / max(nb, 1)).sum(),
-      dup.mean(),
-      rel[:, 2].mean(),
-      rel[:, 3].mean(),
-      rel[:, 4].mean(),
-      rel[:, 0].mean(),
-      rel[:, 9].mean(),
-      unique,
-      np.log(k),
-      np.log(task.x.shape[1]),
-      (row_sd < 1e-3).mean(),
-      np.log1p(novel_agree / nb * 100.0),
-      (rel[:, 0] > np.log1p(3.0)).mean(),
-      float(task.kind == LANGUAGE_MODEL),
-      n / (n + nb),
-      *(knn_proxies(xs, ys, base) if proxies else np.zeros(4)),
-    ],
-    np.float32,
-  )
-  return f
+  return set_features_many(xs, ys, [len(ys)], rel, base, task, proxies)[0]
+
+
+def set_features_many(xs, ys, sizes, rel, base: BaseStats, task: Task, proxies: bool = True):
+  """``[P, SET_DIM]``: ``set_features`` of P sets laid end to end (rows of ``xs``,
+  ``ys`` and ``rel``, of ``sizes``), each as if alone; the per-row work runs once over
+  all of them."""
+  sizes = np.asarray(sizes, np.int64)
+  if (sizes < 1).any():
+    raise FeatureError("a supplemental set is empty")
+  p, nb, k = len(sizes), len(base.y), base.k
+  starts = np.cumsum(sizes) - sizes
+  n = sizes.astype(np.float64)
+  own = np.repeat(np.arange(p), sizes)
+  s_counts = np.bincount(own * k + ys, minlength=p * k).reshape(p, k).astype(np.float64)
+  var_s = np.zeros(p)
+  unique = np.zeros(p)
+  for i, (a, m) in enumerate(zip(starts, sizes)):
+    var_s[i] = float(xs[a : a + m].var(0).mean()) if m > 1 else 0.0
+    unique[i] = len({r.tobytes() for r in np.round(xs[a : a + m], 4)}) / m
+  mean = np.add.reduceat(rel.astype(np.float64), starts) / n[:, None]  # [P, RELATIONAL]
+  novel_agree = np.add.reduceat((1.0 - rel[:, 2]) * rel[:, 4], starts)
+  constant = np.add.reduceat((xs.std(1) < 1e-3).astype(np.float64), starts) / n
+  far = np.add.reduceat((rel[:, 0] > np.log1p(3.0)).astype(np.float64), starts) / n
+  knn = np.zeros((p, 4))
+  if proxies:
+    for i, (a, m) in enumerate(zip(starts, sizes)):
+      knn[i] = knn_proxies(xs[a : a + m], ys[a : a + m], base)
+  cols = [
+    np.log1p(n),
+    np.full(p, np.log1p(nb)),
+    np.log(n / nb),
+    np.log((var_s + 1e-3) / (base.var + 1e-3)),
+    _entropy(s_counts, k),
+    np.full(p, _entropy(base.counts, k)),
+    0.5 * np.abs(s_counts / n[:, None] - base.counts / max(nb, 1)).sum(1),
+    mean[:, 1],  # exact duplicates of B
+    mean[:, 2],
+    mean[:, 3],
+    mean[:, 4],
+    mean[:, 0],
+    mean[:, 9],
+    unique,
+    np.full(p, np.log(k)),
+    np.full(p, np.log(task.x.shape[1])),
+    constant,
+    np.log1p(novel_agree / nb * 100.0),
+    far,
+    np.full(p, float(task.kind == LANGUAGE_MODEL)),
+    n / (n + nb),
+  ]
+  return np.concatenate([np.stack(cols, 1), knn], 1).astype(np.float32)
 
 
 def learner_features(spec: dict, num_params: int) -> np.ndarray:
