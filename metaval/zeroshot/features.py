@@ -51,7 +51,7 @@ OT_POINTS = 16  # points per side of each transport problem
 LOGIT_POINTS = 256  # B's points the stepped proxy runs over (a stratified, weighted sample)
 Z_CLIP = 1e6  # standardised inputs are clipped here: squared distances stay finite
 FAR_RMS = 10.0  # S's typical point this many of B's SDs (RMS over features) out: warned
-CHUNK = 4_000_000  # numbers in the largest intermediate of one batch of supplements
+CHUNK = 1_000_000  # numbers in the largest intermediate of one batch of supplements (8 MB)
 
 # The single-proxy gains (each also a baseline in E2), in feature order.
 PROXIES = (
