@@ -47,10 +47,12 @@ class OnT:
   """The evaluation set as the scorers see it.
 
   Args:
-    xe: ``[n_T, d]`` standardised inputs of T; ``ye``: their class ids.
+    xe: ``[n_T, d]`` standardised inputs of T.
+    ye: their class ids.
     k: class ids in use (B's and T's classes, plus one for labels neither uses).
     bw: the Gaussian kernel's bandwidth (B's median squared NN distance).
-    ot_x, ot_y: T's transport sample (inputs, class ids).
+    ot_x: T's transport sample, inputs.
+    ot_y: its class ids.
   """
 
   def __init__(self, xe, ye, k: int, bw: float, ot_x, ot_y):
