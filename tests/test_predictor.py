@@ -64,6 +64,11 @@ def test_set_statistics_of_sets_laid_end_to_end_are_each_sets_own():
   xs, ys = np.concatenate([x for x, _ in sets]), np.concatenate([y for _, y in sets])
   rel = F.relational(xs, ys, stats, is_base=False, sizes=sizes)
   together = F.set_features_many(xs, ys, sizes, rel, stats, task, proxies=True)
+  # Without the (quadratic) within-set distance every other column is the same.
+  lean = F.relational(xs, ys, stats, is_base=False, sizes=sizes, within=False)
+  col = F.RELATIONAL.index("log_nn_dist_within_set")
+  assert np.all(lean[:, col] == 0.0)
+  np.testing.assert_array_equal(np.delete(lean, col, 1), np.delete(rel, col, 1))
   at = 0
   for i, (x, y) in enumerate(sets):
     alone = F.relational(x, y, stats, is_base=False)

@@ -422,7 +422,8 @@ class Context:
       )
       ot[q] = [*(self.ot_base - union), self.on_t.ot(c_s, y_s, None, labelled=False)[0]]
     xs32 = xs.astype(np.float32)
-    rel = PF.relational(xs32, ys, self.rel_stats, is_base=False, sizes=sizes)
+    # The within-set nearest distance is not a feature here (and is quadratic in |S|).
+    rel = PF.relational(xs32, ys, self.rel_stats, is_base=False, sizes=sizes, within=False)
     # proxies=False: the kNN proxies on B's probe points repeat the eval-set kNN gains
     # above at several times their cost.
     stats = PF.set_features_many(xs32, ys, sizes, rel, self.rel_stats, self._shim, False)

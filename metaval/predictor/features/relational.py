@@ -24,6 +24,7 @@ from metaval.util.rowkeys import input_keys, key_list
 KNN = 5
 PROBE = 512  # B points used as leave-one-out queries (scale estimate, kNN proxies)
 NEAR_DUP = 0.25  # the ``near_dup`` flag: nearest B point within this many B scales
+BLOCK = 4_000_000  # distances held at once when a set is compared with B or itself
 
 RELATIONAL = (
   "log_nn_dist",
@@ -143,14 +144,32 @@ class BaseStats:
 
     One product ranks all of B (the row's own norm, the same along the row, is added
     to the ``k`` kept only), where ``sqdist`` then ``nearest`` would pass over the
-    ``[n, n_B]`` distances three more times.
+    ``[n, n_B]`` distances three more times. Rows go in blocks of at most ``BLOCK``
+    distances, so a large set never holds all of them at once.
     """
-    with one_blas_thread():
-      a = np.asarray(xs, np.float64)
-      part = np.c_[a, np.ones(len(a))] @ self.lifted  # [n, n_B]
-    order, near = nearest(part, k, scratch=True)
+    a = np.asarray(xs, np.float64)
+    step = max(1, BLOCK // max(1, len(self.y)))
+    order = np.empty((len(a), min(k, len(self.y))), np.int64)
+    near = np.empty(order.shape)
+    for i in range(0, len(a), step):
+      with one_blas_thread():
+        part = np.c_[a[i : i + step], np.ones(len(a[i : i + step]))] @ self.lifted
+      order[i : i + step], near[i : i + step] = nearest(part, k, scratch=True)
     near += (a * a).sum(1)[:, None]
     return order, np.maximum(near, 0.0, out=near)
+
+
+def _nearest_within(xs: np.ndarray) -> np.ndarray:
+  """``[n]`` each row's squared distance to the nearest *other* row of ``xs`` (``n > 1``),
+  in blocks of rows of at most ``BLOCK`` distances."""
+  n = len(xs)
+  step = max(1, BLOCK // n)
+  out = np.empty(n)
+  for i in range(0, n, step):
+    ds = sqdist(xs[i : i + step], xs)
+    ds[np.arange(len(ds)), np.arange(i, i + len(ds))] = np.inf
+    out[i : i + step] = ds.min(1)
+  return out
 
 
 def base_stats(xb: np.ndarray, yb: np.ndarray, k: int) -> BaseStats:
@@ -184,7 +203,7 @@ def base_stats(xb: np.ndarray, yb: np.ndarray, k: int) -> BaseStats:
   )
 
 
-def relational(xs, ys, base: BaseStats, *, is_base: bool, sizes=None) -> np.ndarray:
+def relational(xs, ys, base: BaseStats, *, is_base: bool, sizes=None, within=True) -> np.ndarray:
   """Relational features ``[n, len(RELATIONAL)]`` of a set against B.
 
   Args:
@@ -195,6 +214,9 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool, sizes=None) -> np.ndar
     sizes: the rows are several sets laid end to end, of these sizes (default: one
       set); the features against B are the same row by row, the within-set ones
       (class share, nearest point, copies) are each set's own.
+    within: compute ``log_nn_dist_within_set`` (quadratic in a set's size: a set of
+      100,000 points costs most of a minute); ``False`` leaves it at 0 for callers
+      that do not read it.
   """
   n = len(ys)
   sizes = np.array([n] if sizes is None else sizes, np.int64)
@@ -234,13 +256,12 @@ def relational(xs, ys, base: BaseStats, *, is_base: bool, sizes=None) -> np.ndar
   else:
     for a, b in zip(np.cumsum(sizes) - sizes, np.cumsum(sizes)):
       if b - a > 1:
-        ds = sqdist(xs[a:b], xs[a:b])
-        np.fill_diagonal(ds, np.inf)
         exact_s = _dup_flags(keys[a:b], _key_counts(keys[a:b]), own=1)
-        within = np.where(exact_s > 0, 0.0, np.sqrt(ds.min(1)) / base.scale)
-        out[a:b, 8] = np.log1p(np.minimum(within, CLIP))
+        if within:
+          near = np.sqrt(_nearest_within(xs[a:b])) / base.scale
+          out[a:b, 8] = np.log1p(np.minimum(np.where(exact_s > 0, 0.0, near), CLIP))
         out[a:b, 9] = exact_s
-      else:
+      elif within:
         out[a:b, 8] = np.log1p(CLIP)
   out[:, 10] = np.log1p(np.minimum(np.sqrt(((xs - base.mean) ** 2).sum(1)) / base.radius, CLIP))
   out[:, 11] = 0.0 if is_base else 1.0
