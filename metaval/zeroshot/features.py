@@ -160,7 +160,8 @@ class Context:
     self._raw_e = xe
     self._eval_keys = None  # T's inputs as bytes, built on first use
     self._base_keys = None  # B's (input, label) rows as bytes, built on first use
-    self._prepare(rng)
+    with PF.one_blas_thread():  # small products: one thread, the limit set once
+      self._prepare(rng)
 
   # -- inputs ------------------------------------------------------------------
 
@@ -241,8 +242,8 @@ class Context:
     self.rhs = xb1.T @ yb1h
     self.sums = yb1h.T @ self.xb  # [k, d] class sums (nearest centroid)
     self.counts = yb1h.sum(0)
-    self.d_eb = S.sqdist(self.xe, self.xb)  # [n_T, n_B]
-    d_bb = S.sqdist(self.xb[: min(self.n_b, 256)], self.xb)
+    self.d_eb = PF.sqdist(self.xe, self.xb)  # [n_T, n_B]
+    d_bb = PF.sqdist(self.xb[: min(self.n_b, 256)], self.xb)
     d_bb[d_bb <= 1e-12] = np.inf
     bw = float(np.median(d_bb.min(1))) if np.isfinite(d_bb).any() else 1.0
     # Transport: fixed samples of B and of T.
@@ -278,7 +279,7 @@ class Context:
     theta = SM.fit(self.lx1, self.ly1h, np.ones(len(sub)), init=self.theta_b)
     self.logit_b = on_t.logit(theta[None])[0]
     # B's transport sample's costs to T's (scaled by their median).
-    cost = S.sqdist(self.ot_b, on_t.ot_x)
+    cost = PF.sqdist(self.ot_b, on_t.ot_x)
     self.ot_scale = max(float(np.median(cost)), 1e-6)
     self.ot_cost_b = cost / self.ot_scale
     self.ot_base = on_t.ot(self.ot_cost_b, self.ot_by, None)
@@ -366,7 +367,7 @@ class Context:
       # Each S's distances to T by its own product: one product over all of them rounds
       # by column position, and exact ties (S's copies of one input, under different
       # labels) would then break differently alone and in a batch.
-      d_es[:, a:b] = S.sqdist(self.xe, xs[a:b])
+      d_es[:, a:b] = PF.sqdist(self.xe, xs[a:b])
     w_es = self.on_t.kernel_w(d_es)
     for q, (a, b) in enumerate(span):
       gram[q] = xs1[a:b].T @ xs1[a:b]
@@ -404,7 +405,7 @@ class Context:
       a + _stratified(ys[a:b], OT_POINTS, np.random.default_rng([self._seed, _digest(ys[a:b])]))
       for a, b in span
     ]
-    cost_s = S.sqdist(xs[np.concatenate(picks)], self.on_t.ot_x) / self.ot_scale
+    cost_s = PF.sqdist(xs[np.concatenate(picks)], self.on_t.ot_x) / self.ot_scale
     ot = np.empty((p, 3))
     at = 0
     for q, pick in enumerate(picks):

@@ -17,16 +17,6 @@ RIDGE = 1.0  # ridge penalty of the least-squares proxy (standardised inputs)
 EMD_ITERATIONS = 100_000  # the network simplex's cap (POT's default)
 
 
-def sqdist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-  """Squared distances ``[n_a, n_b]``; without ``PF.sqdist``'s thread-pool guard, which
-  costs more (about 2 ms a call) than the small products of one query."""
-  d = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :]
-  ab = a @ b.T
-  ab *= 2.0
-  d -= ab
-  return np.maximum(d, 0.0, out=d)
-
-
 def emd(a: np.ndarray, b: np.ndarray, cost: np.ndarray) -> float:
   """Exact transport cost by POT's network simplex, called directly: ``ot.emd2``'s
   checks and bookkeeping (marginals, zero-mass rows, dual centring) are 60% of a
