@@ -63,6 +63,18 @@ def test_features_are_finite_and_deterministic():
   np.testing.assert_allclose(f1, f2, rtol=1e-6, atol=1e-6)
 
 
+def test_batches_cover_every_supplement_in_order_within_the_budget():
+  rng = np.random.default_rng(0)
+  for _ in range(50):
+    sizes = rng.integers(1, 400, rng.integers(1, 30))
+    cost, budget, pad = sizes * 7, int(rng.integers(100, 5000)), int(rng.integers(0, 4))
+    runs = Z._runs(sizes, cost, budget, pad)
+    assert [i for i, _ in runs] == [0] + [j for _, j in runs[:-1]] and runs[-1][1] == len(sizes)
+    for i, j in runs:  # within the budget, or a single item that exceeds it alone
+      within = cost[i:j].sum() <= budget and pad * (j - i) * sizes[i:j].max() <= budget
+      assert within or j == i + 1
+
+
 def test_transport_costs_equal_pots_emd2():
   import ot
 

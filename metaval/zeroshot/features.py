@@ -89,6 +89,23 @@ FEATURE_NAMES = (
 )
 
 
+def _runs(sizes, cost, budget: int, pad_rows: int = 0) -> list[tuple[int, int]]:
+  """Consecutive runs ``(i, j)`` of items whose summed ``cost`` stays within ``budget``
+  (an item alone may exceed it); with ``pad_rows``, also ``pad_rows`` times the run's
+  length times its largest ``sizes`` (a ``[pad_rows, items, largest]`` padded array)."""
+  runs, i = [], 0
+  while i < len(sizes):
+    j, total, big = i + 1, cost[i], sizes[i]
+    while j < len(sizes):
+      big_j = max(big, sizes[j])
+      if total + cost[j] > budget or pad_rows * (j + 1 - i) * big_j > budget:
+        break
+      total, big, j = total + cost[j], big_j, j + 1
+    runs.append((i, j))
+    i = j
+  return runs
+
+
 def _digest(y: np.ndarray) -> int:
   """A 32-bit checksum of a set's class ids (seeds its subsamples: the same set draws
   the same points whatever the units of its inputs)."""
@@ -334,25 +351,42 @@ class Context:
         raise FeatureError("a supplemental set is empty")
       sets.append((xs, ys))
     learn = PF.learner_features(learner, learner_params)
-    # Batches of supplements sized so the largest intermediates (distances to B and
-    # to T, the stepped proxy's logits) stay around CHUNK numbers.
-    limit = CHUNK // max(self.n_b, len(self.ye), (len(self.lx1) + 1) * self.k)
-    rows, i = [], 0
+    sizes = np.array([len(y) for _, y in sets])
     with PF.one_blas_thread():  # small products: one thread, the limit set once
-      while i < len(sets):
-        j, n = i + 1, len(sets[i][1])
-        while j < len(sets) and n + len(sets[j][1]) <= limit:
-          n += len(sets[j][1])
-          j += 1
-        rows.append(self._batch(sets[i:j], learn))
-        i = j
+      xs = self.transform(np.concatenate([x for x, _ in sets]))
+      ys = self.labels(np.concatenate([y for _, y in sets]))
+      cuts = np.cumsum(sizes)[:-1]
+      prepared = list(zip(np.split(xs, cuts), np.split(ys, cuts)))
+      # B ∪ S's stepped softmax fits, started from B's as the label engine's convex
+      # learners are: its working set is per supplement (B's sampled rows' logits),
+      # so it runs in batches of its own, as wide as CHUNK allows.
+      cols = self.k + self.xb.shape[1] + 1  # a supplement's row: its logits, inputs, weight
+      thetas = np.concatenate(
+        [
+          SM.fit_many(
+            self.lx1,
+            self.ly1h,
+            [(np.c_[x, np.ones(len(y))], S.onehot(y, self.k)) for x, y in prepared[i:j]],
+            self.theta_b,
+            self.lw,
+          )
+          for i, j in _runs(sizes, self.k * len(self.lx1) + cols * sizes, CHUNK, cols)
+        ]
+      )
+      # The rest in batches whose distances to B and to T (and T's distances padded to
+      # the batch's largest set) stay around CHUNK numbers.
+      per_point = max(self.n_b, len(self.ye))
+      rows = [
+        self._batch(prepared[i:j], thetas[i:j], learn)
+        for i, j in _runs(sizes, sizes * per_point, CHUNK, len(self.ye))
+      ]
     return np.concatenate(rows)
 
-  def _batch(self, sets, learn) -> np.ndarray:
+  def _batch(self, sets, theta, learn) -> np.ndarray:
     sizes = np.array([len(y) for _, y in sets])
     p, starts, ends = len(sizes), np.cumsum(sizes) - sizes, np.cumsum(sizes)
-    xs = self.transform(np.concatenate([x for x, _ in sets]))
-    ys = self.labels(np.concatenate([y for _, y in sets]))
+    xs = np.concatenate([x for x, _ in sets])
+    ys = np.concatenate([y for _, y in sets])
     xs1, ys1h = np.c_[xs, np.ones(len(ys))], S.onehot(ys, self.k)
     base = self.base_scores
     span = list(zip(starts, ends))
@@ -382,10 +416,7 @@ class Context:
     # Softmax regression on B ∪ S: B's fit moved by a Newton step with S's gradients ...
     newton = self.on_t.logit(self._newton(self.grad_b + grad, self.n_b + sizes))
     newton -= base["newton"]
-    # ... and B ∪ S's stepped fit, started from B's as the label engine's convex
-    # learners are.
-    extra = [(xs1[a:b], ys1h[a:b]) for a, b in span]
-    theta = SM.fit_many(self.lx1, self.ly1h, extra, self.theta_b, self.lw)
+    # ... and B ∪ S's stepped fit (``theta``, fitted in ``features_many``).
     logit = self.on_t.logit(theta) - self.logit_b
     # k-NN on B ∪ S: B's 5 nearest per T point (cached) and each S's 5 nearest.
     width = min(5, sizes.max())
