@@ -117,10 +117,14 @@ def _stratified(y: np.ndarray, m: int, rng: np.random.Generator) -> np.ndarray:
   class (all if ``len(y) <= m``), sorted: one permutation, then each class's first."""
   if len(y) <= m:
     return np.arange(len(y))
-  _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+  if y.dtype.kind in "iu" and 0 <= y.min() and y.max() <= 4 * len(y):  # class ids: counted
+    counts = np.bincount(y)
+    key, counts = y, counts[counts > 0]
+  else:
+    _, key, counts = np.unique(y, return_inverse=True, return_counts=True)
   take = np.minimum(np.maximum(1, np.round(m * counts / len(y))), counts)
   perm = rng.permutation(len(y))
-  by_class = perm[np.argsort(inverse[perm], kind="stable")]  # classes in turn, shuffled
+  by_class = perm[np.argsort(key.reshape(-1)[perm], kind="stable")]  # classes in turn, shuffled
   start = np.cumsum(counts) - counts
   rank = np.arange(len(y)) - np.repeat(start, counts)
   return np.sort(by_class[rank < np.repeat(take, counts)])
