@@ -265,6 +265,26 @@ def test_label_encoding_and_unit_mismatches_are_warned(seed):
   assert one.mean() < 0.5 and not any("evaluation labels" in w for w in warned)
 
 
+def test_rank_warns_each_supplement_as_valuing_it_alone_would():
+  base, ev, draw, rng = _problem(3)
+  p = metaval.load_predictor()
+  xs, ys = draw(60)
+  sets = [
+    (xs, ys),
+    (xs, ys.astype(str)),  # labels B never uses
+    (xs * 1000.0, ys),  # other units
+    (np.r_[xs[:30], ev[0][:30]], np.r_[ys[:30], ev[1][:30]]),  # evaluation points
+    (np.r_[base[0][:10], xs[:5]], np.r_[base[1][:10], ys[:5]]),  # copies of B
+    (base[0][:8], base[1][:8]),  # nothing but copies
+  ]
+  ranked = dict(p.rank(sets, base=base, eval=ev))
+  for i, s in enumerate(sets):
+    alone = p.value(s, base=base, eval=ev)
+    assert ranked[i].warnings == alone.warnings, i
+    assert ranked[i].targets[0].value == pytest.approx(alone.targets[0].value, abs=1e-6), i
+  assert len({tuple(f.warnings) for f in ranked.values()}) == len(sets)
+
+
 def test_questions_outside_the_training_domain_are_warned_by_name():
   p = metaval.load_predictor()
   base, ev, draw, _ = _problem(3)  # 150 points, 10 features, 3 classes: inside

@@ -210,15 +210,30 @@ class Context:
     (bit for bit, as float64). Such rows carry no new data: the predictor values
     only the rest (a set of copies alone is worth nothing).
     """
-    xs, ys = as_arrays(supplemental, "supplemental")
-    if xs.shape[1] != self.width:
-      raise FeatureError(f"supplemental has {xs.shape[1]} features but base has {self.width}")
+    return self.new_points_many([supplemental])[0]
+
+  def new_points_many(self, supplements) -> list[tuple[tuple[np.ndarray, np.ndarray], int]]:
+    """``new_points`` of several supplements, their rows keyed in one pass."""
+    sets = []
+    for supplemental in supplements:
+      xs, ys = as_arrays(supplemental, "supplemental")
+      if xs.shape[1] != self.width:
+        raise FeatureError(f"supplemental has {xs.shape[1]} features but base has {self.width}")
+      sets.append((xs, ys))
+    if not sets:
+      return []
     if self._base_keys is None:
       xb, yb = self._raw_b
       self._base_keys = set(map(bytes, row_keys(xb, yb)))
-    ids = self.labels(ys)
-    copy = np.fromiter((bytes(k) in self._base_keys for k in row_keys(xs, ids)), bool, len(ids))
-    return (xs[~copy], ys[~copy]), int(copy.sum())
+    ids = np.concatenate([self.labels(y) for _, y in sets])
+    keys = row_keys(np.concatenate([x for x, _ in sets]), ids)
+    copy = np.fromiter(map(self._base_keys.__contains__, map(bytes, keys)), bool, len(ids))
+    out, at = [], 0
+    for xs, ys in sets:
+      c = copy[at : at + len(ys)]
+      at += len(ys)
+      out.append(((xs[~c], ys[~c]), int(c.sum())))
+    return out
 
   def checks(self, xs: np.ndarray, ys: np.ndarray) -> list[str]:
     """Warnings about S (raw, validated arrays) that its value alone would hide.
@@ -231,27 +246,42 @@ class Context:
     * points of S whose inputs are evaluation points (bit for bit): training on the
       evaluation set inflates the gain measured on it.
     """
-    out = list(self.notes)
+    return self.checks_many([(xs, ys)])[0]
+
+  def checks_many(self, sets) -> list[list[str]]:
+    """``checks`` of several supplements (raw, validated, non-empty), their rows
+    examined in one pass."""
+    if not sets:
+      return []
     if self._eval_keys is None:
       self._eval_keys = set(map(bytes, input_keys(self._raw_e)))
-    leaked = sum(bytes(k) in self._eval_keys for k in input_keys(xs))
-    if leaked:
-      out.append(
-        f"{leaked} of {len(xs)} points of S are evaluation points (same inputs): the gain "
-        "measured on that set rewards them; value S on an evaluation set it does not contain"
-      )
-    unknown = self.labels(ys) == self.k - 1
-    if unknown.any():
-      out.append(
-        f"{int(unknown.sum())} of {len(ys)} labels (e.g. {str(ys[unknown][0])!r}) are classes "
-        "that B and the evaluation set never use: check the label encoding"
-      )
-    rms = np.sqrt(np.mean(self._standardise(xs) ** 2, axis=1))
-    if np.median(rms) > FAR_RMS:
-      out.append(
-        f"S lies far from B: its typical point is {np.median(rms):.3g} of B's standard "
-        "deviations out (RMS over features): check that S is in B's units"
-      )
+    sizes = np.array([len(y) for _, y in sets])
+    xs = np.concatenate([x for x, _ in sets])
+    leak = np.fromiter(map(self._eval_keys.__contains__, map(bytes, input_keys(xs))), bool, len(xs))
+    unknown = np.concatenate([self.labels(y) for _, y in sets]) == self.k - 1
+    far = np.sqrt(np.mean(self._standardise(xs) ** 2, axis=1))  # RMS over features
+    out, at = [], 0
+    for (_, y), n in zip(sets, sizes):
+      rows = slice(at, at + n)
+      at += n
+      notes = list(self.notes)
+      if leak[rows].any():
+        notes.append(
+          f"{int(leak[rows].sum())} of {n} points of S are evaluation points (same inputs): "
+          "the gain measured on that set rewards them; value S on an evaluation set it does "
+          "not contain"
+        )
+      if unknown[rows].any():
+        notes.append(
+          f"{int(unknown[rows].sum())} of {n} labels (e.g. {str(y[unknown[rows]][0])!r}) are "
+          "classes that B and the evaluation set never use: check the label encoding"
+        )
+      if (far[rows] > FAR_RMS).any() and np.median(far[rows]) > FAR_RMS:
+        notes.append(
+          f"S lies far from B: its typical point is {np.median(far[rows]):.3g} of B's standard "
+          "deviations out (RMS over features): check that S is in B's units"
+        )
+      out.append(notes)
     return out
 
   # -- B's cache -----------------------------------------------------------------
@@ -358,7 +388,7 @@ class Context:
     sizes = np.array([len(y) for _, y in sets])
     with PF.one_blas_thread():  # small products: one thread, the limit set once
       xs = self.transform(np.concatenate([x for x, _ in sets]))
-      ys = self.labels(np.concatenate([y for _, y in sets]))
+      ys = np.concatenate([self.labels(y) for _, y in sets])  # each set as encoded
       cuts = np.cumsum(sizes)[:-1]
       prepared = list(zip(np.split(xs, cuts), np.split(ys, cuts)))
       # B ∪ S's stepped softmax fits, started from B's as the label engine's convex

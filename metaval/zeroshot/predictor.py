@@ -283,17 +283,17 @@ class ZeroShotPredictor:
       raise ZeroShotError(f"{len(names)} names for {len(supplements)} supplements")
     ctx, task = self.context(base, eval)
     q = self._query(ctx, task, learner)
-    kept = [ctx.new_points(s) for s in supplements]
+    kept = ctx.new_points_many(supplements)
     live = [i for i, ((_, ys), _) in enumerate(kept) if len(ys)]
     score = np.full(len(supplements), -np.inf)  # copies of B alone rank last
     facts = [None] * len(supplements)
     if live:
       rows = ctx.features_many([kept[i][0] for i in live], q["spec"], q["params"])
       s_live, gain = self.predict(rows)
+      checks = ctx.checks_many([kept[i][0] for i in live])
       for j, i in enumerate(live):
         score[i] = s_live[j]
-        checks = ctx.checks(*kept[i][0])
-        facts[i] = self._facts(rows[j], gain[j], s_live[j], q, names[i], kept[i][1], checks)
+        facts[i] = self._facts(rows[j], gain[j], s_live[j], q, names[i], kept[i][1], checks[j])
     for i in range(len(supplements)):
       if facts[i] is None:
         facts[i] = self._copies_only(q, names[i], kept[i][1])
