@@ -7,7 +7,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from unittest import mock
 
 import jax
 import numpy as np
@@ -258,9 +260,18 @@ def test_workers_start_with_the_parents_tasks_and_label_the_same():
   built = pipeline.built_tasks(cfg)
   names = [k[0] for k, _ in built]
   assert names[0] == "digits" and set(names[1:]) == set(samplers.other_tasks("digits"))
-  with pipeline.shard_pool(1, built) as pool:
-    rec, imported, primed = pool.submit(_worker_shard, cfg.to_dict(), 2).result()
+  made = []
+  real_mkdtemp = tempfile.mkdtemp
+
+  def mkdtemp(*a, **k):  # the folder the tasks are handed over through
+    made.append(real_mkdtemp(*a, **k))
+    return made[-1]
+
+  with mock.patch.object(tempfile, "mkdtemp", mkdtemp):
+    with pipeline.shard_pool(1, built) as pool:
+      rec, imported, primed = pool.submit(_worker_shard, cfg.to_dict(), 2).result()
   assert not imported and primed == len(built)
+  assert len(made) == 1 and not os.path.exists(made[0])  # removed with the pool
   with pipeline.shard_pool(1) as pool:
     ref, imported, primed = pool.submit(_worker_shard, cfg.to_dict(), 2).result()
   assert imported and primed == 0

@@ -21,7 +21,9 @@ import glob
 import json
 import multiprocessing
 import os
+import pickle
 import sys
+import tempfile
 import threading
 import time
 
@@ -205,10 +207,13 @@ def one_core_xla() -> None:
   _ONE_CORE = True
 
 
-def _worker_init(parent_pid: int, tasks: tuple = ()) -> None:
-  """Local worker start-up: one-core XLA, the parent's tasks, exit when the parent dies."""
-  for key, task in tasks:
-    tasks_lib.prime(key, task)
+def _worker_init(parent_pid: int, tasks_file: str | None = None) -> None:
+  """Local worker start-up: one-core XLA, the parent's tasks (read from the file
+  ``shard_pool`` wrote), exit when the parent dies."""
+  if tasks_file:
+    with open(tasks_file, "rb") as f:
+      for key, task in pickle.load(f):
+        tasks_lib.prime(key, task)
   one_core_xla()
   _watch_parent(parent_pid)
 
@@ -261,12 +266,22 @@ def shard_pool(workers: int, tasks: tuple = ()):
   """
   # Workers are spawned (not forked: JAX is multithreaded) and read their
   # environment at start-up; the variables stay set while the pool may spawn them.
-  with jaxcache.environ(worker_env()):
+  # The tasks go through a file, not the spawn pipe: a worker reads its pipe only
+  # after importing what the pickle names, so a large payload there held the parent
+  # until each worker had imported, and the workers started one after another.
+  with contextlib.ExitStack() as stack:
+    tasks_file = None
+    if tasks:
+      folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="metaval-tasks-"))
+      tasks_file = os.path.join(folder, "tasks.pkl")
+      with open(tasks_file, "wb") as f:
+        pickle.dump(tuple(tasks), f, protocol=pickle.HIGHEST_PROTOCOL)
+    stack.enter_context(jaxcache.environ(worker_env()))
     pool = cf.ProcessPoolExecutor(
       workers,
       mp_context=multiprocessing.get_context("spawn"),
       initializer=_worker_init,
-      initargs=(os.getpid(), tuple(tasks)),
+      initargs=(os.getpid(), tasks_file),
     )
     try:
       yield pool
