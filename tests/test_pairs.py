@@ -185,3 +185,26 @@ def test_dedup_merges_equal_rows_in_first_appearance_order():
   close = np.nextafter(np.float32(1.0), np.float32(2.0))
   assert len(pool_lib.dedup(np.array([[1.0], [close]], np.float32), np.zeros(2, int))[2]) == 2
   assert len(pool_lib.dedup(np.zeros((0, 2), np.float32), np.zeros(0, int))[2]) == 0
+
+
+def test_host_key_derivation_is_jaxs_bit_for_bit():
+  # Keys are derived in NumPy (no compiled programs in a fresh worker); they must be
+  # exactly what jax.random derives, or labels would change with the code path.
+  from metaval.pairs import keys as keys_lib
+
+  rng = np.random.default_rng(0)
+  for _ in range(20):
+    seed, task = int(rng.integers(0, 2**31)), int(rng.integers(0, 2**32))
+    shard, li = int(rng.integers(0, 10_000)), int(rng.integers(0, 8))
+    ref = jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), task), shard)
+    ref = np.asarray(jax.random.key_data(jax.random.fold_in(ref, li)))
+    np.testing.assert_array_equal(pairs_lib.shard_key(seed, task, shard, li), ref)
+  for key in (jax.random.key(0), jax.random.key(12345), pairs_lib.shard_key(3, 7, 1, 0)):
+    typed = key if not isinstance(key, np.ndarray) else jax.random.wrap_key_data(key)
+    ref = np.array(
+      [
+        [jax.random.key_data(jax.random.fold_in(jax.random.fold_in(typed, b), k)) for k in range(3)]
+        for b in range(4)
+      ]
+    )
+    np.testing.assert_array_equal(keys_lib.pair_keys(key, 4, 3), ref)

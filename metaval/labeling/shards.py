@@ -164,8 +164,9 @@ def _draw_supplement(task, base, rng, kinds, p, lo_s, hi_s, tries: int = 20):
   raise PipelineError(f"could not draw a supplement for task {task.name!r} in {tries} tries")
 
 
-def shard_pair_key(config, task_name: str, shard: int, learner_index: int) -> jax.Array:
-  """The root key of one (task, shard, learner) label call (``metaval.pairs.keys``)."""
+def shard_pair_key(config, task_name: str, shard: int, learner_index: int) -> np.ndarray:
+  """The root key (raw key data) of one (task, shard, learner) label call
+  (``metaval.pairs.keys``)."""
   return pairs_lib.shard_key(int(config.seed), task_id(task_name), shard, learner_index)
 
 

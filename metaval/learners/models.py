@@ -229,7 +229,9 @@ def apply(params, x: jax.Array, spec: LearnerSpec) -> jax.Array:
 
 def num_params(spec: LearnerSpec, in_dim: int, num_classes: int) -> int:
   """Trained parameter count (shape-only, nothing is allocated)."""
-  shapes = jax.eval_shape(lambda k: init(k, spec, in_dim, num_classes), jax.random.key(0))
+  # The key made inside the traced function: an eager ``jax.random.key`` would run (and
+  # in a fresh process trace and load) two compiled programs just to be counted past.
+  shapes = jax.eval_shape(lambda: init(jax.random.key(0), spec, in_dim, num_classes))
   return int(sum(math.prod(s.shape) for s in jax.tree.leaves(shapes)))
 
 

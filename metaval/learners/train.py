@@ -268,7 +268,7 @@ def _check_inputs(keys, data: Task, masks) -> tuple[jax.Array, np.ndarray]:
     )
   if data.kind == CLASSIFICATION and not np.all(np.isfinite(data.x)):
     raise TrainInputError(f"task {data.name!r} features contain NaN or inf")
-  keys = jnp.asarray(keys)
+  keys = _put(keys)
   if jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
     keys = jax.random.key_data(keys)
   if keys.ndim != 2 or keys.shape[0] != masks.shape[0]:
@@ -379,8 +379,8 @@ def train_many(
         f"gather={gather} is smaller than the largest training set ({max_active})"
       )
     gather = int(gather)
-  x, y = jnp.asarray(data.x), jnp.asarray(data.y)
-  evals = {k: (jnp.asarray(a), jnp.asarray(b)) for k, (a, b) in data.evals.items()}
+  x, y = _put(data.x), _put(data.y)
+  evals = {k: (_put(a), _put(b)) for k, (a, b) in data.evals.items()}
   idx = None
   if gather:
     idx, masks = _compact(masks, gather)
@@ -404,7 +404,7 @@ def train_many(
     sl = slice(i * chunk, (i + 1) * chunk)
     w, xc, yc = masks[sl], x, y
     if convex:
-      xc, yc = jnp.asarray(data.x[idx[sl]]), jnp.asarray(data.y[idx[sl]])
+      xc, yc = _put(data.x[idx[sl]]), _put(data.y[idx[sl]])
     elif union is not None:
       # Each group's shared rows (padding: -1 -> row 0 with weight 0), its models'
       # weights read at those rows.
@@ -418,15 +418,13 @@ def train_many(
       )
     met, par = _train_batch(
       keys[sl],
-      jnp.asarray(w),
-      jnp.asarray(r)
-      if union is not None
-      else (None if idx is None or convex else jnp.asarray(idx[sl])),
+      _put(w),
+      _put(r) if union is not None else (None if idx is None or convex else _put(idx[sl])),
       xc,
       yc,
       evals,
       None if init_params is None else jax.tree.map(functools.partial(_rows, sl=sl), init_params),
-      None if precond is None else jnp.asarray(precond, jnp.float32),
+      None if precond is None else _put(precond, np.float32),
       spec=spec,
       num_classes=data.num_classes,
       num_groups=len(data.group_names),
@@ -448,6 +446,15 @@ def train_many(
   order = {n: i for i, n in enumerate(metric_names(data))}
   metrics = dict(sorted(metrics.items(), key=lambda kv: order[kv[0]]))
   return TrainResult(metrics=metrics, params=stacked)
+
+
+def _put(a, dtype=None):
+  """An array on the device: NumPy through ``jax.device_put`` (``jnp.asarray`` of a
+  NumPy array runs a compiled identity program, one per shape, that a fresh process
+  traces and loads before its first use); JAX arrays (typed keys too) as they are."""
+  if isinstance(a, jax.Array):
+    return a if dtype is None else a.astype(dtype)
+  return jax.device_put(np.asarray(a, dtype))
 
 
 def metric_name(raw: str, task: Task) -> str:

@@ -13,10 +13,7 @@ The label pipeline derives each call's root key from its config:
 
 from __future__ import annotations
 
-import functools
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 
@@ -25,24 +22,63 @@ def root_key(seed: int) -> jax.Array:
   return jax.random.key(int(seed))
 
 
-def shard_key(seed: int, task_id: int, shard: int, learner_index: int) -> jax.Array:
-  """The label pipeline's root key for one (task, shard, learner) call."""
-  key = jax.random.fold_in(jax.random.fold_in(root_key(seed), int(task_id)), int(shard))
-  return jax.random.fold_in(key, int(learner_index))
+# JAX's default PRNG, threefry2x32, as NumPy on the host: key derivation is a few
+# 32-bit hashes, and in JAX each of its operations (seeding, ``fold_in``, the dtype
+# conversion) is a compiled program a fresh worker traces and loads before its first
+# label. Bit for bit the same keys (tested against ``jax.random``).
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
 
-def pair_keys(key: jax.Array, n_bases: int, num_seeds: int) -> np.ndarray:
+def _threefry2x32(k1, k2, x0, x1):
+  """The threefry2x32 hash of counts ``(x0, x1)`` under key ``(k1, k2)`` (uint32 arrays,
+  broadcast), as ``jax._src.random.threefry2x32`` computes it."""
+  with np.errstate(over="ignore"):
+    k1, k2 = np.asarray(k1, np.uint32), np.asarray(k2, np.uint32)
+    ks = (k1, k2, k1 ^ k2 ^ np.uint32(0x1BD11BDA))
+    x0, x1 = np.asarray(x0, np.uint32) + ks[0], np.asarray(x1, np.uint32) + ks[1]
+    for i in range(5):
+      for r in _ROTATIONS[i % 2]:
+        x0 = x0 + x1
+        x1 = (x1 << np.uint32(r)) | (x1 >> np.uint32(32 - r))
+        x1 = x0 ^ x1
+      x0 = x0 + ks[(i + 1) % 3]
+      x1 = x1 + ks[(i + 2) % 3] + np.uint32(i + 1)
+  return x0, x1
+
+
+def _fold_in(key: np.ndarray, data) -> np.ndarray:
+  """``jax.random.fold_in`` on raw key data ``[..., 2]`` and 32-bit ``data`` (broadcast)."""
+  data = np.asarray(data, np.int64).astype(np.uint32)
+  y0, y1 = _threefry2x32(key[..., 0], key[..., 1], np.zeros_like(data), data)
+  return np.stack(np.broadcast_arrays(y0, y1), -1)
+
+
+def _key_data(key) -> np.ndarray:
+  """``[2]`` uint32 data of a key: a typed key (``jax.random.key``) or raw key data."""
+  if jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
+    key = jax.random.key_data(key)
+  return np.asarray(key, np.uint32).reshape(2)
+
+
+def shard_key(seed: int, task_id: int, shard: int, learner_index: int) -> np.ndarray:
+  """The label pipeline's root key for one (task, shard, learner) call, as raw key data
+  (``[2]`` uint32: what ``jax.random.key_data`` of the same JAX-derived key gives;
+  ``pair_keys`` and ``metaval.pairs.label`` take it as a key)."""
+  seed = int(seed)
+  if not 0 <= seed < 2**31:  # JAX's own seeding for what a 32-bit seed cannot hold
+    key = np.asarray(jax.random.key_data(root_key(seed)), np.uint32)
+  else:
+    key = np.array([0, seed], np.uint32)
+  for data in (task_id, shard, learner_index):
+    key = _fold_in(key, int(data))
+  return key
+
+
+def pair_keys(key, n_bases: int, num_seeds: int) -> np.ndarray:
   """``[n_bases, K, 2]`` raw uint32 keys: ``fold_in(fold_in(key, base), seed)``.
 
-  Both sides of a pair (B and B ∪ S) use row ``base_of[pair]``: paired seeds.
+  ``key``: a typed key (``root_key``) or raw key data (``shard_key``). Both sides of a
+  pair (B and B ∪ S) use row ``base_of[pair]``: paired seeds.
   """
-  return np.asarray(_pair_keys(key, int(n_bases), int(num_seeds)), np.uint32)
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2))
-def _pair_keys(key, n_bases: int, num_seeds: int):  # one program, not a call per key
-  def base(b):
-    kb = jax.random.fold_in(key, b)
-    return jax.vmap(lambda k: jax.random.key_data(jax.random.fold_in(kb, k)))(jnp.arange(num_seeds))
-
-  return jax.vmap(base)(jnp.arange(n_bases))
+  per_base = _fold_in(_key_data(key), np.arange(int(n_bases)))  # [n_bases, 2]
+  return _fold_in(per_base[:, None, :], np.arange(int(num_seeds))[None, :])

@@ -25,7 +25,6 @@ import functools
 import math
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from metaval.data.tasks import CLASSIFICATION, Task
@@ -162,7 +161,7 @@ def _label_solved(task: Task, pairs: Pairs, spec: LearnerSpec, slots: int, warm_
   # The model count is padded to a multiple of _EVAL_BLOCK, so calls share programs.
   block = _EVAL_BLOCK * math.ceil(len(sets) / _EVAL_BLOCK)
   padded = {k: _pad_rows(v, block) for k, v in params.items()}
-  evals = {k: (jnp.asarray(a), jnp.asarray(b)) for k, (a, b) in task.evals.items()}
+  evals = {k: (jax.device_put(a), jax.device_put(b)) for k, (a, b) in task.evals.items()}
   raw = jax.device_get(
     _evaluate(
       padded,
@@ -202,7 +201,7 @@ def label(
   spec: LearnerSpec,
   *,
   num_seeds: int = 4,
-  key: jax.Array | None = None,
+  key=None,
   chunk: int = 64,
   extra_capacity: int = 1024,
   gather: int | None = None,
@@ -216,8 +215,9 @@ def label(
     pairs: the P pairs.
     spec: the learner.
     num_seeds: K paired seeds per pair.
-    key: root PRNG key (default ``key(0)``); model ``(base b, seed k)`` uses
-      ``fold_in(fold_in(key, b), k)`` on *both* sides (``metaval.pairs.keys``).
+    key: root PRNG key (default ``key(0)``), typed or as raw key data (``shard_key``);
+      model ``(base b, seed k)`` uses ``fold_in(fold_in(key, b), k)`` on *both* sides
+      (``metaval.pairs.keys``).
     chunk: models per compiled batch (batches are padded to it); with a convex
       solver, the models solved at once.
     extra_capacity: appended (non-pool) points per training group; grown to the
