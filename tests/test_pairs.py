@@ -208,3 +208,6 @@ def test_host_key_derivation_is_jaxs_bit_for_bit():
       ]
     )
     np.testing.assert_array_equal(keys_lib.pair_keys(key, 4, 3), ref)
+  for seed, n in ((0, 1), (9, 5), (2**31 - 1, 64)):
+    ref = np.asarray(jax.random.key_data(jax.random.split(jax.random.key(seed), n)))
+    np.testing.assert_array_equal(keys_lib.split_keys(seed, n), ref)

@@ -23,6 +23,7 @@ from metaval.learners import models
 from metaval.learners.models import LearnerSpec
 from metaval.learners.solve import CONVEX_SOLVERS
 from metaval.learners.train import train_many
+from metaval.pairs import keys as keys_lib
 
 
 def data_oob(
@@ -62,7 +63,7 @@ def data_oob(
     params = {f: a[:, 0] for f, a in game.solutions(one).items()}  # seed 0 of K = 1
     computed = game.fits_computed
   else:
-    keys = jax.random.split(jax.random.key(seed), masks.shape[0])
+    keys = keys_lib.split_keys(seed, masks.shape[0])
     params = train_many(keys, task, masks, spec, return_params=True, chunk=batch_size).params
     computed = int(masks.shape[0])
   x = jax.numpy.asarray(task.x)

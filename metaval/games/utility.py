@@ -51,7 +51,6 @@ import dataclasses
 import math
 import os
 
-import jax
 import numpy as np
 from scipy import sparse
 
@@ -61,6 +60,7 @@ from metaval.learners.models import LearnerSpec
 from metaval.learners.precondition import hessian_inverse
 from metaval.learners.solve import CONVEX_SOLVERS
 from metaval.learners.train import gather_size, metric_names, train_many
+from metaval.pairs import keys as keys_lib
 
 # Gathered point rows per solver batch (models x bucket size): small training sets
 # batch many models, large ones few, so every bucket's program costs about the same.
@@ -221,9 +221,7 @@ class RetrainingUtility(Game):
       empty_value = no_data_value(task, metric)
     self._empty = None if empty_value is None else float(empty_value)
     # One key per seed, shared by every coalition (common random numbers).
-    self.seed_keys = np.asarray(
-      jax.random.key_data(jax.random.split(jax.random.key(seed), self.num_seeds))
-    )  # [K, 2]
+    self.seed_keys = keys_lib.split_keys(seed, self.num_seeds)  # [K, 2] raw key data
     self.solved = spec.solver in CONVEX_SOLVERS
     self.warm_start = bool(warm_start) and self.solved
     if threads is not None and threads < 1:

@@ -60,6 +60,16 @@ def _key_data(key) -> np.ndarray:
   return np.asarray(key, np.uint32).reshape(2)
 
 
+def split_keys(seed: int, num: int) -> np.ndarray:
+  """``[num, 2]`` raw key data of ``jax.random.split(jax.random.key(seed), num)``: with
+  the partitionable threefry (JAX's default) key ``i`` of a split is ``fold_in(key, i)``;
+  JAX itself splits when that mode is off or the seed does not fit 32 bits."""
+  seed = int(seed)
+  if not jax.config.jax_threefry_partitionable or not 0 <= seed < 2**31:
+    return np.asarray(jax.random.key_data(jax.random.split(root_key(seed), num)), np.uint32)
+  return _fold_in(np.array([0, seed], np.uint32), np.arange(int(num)))
+
+
 def shard_key(seed: int, task_id: int, shard: int, learner_index: int) -> np.ndarray:
   """The label pipeline's root key for one (task, shard, learner) call, as raw key data
   (``[2]`` uint32: what ``jax.random.key_data`` of the same JAX-derived key gives;
