@@ -23,6 +23,16 @@ def softmax(z: np.ndarray) -> np.ndarray:
   return z / z.sum(1, keepdims=True)
 
 
+def _residual(z: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+  """Class-major logits ``z`` -> their softmax over the class ``axis`` minus the one-hot
+  targets ``y``, in place (the gradient of the cross-entropy in the logits)."""
+  z -= z.max(axis, keepdims=True)
+  np.exp(z, out=z)
+  z /= z.sum(axis, keepdims=True)
+  z -= y
+  return z
+
+
 def fit_many(xb1, yb1h, extra, init, wb=1.0, steps=STEPS, lr=LR):
   """``fit`` on B ∪ S_i for every ``(xs1_i, ys1h_i)`` in ``extra`` at once,
   B's rows ``xb1`` weighted ``wb`` each (a subsample of a larger B stands for all of it).
@@ -49,20 +59,13 @@ def fit_many(xb1, yb1h, extra, init, wb=1.0, steps=STEPS, lr=LR):
   theta = np.broadcast_to(init.T, (p, k, d1)).copy()  # class-major parameters
   xbt, ybt, xst = np.ascontiguousarray(xb1.T), np.ascontiguousarray(yb1h.T), xs.transpose(0, 2, 1)
 
-  def resid(z, y):  # softmax over axis 1 minus the one-hot targets, in place
-    np.subtract(z, z.max(1, keepdims=True), out=z)
-    np.exp(z, out=z)
-    z /= z.sum(1, keepdims=True)
-    z -= y
-    return z
-
   flat = theta.reshape(p * k, d1)  # B's products: one GEMM over every supplement's classes
   for _ in range(steps):
     zb = (flat @ xbt).reshape(p, k, len(xb1))
-    g = (resid(zb, ybt).reshape(p * k, -1) @ xb1).reshape(p, k, d1)
+    g = (_residual(zb, ybt, 1).reshape(p * k, -1) @ xb1).reshape(p, k, d1)
     if wb != 1.0:
       g *= wb
-    g += np.matmul(resid(np.matmul(theta, xst), ys) * ws, xs)
+    g += np.matmul(_residual(np.matmul(theta, xst), ys, 1) * ws, xs)
     theta -= lr * (g * scale + DECAY * theta)
   return theta.transpose(0, 2, 1)
 
@@ -91,10 +94,7 @@ def fit(x1, y1h, w, steps=STEPS, lr=LR, init=None):
   z, g = np.empty((len(theta), len(x1))), np.empty_like(theta)
   for _ in range(steps):
     np.matmul(theta, xt, out=z)
-    z -= z.max(0)
-    np.exp(z, out=z)
-    z /= z.sum(0)
-    z -= yt
+    _residual(z, yt, 0)
     z *= w
     np.matmul(z, x1, out=g)
     g *= scale
