@@ -60,25 +60,29 @@ def _key_data(key) -> np.ndarray:
   return np.asarray(key, np.uint32).reshape(2)
 
 
+def _root_data(seed: int) -> np.ndarray:
+  """``[2]`` uint32 data of ``root_key(seed)``: ``[0, seed]`` for a seed that fits 31
+  bits (threefry's seeding), JAX's own seeding otherwise."""
+  seed = int(seed)
+  if 0 <= seed < 2**31:
+    return np.array([0, seed], np.uint32)
+  return np.asarray(jax.random.key_data(root_key(seed)), np.uint32)
+
+
 def split_keys(seed: int, num: int) -> np.ndarray:
   """``[num, 2]`` raw key data of ``jax.random.split(jax.random.key(seed), num)``: with
   the partitionable threefry (JAX's default) key ``i`` of a split is ``fold_in(key, i)``;
-  JAX itself splits when that mode is off or the seed does not fit 32 bits."""
-  seed = int(seed)
-  if not jax.config.jax_threefry_partitionable or not 0 <= seed < 2**31:
+  JAX itself splits when that mode is off."""
+  if not jax.config.jax_threefry_partitionable:
     return np.asarray(jax.random.key_data(jax.random.split(root_key(seed), num)), np.uint32)
-  return _fold_in(np.array([0, seed], np.uint32), np.arange(int(num)))
+  return _fold_in(_root_data(seed), np.arange(int(num)))
 
 
 def shard_key(seed: int, task_id: int, shard: int, learner_index: int) -> np.ndarray:
   """The label pipeline's root key for one (task, shard, learner) call, as raw key data
   (``[2]`` uint32: what ``jax.random.key_data`` of the same JAX-derived key gives;
   ``pair_keys`` and ``metaval.pairs.label`` take it as a key)."""
-  seed = int(seed)
-  if not 0 <= seed < 2**31:  # JAX's own seeding for what a 32-bit seed cannot hold
-    key = np.asarray(jax.random.key_data(root_key(seed)), np.uint32)
-  else:
-    key = np.array([0, seed], np.uint32)
+  key = _root_data(seed)
   for data in (task_id, shard, learner_index):
     key = _fold_in(key, int(data))
   return key
