@@ -352,7 +352,7 @@ class Context(SupplementChecks):
       # Each S's distances to T by its own product: one product over all of them rounds
       # by column position, and exact ties (S's copies of one input, under different
       # labels) would then break differently alone and in a batch.
-      d_es[:, a:b] = PF.sqdist(self.xe, xs[a:b])
+      d_es[:, a:b] = PF.sqdist(self.xe, xs[a:b], a_sq=self.on_t.xe_sq)
     w_es = self.on_t.kernel_w(d_es)
     for q, (a, b) in enumerate(span):
       gram[q] = xs1[a:b].T @ xs1[a:b]

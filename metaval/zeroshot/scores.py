@@ -47,6 +47,7 @@ class OnT:
 
   def __init__(self, xe, ye, k: int, bw: float, ot_x, ot_y):
     self.xe, self.ye, self.k, self.bw = xe, ye, k, bw
+    self.xe_sq = (xe * xe).sum(1)  # squared norms: every distance to T reuses them
     self.xe1 = np.c_[xe, np.ones(len(ye))]
     self.ot_x, self.ot_y = ot_x, ot_y
     self.ot_mass = np.full(len(ot_y), 1.0 / len(ot_y))
@@ -92,7 +93,7 @@ class OnT:
     """``[P, 1]`` nearest-centroid accuracy on T from class sums ``[P, k, d]`` and
     counts ``[P, k]`` (classes without points never win)."""
     cent = sums / np.maximum(counts, 1.0)[:, :, None]
-    d = (self.xe * self.xe).sum(1)[None, :, None] + (cent * cent).sum(2)[:, None, :]
+    d = self.xe_sq[None, :, None] + (cent * cent).sum(2)[:, None, :]
     ab = np.matmul(self.xe, cent.transpose(0, 2, 1))
     ab *= 2.0
     d -= ab

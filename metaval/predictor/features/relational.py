@@ -71,9 +71,11 @@ def one_blas_thread():
       _ONE_THREAD = False
 
 
-def sqdist(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
-  """Squared distances ``[n_a, n_b]`` in float64; ``b_sq``: ``b``'s squared norms if
-  already known (``BaseStats.sq``)."""
+def sqdist(
+  a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None, a_sq: np.ndarray | None = None
+) -> np.ndarray:
+  """Squared distances ``[n_a, n_b]`` in float64; ``b_sq`` / ``a_sq``: ``b``'s / ``a``'s
+  squared norms if already known (``BaseStats.sq``, a query's evaluation set)."""
   # One thread: these matmuls are small, and multi-threaded BLAS on a shared
   # machine spends more time synchronising than computing.
   with one_blas_thread():
@@ -82,8 +84,9 @@ def sqdist(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.n
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
     b_sq = (b * b).sum(1) if b_sq is None else b_sq
+    a_sq = (a * a).sum(1) if a_sq is None else a_sq
     # ``(|a|^2 + |b|^2) - 2ab`` in place: the same roundings, two fewer temporaries.
-    d = (a * a).sum(1)[:, None] + b_sq[None, :]
+    d = a_sq[:, None] + b_sq[None, :]
     ab = a @ b.T
     ab *= 2.0
     d -= ab
