@@ -172,9 +172,9 @@ class Predictor:
     """``(spec dict, num_params, descriptor)`` of the learner a query names.
 
     ``learner`` is ``None`` (the task's default learner), a ``LearnerSpec``, a dict
-    (label-pipeline JSON included: keys that are not ``LearnerSpec`` fields, such as
-    ``name`` and ``params``, are ignored; missing fields take the default learner's
-    values) or the name of a learner this predictor was trained with.
+    (label-pipeline JSON included: its ``name`` and ``params`` keys are not fields and
+    are dropped, any other unknown key is refused; missing fields take the default
+    learner's values) or the name of a learner this predictor was trained with.
     """
     from metaval.learners.models import LearnerSpec, SpecError, num_params
 
@@ -195,8 +195,8 @@ class Predictor:
     if not isinstance(learner, dict):
       raise QueryError("learner must be a LearnerSpec, a dict of its fields or a learner name")
     default = {k: v for k, v in info["learner"].items() if k in fields}
-    given = {k: v for k, v in learner.items() if k in fields}
     try:
+      given = LearnerSpec.fields_of(learner)
       full = LearnerSpec(**{**default, **given})
     except (TypeError, ValueError, SpecError) as e:
       raise QueryError(f"bad learner: {e}") from None

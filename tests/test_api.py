@@ -97,6 +97,8 @@ def test_learner_accepts_a_spec_a_pipeline_dict_or_a_name(predictor):
     predictor.value(clean, learner="resnet")
   with pytest.raises(api.QueryError, match="learner must be"):
     predictor.value(clean, learner=3)
+  with pytest.raises(api.QueryError, match="unknown learner field.*widht"):
+    predictor.value(clean, learner={"widht": 64})
 
 
 def test_bad_queries_raise_one_line_errors(predictor):

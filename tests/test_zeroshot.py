@@ -201,7 +201,9 @@ def test_features_do_not_depend_on_the_raw_scale():
     ((np.zeros((5, 10)), np.zeros(4)), "labels"),
     ((np.zeros((0, 10)), np.zeros(0)), "empty"),
     ((np.zeros((5, 10)), np.linspace(0.0, 1.0, 5)), "labels are not classes"),
-    ((np.zeros((5, 10)), np.array([0.0, 1.0, np.nan, 0.0, 1.0])), "labels are not classes"),
+    ((np.zeros((5, 10)), np.array([0.0, 1.0, np.nan, 0.0, 1.0])), "missing values"),
+    ((np.zeros((5, 10)), np.array([0, 1, None, 0, 1], object)), "missing values"),
+    ((np.zeros((5, 10)), [None] * 5), "missing values"),
     ("not arrays", "pair"),
     ((np.zeros((5, 10), complex), np.zeros(5)), "complex"),
     ((scipy.sparse.csr_matrix(np.zeros((5, 10))), np.zeros(5)), r"sparse matrix.*toarray"),
@@ -221,10 +223,31 @@ def test_bad_learner_and_too_many_classes():
   p = metaval.load_predictor()
   with pytest.raises(MetavalError, match="learner"):
     p.value(draw(10), base=base, eval=ev, learner="resnet")
+  # A misspelt field is refused, not silently left at its default; a label file's
+  # learner entry (its title and parameter count beside the fields) is accepted.
+  with pytest.raises(MetavalError, match="unknown learner field.*widht"):
+    p.value(draw(10), base=base, eval=ev, learner={"family": "mlp", "widht": 64})
+  entry = {**metaval.zeroshot.parse_learner("mlp64").to_dict(), "name": "w64", "params": 1}
+  assert p.value(draw(10), base=base, eval=ev, learner=entry).learner["width"] == 64
   xb = np.random.default_rng(0).normal(size=(200, 4))
   yb = np.arange(200) % (Z.MAX_CLASSES + 1)
   with pytest.raises(MetavalError, match="classes"):
     p.value((xb[:5], yb[:5]), base=(xb, yb), eval=(xb, yb))
+
+
+def test_a_scikit_learn_bunch_is_a_set_as_its_data_and_target_are():
+  from sklearn.datasets import load_wine
+  from sklearn.utils import Bunch
+
+  wine = load_wine()
+  x, y = wine.data, wine.target
+  s = (x[::7], y[::7])
+  p = metaval.load_predictor()
+  a = p.value(s, base=(x, y), eval=(x[1::3], y[1::3])).targets[0].value
+  b = p.value(Bunch(data=s[0], target=s[1]), base=wine, eval=(x[1::3], y[1::3]))
+  assert a == b.targets[0].value
+  with pytest.raises(MetavalError, match="'data' and 'target'"):
+    p.value({"data": s[0]}, base=wine)
 
 
 def test_labels_given_as_integral_floats_are_classes():

@@ -27,6 +27,9 @@ class SpecError(MetavalError):
   """A learner spec is not valid."""
 
 
+LABEL_ONLY_KEYS = ("name", "params")  # a label file's learner entry: title, parameter count
+
+
 @dataclasses.dataclass(frozen=True)
 class LearnerSpec:
   """Static description of a learner and its training recipe (hashable).
@@ -97,6 +100,22 @@ class LearnerSpec:
     if unknown:
       raise SpecError(f"unknown learner field(s): {', '.join(sorted(unknown))}")
     return cls(**d)
+
+  @classmethod
+  def fields_of(cls, mapping) -> dict:
+    """The ``LearnerSpec`` fields of a learner mapping, as queries accept it.
+
+    A label file's learner entry also carries ``name`` and ``params`` (its title and
+    parameter count): those are dropped. Any other key that is not a field is refused
+    (``SpecError``): a misspelt field would otherwise silently take its default.
+    """
+    d = dict(mapping)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - fields - set(LABEL_ONLY_KEYS)
+    if unknown:
+      known = ", ".join(f.name for f in dataclasses.fields(cls))
+      raise SpecError(f"unknown learner field(s): {', '.join(sorted(unknown))}; fields: {known}")
+    return {k: v for k, v in d.items() if k in fields}
 
 
 def _dense_init(key, n_in, n_out):

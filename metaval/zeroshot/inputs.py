@@ -1,6 +1,6 @@
 """A zero-shot query's raw arrays: validated, and keyed for exact-copy checks.
 
-``as_arrays`` turns ``(x, y)`` or ``{"x", "y"}`` into float64 inputs ``[n, d]`` and
+``as_arrays`` turns ``(x, y)``, ``{"x", "y"}`` or a scikit-learn ``Bunch`` into float64 inputs ``[n, d]`` and
 labels ``[n]``, refusing in one line what the model cannot value (sparse, complex,
 non-numeric or non-finite inputs, one-hot or non-class labels, empty or mismatched
 sets). The byte keys let ``Context`` find points of S that copy B or the evaluation
@@ -18,11 +18,12 @@ __all__ = ["FeatureError", "as_arrays", "input_keys", "label_kind", "row_keys"]
 
 
 def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
-  """``(x, y)`` or ``{"x", "y"}`` -> float64 ``[n, d]`` and label ``[n]`` arrays."""
-  if isinstance(data, dict):
-    if "x" not in data or "y" not in data:
-      raise FeatureError(f"{what} as a dict needs 'x' and 'y' entries")
-    x, y = data["x"], data["y"]
+  """``(x, y)``, ``{"x", "y"}`` or ``{"data", "target"}`` -> float64 ``[n, d]`` and label ``[n]`` arrays."""
+  if isinstance(data, dict):  # {"x", "y"}, or a scikit-learn Bunch {"data", "target"}
+    keys = ("x", "y") if "x" in data or "y" in data else ("data", "target")
+    if keys[0] not in data or keys[1] not in data:
+      raise FeatureError(f"{what} as a dict needs 'x' and 'y' (or 'data' and 'target') entries")
+    x, y = data[keys[0]], data[keys[1]]
   elif isinstance(data, (tuple, list)) and len(data) == 2:
     x, y = data
   else:
@@ -46,6 +47,10 @@ def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
       "(for one-hot labels pass y.argmax(1))"
     )
   y = y.reshape(-1)
+  if y.dtype.kind == "O" and any(v is None or (isinstance(v, float) and v != v) for v in y):
+    raise FeatureError(f"{what} labels contain missing values (None or NaN): label every point")
+  if y.dtype.kind == "f" and np.isnan(y).any():
+    raise FeatureError(f"{what} labels contain missing values (NaN): label every point")
   if y.dtype.kind == "f" and not np.all(y == np.round(y)):
     bad = y[y != np.round(y)][0]
     raise FeatureError(

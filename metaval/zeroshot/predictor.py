@@ -17,7 +17,6 @@ both in the task's raw input space.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.resources
 import json
@@ -64,8 +63,7 @@ def parse_learner(learner) -> LearnerSpec:
     return learner
   try:
     if isinstance(learner, dict):
-      fields = {f.name for f in dataclasses.fields(LearnerSpec)}
-      return LearnerSpec(**{k: v for k, v in learner.items() if k in fields})
+      return LearnerSpec(**LearnerSpec.fields_of(learner))
     if isinstance(learner, str):
       if learner == "linear":
         return LearnerSpec(family="linear", steps=150)
