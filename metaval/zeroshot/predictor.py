@@ -204,6 +204,7 @@ class ZeroShotPredictor:
     else:
       raise ZeroShotError(f"unknown zero-shot model kind {self.kind!r}")
     self._ctx, self._ctx_key = None, None
+    self._learners: dict = {}  # (width, classes, learner name) -> (spec dict, parameter count)
 
   # -- inputs --------------------------------------------------------------------
 
@@ -299,10 +300,21 @@ class ZeroShotPredictor:
     return [(int(i), facts[i]) for i in order]
 
   def _query(self, ctx, name, learner) -> dict:
-    """The facts of one query: its context, task name, learner spec and parameter count."""
-    spec = parse_learner(learner)
-    params = _num_params(spec, ctx.xb.shape[1], ctx.k - 1)
-    return {"ctx": ctx, "name": name, "spec": spec.to_dict(), "params": params}
+    """The facts of one query: its context, task name, learner spec and parameter count.
+
+    A learner named by a string (or None) is parsed once per task shape: parsing,
+    validating and counting parameters cost as much as a tenth of a query."""
+    named = learner is None or isinstance(learner, str)
+    key = (ctx.xb.shape[1], ctx.k, learner) if named else None
+    if key is None or self._learners.get(key) is None:
+      spec = parse_learner(learner)
+      params = _num_params(spec, ctx.xb.shape[1], ctx.k - 1)
+      found = (spec.to_dict(), params)
+      if key is not None:
+        self._learners = {key: found}  # the last query's only
+    else:
+      found = self._learners[key]
+    return {"ctx": ctx, "name": name, "spec": dict(found[0]), "params": found[1]}
 
   def _label(self, q, name, n_s, target, warnings, diagnostics) -> NutritionFacts:
     return NutritionFacts(
