@@ -22,8 +22,6 @@ import json
 import os
 import time
 
-import numpy as np
-
 from metaval.jobs.experiments.e2_predictor import REAL, real_labels
 from metaval.util.env import machine
 from metaval.util.io import markdown_table, write_json, write_text
@@ -50,14 +48,14 @@ def main(argv=None) -> dict:
   rows = []
   for name, (scores, n, extra) in evaluate.shipped(real, predictor).items():
     proxies = {k: v for k, v in scores.items() if k in Z.PROXIES}
-    best = max(proxies, key=lambda k: np.nan_to_num(proxies[k], nan=-2.0))
+    best, best_score = evaluate.best_proxy(scores)
     rows.append(
       {
         "task": name,
         "rows": n,
         "model": float(scores["model"]),
         "best single proxy": best,
-        "best proxy": float(proxies[best]),
+        "best proxy": best_score,
         "KNN-Shapley sum": float(scores["KNN-Shapley sum"]),
         "ceiling": float(scores["ceiling"]),
         "gain Pearson": extra["pearson"],
@@ -67,7 +65,7 @@ def main(argv=None) -> dict:
       }
     )
     print(
-      f"{name}: model {scores['model']:.3f}, best proxy {best} {proxies[best]:.3f}, "
+      f"{name}: model {scores['model']:.3f}, best proxy {best} {best_score:.3f}, "
       f"ceiling {scores['ceiling']:.3f} ({n} rows)",
       flush=True,
     )

@@ -148,6 +148,13 @@ def zero_shot(
   return out, report
 
 
+def best_proxy(scores: dict) -> tuple[str, float]:
+  """The single cheap-retrain proxy that scored best among ``scores`` (NaN scores last)."""
+  proxies = {k: v for k, v in scores.items() if k in Z.PROXIES}
+  best = max(proxies, key=lambda k: np.nan_to_num(proxies[k], nan=-2.0))
+  return best, float(proxies[best])
+
+
 def shipped(real: list[TaskLabels], predictor: ZeroShotPredictor | None = None) -> dict:
   """A trained model (default: the shipped one) on real tasks' labels; no prior needed.
 

@@ -158,12 +158,11 @@ def run(mode: str, workdir: str) -> Result:
     preds[f"{split}/predicted"] = np.asarray(extra["predicted"], np.float32)
     preds[f"{split}/spearman"] = np.float32(scores[chosen])
     preds[f"{split}/ceiling"] = np.float32(scores["ceiling"])
-    proxies = {k: v for k, v in scores.items() if k in E.Z.PROXIES}
-    best = max(proxies, key=lambda k: np.nan_to_num(proxies[k], nan=-2))
+    best, best_score = E.best_proxy(scores)
     notes.append(
       f"{split}: chosen model ({report['chosen']}) Spearman {scores[chosen]:.3f} "
       f"(network {scores['network']:.3f}, gradient boosting "
-      f"{scores['gradient boosting']:.3f}) vs best single proxy {best} {proxies[best]:.3f}, "
+      f"{scores['gradient boosting']:.3f}) vs best single proxy {best} {best_score:.3f}, "
       f"KNN-Shapley sum {scores.get('KNN-Shapley sum', float('nan')):.3f}, "
       f"ceiling {scores['ceiling']:.3f}; "
       f"gain head: Pearson {extra['pearson']:.3f}, sign accuracy {extra['sign']:.2f}, "
