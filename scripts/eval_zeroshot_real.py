@@ -36,13 +36,17 @@ def main(argv=None) -> dict:
   ap.add_argument("--labels", default="runs/zeroshot/real_labels_fresh")
   ap.add_argument("--model", default=None, help="a model folder (default: the shipped one)")
   ap.add_argument("--quick", action="store_true", help="1 base, 1 supplement a kind, MLP-32")
+  ap.add_argument(
+    "--seeds", type=int, default=None, help="paired seeds per label (default 4; quick: 2)"
+  )
   ap.add_argument("--out", default="experiments/results/e2_predictor/shipped_real")
   a = ap.parse_args(argv)
   t0 = time.perf_counter()
-  # One labels folder per task list and mode: files are numbered by position.
-  folder = os.path.join(a.labels, ("quick-" if a.quick else "") + "-".join(a.tasks))
+  # One labels folder per task list, mode and seed count: files are numbered by position.
+  stem = ("quick-" if a.quick else "") + "-".join(a.tasks)
+  folder = os.path.join(a.labels, stem + (f"-seeds{a.seeds}" if a.seeds else ""))
   had = len(os.listdir(folder)) if os.path.isdir(folder) else 0
-  real = real_labels(folder, a.tasks, a.quick)
+  real = real_labels(folder, a.tasks, a.quick, num_seeds=a.seeds)
   label_s = time.perf_counter() - t0
   predictor = ZeroShotPredictor(a.model)
   rows = []

@@ -15,6 +15,15 @@ the predictor's default base. ``task.name`` chooses among the predictor's tasks
 
 Expected result: a clean demo supplement gets a positive test/accuracy value with
 an interval; a ``label_noise`` one a negative value and a label-noise warning.
+
+``value:zeroshot`` needs no trained predictor: the zero-shot model shipped in the
+package values ``supplement.path`` against ``base.path`` (or a built-in
+``task.name``), measured on ``eval.path`` when given (``metaval.zeroshot.files``;
+``.npz`` with ``x``, ``y`` or ``.csv`` with a ``task.label`` column), in about a
+second::
+
+  metaval value --config value:zeroshot --config.base.path=b.csv \\
+    --config.supplement.path=s.csv --config.eval.path=t.csv --config.task.label=target
 """
 
 import ml_collections
@@ -32,6 +41,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   cfg.base = ml_collections.ConfigDict({"path": ""})  # empty: the predictor's default base
   if arg == "quick":
     cfg.predictor = "runs/predictor_quick"
+  elif arg == "zeroshot":
+    cfg.predictor = ""  # the zero-shot model shipped in the package (or its folder)
+    cfg.eval = ml_collections.ConfigDict({"path": ""})  # empty: x_test in B's .npz, or 1/4 of B
+    cfg.learner = ""  # "linear", "mlp<width>[x<depth>]"; empty: mlp32
   elif arg is not None:
-    raise ValueError(f"unknown variant {arg!r}; use quick")
+    raise ValueError(f"unknown variant {arg!r}; use quick or zeroshot")
   return cfg

@@ -1,6 +1,6 @@
 """``metaval value``: value a supplemental set with a trained predictor.
 
-A thin job: ``metaval.api.facts_for_config`` values the configured supplement (a raw
+A thin job: ``metaval.configured.facts_for_config`` values the configured supplement (a raw
 file, or a demo supplement); this prints the Nutrition Facts and writes them as JSON.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from metaval import api
+from metaval.configured import facts_for_config
 
 
 def run(config, workdir: str):
@@ -21,7 +21,7 @@ def run(config, workdir: str):
   Returns:
     The Nutrition Facts of the supplement.
   """
-  facts = api.facts_for_config(config)
+  facts = facts_for_config(config)
   print(facts.text())
   if workdir:
     os.makedirs(workdir, exist_ok=True)

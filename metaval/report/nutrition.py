@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from metaval.api import facts_for_config
+from metaval.configured import facts_for_config
 from metaval.report.facts import NutritionFacts, ReportError, TargetValue
 
 __all__ = ["NutritionFacts", "ReportError", "TargetValue", "run", "write_all"]

@@ -38,7 +38,9 @@ def to_html(facts) -> str:
     "".join(f'<li class="warning">{e(w)}</li>' for w in facts.warnings)
     or '<li class="none">none</li>'
   )
-  diag = "".join(f"<tr><td>{e(k)}</td><td>{v:.4g}</td></tr>" for k, v in facts.diagnostics.items())
+  diag = "".join(
+    f"<tr><td>{e(k)}</td><td>{_cell(v)}</td></tr>" for k, v in _flat(facts.diagnostics)
+  )
   return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Nutrition Facts: {e(facts.name)}</title>
@@ -184,3 +186,19 @@ def write_png(facts, path: str, max_rows: int | None = None) -> str:
   finally:
     plt.close(fig)
   return path
+
+
+def _flat(d: dict, prefix: str = ""):
+  """``(key, value)`` of a diagnostics dict, nested dicts as ``outer.inner`` keys."""
+  for k, v in d.items():
+    if isinstance(v, dict):
+      yield from _flat(v, f"{prefix}{k}.")
+    else:
+      yield f"{prefix}{k}", v
+
+
+def _cell(v) -> str:
+  """A diagnostic's value: numbers to four significant digits, anything else as text."""
+  if isinstance(v, (int, float)) and not isinstance(v, bool):
+    return f"{v:.4g}"
+  return html.escape(str(v))

@@ -63,9 +63,12 @@ LARGE_BASES = (400, 1000)
 LARGE_NAME = f"{LARGE}, B {LARGE_BASES[0]}-{LARGE_BASES[1]}"  # its split: "zero-shot <name>"
 
 
-def real_labels(workdir: str, names, quick: bool, base_range=(40, 250), first_id=0) -> list:
+def real_labels(
+  workdir: str, names, quick: bool, base_range=(40, 250), first_id=0, num_seeds=None
+) -> list:
   """Retraining labels of supplements of every kind on real tasks (one file per task
-  in ``workdir``, made on first use): MLPs of width 32 (and 128 unless ``quick``)."""
+  in ``workdir``, made on first use): MLPs of width 32 (and 128 unless ``quick``),
+  ``num_seeds`` paired seeds per label (default 4, 2 when ``quick``)."""
   out = []
   learners = [LearnerSpec(family="mlp", width=32, steps=100)]
   if not quick:
@@ -81,7 +84,7 @@ def real_labels(workdir: str, names, quick: bool, base_range=(40, 250), first_id
         seed=7,
         num_bases=1 if quick else 3,
         per_kind=1 if quick else 2,
-        num_seeds=2 if quick else 4,
+        num_seeds=num_seeds or (2 if quick else 4),
         base_range=base_range,
         supp_range=(10, 250),
       )

@@ -1,0 +1,104 @@
+"""The zero-shot model on files: ``metaval value`` / ``metaval report`` with your own sets.
+
+``metaval value --config value:zeroshot`` values a supplement file against a base
+file (and an evaluation file, optional) with the zero-shot model shipped in the
+package: nothing is trained, any tabular task, raw inputs. Each set is an ``.npz``
+(arrays ``x [n, ...]`` and ``y [n]``; images are flattened) or a ``.csv`` with a header,
+a label column (``task.label``, default ``label``) and numeric feature columns; the
+supplement's and the evaluation set's columns are taken by the base's names, in any
+order. The evaluation set is, in turn: ``eval.path``; the base archive's own
+``x_test`` / ``y_test``; a stratified quarter of B held out (the model's default).
+``task.name`` may name a built-in task (``wine``) instead of a base file.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from metaval.data.loaders import read_csv, read_npz
+from metaval.errors import MetavalError
+from metaval.report.facts import NutritionFacts
+
+
+class FileError(MetavalError):
+  """A zero-shot query's files or config are unusable."""
+
+
+def read_raw_set(
+  path: str, what: str, label: str = "label", delimiter: str = ",", columns=None
+) -> tuple[np.ndarray, np.ndarray, tuple | None, tuple | None]:
+  """One raw set from a file, checked as its loader checks it.
+
+  Args:
+    path: an ``.npz`` (``x``, ``y``) or a ``.csv`` (header, label column, features).
+    what: the set's name in error messages.
+    label: a csv's label column.
+    delimiter: a csv's field separator.
+    columns: a csv's feature columns to take, in order (default: all but the label).
+
+  Returns:
+    ``(x [n, d], y [n], csv feature names or None, (x_test, y_test) or None)``; the
+    last is an archive's own evaluation set when it holds one.
+
+  Raises:
+    FileError: a missing, damaged or malformed file, in one line.
+  """
+  try:
+    if path.endswith(".csv"):
+      x, y, names = read_csv(path, label, delimiter, columns=columns)
+      return x, y, names, None
+    if path.endswith(".npz"):
+      a = read_npz(path)
+      x = np.asarray(a["x"])
+      x = x.reshape(len(x), -1) if x.ndim > 2 else x  # images: one row of pixels each
+      test = None
+      if "x_test" in a and "y_test" in a:
+        xt = np.asarray(a["x_test"])
+        test = (xt.reshape(len(xt), -1) if xt.ndim > 2 else xt, a["y_test"])
+      return x, a["y"], None, test
+  except MetavalError as e:
+    raise FileError(f"{what} file: {e}") from None
+  raise FileError(f"{what} file {path!r} must be an .npz (x, y) or a .csv")
+
+
+def facts_for_config(config, predictor) -> NutritionFacts:
+  """Values ``config.supplement.path`` with a zero-shot ``predictor``.
+
+  Args:
+    config: a ``value`` config: ``supplement.path`` (required), ``base.path`` or a
+      built-in ``task.name``, optional ``eval.path`` and ``learner``; ``task.label``
+      and ``task.delimiter`` for csv files.
+    predictor: a ``metaval.zeroshot.ZeroShotPredictor``.
+
+  Returns:
+    The supplement's Nutrition Facts.
+
+  Raises:
+    FileError: no supplement or base given, or an unreadable file.
+  """
+  task = config.get("task") or {}
+  label = str(task.get("label") or "label")
+  delimiter = task.get("delimiter") or ","
+  supp_path = config.supplement.path
+  if not supp_path:
+    raise FileError(
+      "the zero-shot model values a set you give: set --config.supplement.path (.npz or .csv)"
+    )
+  base_path = config.base.path if "base" in config else ""
+  eval_path = config.eval.path if "eval" in config else ""
+  columns, evaluation = None, None
+  if base_path:
+    xb, yb, columns, evaluation = read_raw_set(base_path, "base", label, delimiter)
+    base = (xb, yb)
+  elif task.get("name"):
+    base = str(task.get("name"))  # a built-in task: its pool and its test set
+  else:
+    raise FileError("no base set: set --config.base.path (.npz or .csv) or --config.task.name")
+  xs, ys, _, _ = read_raw_set(supp_path, "supplement", label, delimiter, columns)
+  if eval_path:
+    xe, ye, _, _ = read_raw_set(eval_path, "eval", label, delimiter, columns)
+    evaluation = (xe, ye)
+  learner = config.get("learner") or None
+  return predictor.value((xs, ys), base, evaluation, learner, name=os.path.basename(supp_path))

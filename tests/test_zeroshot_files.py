@@ -1,0 +1,112 @@
+"""``metaval value`` / ``metaval report`` with the zero-shot model on a user's own files."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_wine
+
+import metaval
+from metaval import cli
+from metaval.configlib import load
+from metaval.configured import facts_for_config
+from metaval.errors import MetavalError
+
+
+def _wine(seed: int):
+  d = load_wine()
+  i = np.random.default_rng(seed).permutation(len(d.target))
+  return d, i[:60], i[60:100], i[100:]
+
+
+def _write_csv(path, d, rows, columns):
+  names = np.array(d.target_names)
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow([*columns, "target"])
+    for j in rows:
+      w.writerow(
+        [*(repr(float(d.data[j, d.feature_names.index(c)])) for c in columns), names[d.target[j]]]
+      )
+
+
+def _config(**paths):
+  cfg = load("value:zeroshot")
+  for what, path in paths.items():
+    cfg[what].path = str(path)
+  return cfg
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_csv_files_are_valued_as_their_arrays_are_whatever_the_column_order(tmp_path, seed):
+  d, b, s, t = _wine(seed)
+  cols = list(d.feature_names)
+  _write_csv(tmp_path / "b.csv", d, b, cols)
+  _write_csv(tmp_path / "s.csv", d, s, cols[::-1])  # the supplement's columns reversed
+  _write_csv(tmp_path / "t.csv", d, t, cols[3:] + cols[:3])
+  cfg = _config(base=tmp_path / "b.csv", supplement=tmp_path / "s.csv", eval=tmp_path / "t.csv")
+  cfg.task.label = "target"
+  cfg.learner = "linear"
+  facts = facts_for_config(cfg)
+  names = np.array(d.target_names)
+  expect = metaval.load_predictor().value(
+    (d.data[s], names[d.target[s]]),
+    base=(d.data[b], names[d.target[b]]),
+    eval=(d.data[t], names[d.target[t]]),
+    learner="linear",
+  )
+  assert facts.targets[0].value == expect.targets[0].value
+  assert facts.learner["family"] == "linear" and facts.name == "s.csv"
+  assert facts.supplement_size == len(s) and facts.base_size == len(b)
+
+
+def test_a_base_archive_brings_its_own_evaluation_set(tmp_path):
+  d, b, s, t = _wine(0)
+  np.savez(tmp_path / "b.npz", x=d.data[b], y=d.target[b], x_test=d.data[t], y_test=d.target[t])
+  np.savez(tmp_path / "b_only.npz", x=d.data[b], y=d.target[b])
+  np.savez(tmp_path / "t.npz", x=d.data[t], y=d.target[t])
+  np.savez(tmp_path / "s.npz", x=d.data[s], y=d.target[s])
+  own = facts_for_config(_config(base=tmp_path / "b.npz", supplement=tmp_path / "s.npz"))
+  given = facts_for_config(
+    _config(base=tmp_path / "b_only.npz", supplement=tmp_path / "s.npz", eval=tmp_path / "t.npz")
+  )
+  held_out = facts_for_config(_config(base=tmp_path / "b_only.npz", supplement=tmp_path / "s.npz"))
+  assert own.targets[0].value == given.targets[0].value
+  assert own.base_size == len(b) and held_out.base_size < len(b)  # a quarter of B held out
+
+
+def test_the_command_writes_facts_and_a_report_with_the_proxies(tmp_path):
+  d, b, s, _ = _wine(0)
+  np.savez(tmp_path / "b.npz", x=d.data[b], y=d.target[b])
+  np.savez(tmp_path / "s.npz", x=d.data[s], y=d.target[s])
+  args = [
+    "--config",
+    "value:zeroshot",
+    f"--config.base.path={tmp_path / 'b.npz'}",
+    f"--config.supplement.path={tmp_path / 's.npz'}",
+  ]
+  assert cli.main(["value", *args, "--workdir", str(tmp_path / "v")]) == 0
+  facts = json.loads((tmp_path / "v" / "facts.json").read_text())
+  assert facts["supplement_size"] == len(s)
+  assert cli.main(["report", *args, "--workdir", str(tmp_path / "r")]) == 0
+  page = (tmp_path / "r" / "nutrition_facts.html").read_text()
+  assert "proxies.ridge_acc" in page  # nested diagnostics drawn as rows
+  assert (tmp_path / "r" / "nutrition_facts.png").stat().st_size > 0
+
+
+def test_missing_or_unreadable_files_are_one_line_errors(tmp_path):
+  d, b, s, _ = _wine(0)
+  np.savez(tmp_path / "b.npz", x=d.data[b], y=d.target[b])
+  _write_csv(tmp_path / "b.csv", d, b, list(d.feature_names))
+  (tmp_path / "bad.npz").write_bytes(b"not an archive")
+  for cfg, match in [
+    (_config(base=tmp_path / "b.npz"), "supplement.path"),
+    (_config(supplement=tmp_path / "b.npz"), "no base set"),
+    (_config(base=tmp_path / "b.npz", supplement=tmp_path / "bad.npz"), "supplement file"),
+    (_config(base=tmp_path / "b.csv", supplement=tmp_path / "b.npz"), "no label column 'label'"),
+    (_config(base=tmp_path / "b.npz", supplement=tmp_path / "s.txt"), r"\.npz \(x, y\) or a \.csv"),
+  ]:
+    with pytest.raises(MetavalError, match=match) as e:
+      facts_for_config(cfg)
+    assert "\n" not in str(e.value)
