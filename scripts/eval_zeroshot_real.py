@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 from metaval.jobs.experiments.e2_predictor import REAL, real_labels
@@ -74,7 +75,9 @@ def main(argv=None) -> dict:
       flush=True,
     )
   out = {
-    "command": "python scripts/eval_zeroshot_real.py " + " ".join(argv or []),
+    "command": "python scripts/eval_zeroshot_real.py "
+    + " ".join(sys.argv[1:] if argv is None else argv),
+    "seeds": a.seeds or (2 if a.quick else 4),
     "model": predictor.path,
     "quick": a.quick,
     "machine": machine(),
@@ -92,7 +95,8 @@ def main(argv=None) -> dict:
   text = (
     "# Zero-shot model on freshly labelled real tasks\n\n"
     f"`{out['command'].strip()}` ({out['seconds']:.0f} s, of which labelling "
-    f"{label_s:.0f} s; {had} of {len(a.tasks)} label files reused). Mean within-group Spearman "
+    f"{label_s:.0f} s; {had} of {len(a.tasks)} label files reused; {out['seeds']} paired seeds "
+    "per label). Mean within-group Spearman "
     "with the retraining gain (group: base and learner); ceiling: split-half Spearman of "
     "the label's own seeds; gain Pearson and interval coverage: the gain head.\n\n"
     + markdown_table(cells, cols)
