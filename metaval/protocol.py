@@ -187,9 +187,8 @@ def removal_curve(
     ``fractions`` and ``metric`` (lists), and ``auc``: the mean metric over the
     fractions (for removal of the highest-valued points, lower is better).
   """
-  import jax
-
   from metaval.learners.train import train_many
+  from metaval.pairs.keys import root_data
 
   v = _as_values(values)
   n = task.pool_size
@@ -215,9 +214,7 @@ def removal_curve(
       if m == 0:
         raise ProtocolError("'add' curves need fractions that select at least one point")
       masks[i, ranked[:m]] = 1.0
-  keys = np.repeat(
-    np.asarray(jax.random.key_data(jax.random.key(seed)))[None], len(fr), 0
-  )  # paired
+  keys = np.repeat(root_data(seed)[None], len(fr), 0)  # paired: one key, on the host
   res = train_many(keys, task, masks, spec)
   if metric not in res.metrics:
     raise ProtocolError(f"unknown metric {metric!r}; available: {', '.join(res.metrics)}")

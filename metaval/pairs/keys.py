@@ -60,7 +60,7 @@ def _key_data(key) -> np.ndarray:
   return np.asarray(key, np.uint32).reshape(2)
 
 
-def _root_data(seed: int) -> np.ndarray:
+def root_data(seed: int) -> np.ndarray:
   """``[2]`` uint32 data of ``root_key(seed)``: ``[0, seed]`` for a seed that fits 31
   bits (threefry's seeding), JAX's own seeding otherwise."""
   seed = int(seed)
@@ -75,14 +75,14 @@ def split_keys(seed: int, num: int) -> np.ndarray:
   JAX itself splits when that mode is off."""
   if not jax.config.jax_threefry_partitionable:
     return np.asarray(jax.random.key_data(jax.random.split(root_key(seed), num)), np.uint32)
-  return _fold_in(_root_data(seed), np.arange(int(num)))
+  return _fold_in(root_data(seed), np.arange(int(num)))
 
 
 def shard_key(seed: int, task_id: int, shard: int, learner_index: int) -> np.ndarray:
   """The label pipeline's root key for one (task, shard, learner) call, as raw key data
   (``[2]`` uint32: what ``jax.random.key_data`` of the same JAX-derived key gives;
   ``pair_keys`` and ``metaval.pairs.label`` take it as a key)."""
-  key = _root_data(seed)
+  key = root_data(seed)
   for data in (task_id, shard, learner_index):
     key = _fold_in(key, int(data))
   return key
