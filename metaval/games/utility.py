@@ -234,6 +234,7 @@ class RetrainingUtility(Game):
     self._solutions: dict[bytes, dict] = {}
     self._parents: dict[bytes, bytes] = {}
     self._reference: dict | None = None
+    self._zero: dict | None = None
     # Keys of coalitions to solve to ``PRECISE_TOL`` when evaluated (``precise``).
     self._precise: set[bytes] = set()
     self._precise_spec = dataclasses.replace(
@@ -382,12 +383,13 @@ class RetrainingUtility(Game):
   def _chunk_call(self, masks, all_keys, chunk, full, size, spec, precond):
     """A closure that solves one chunk from its starts (read now, on this thread)."""
     k = self.num_seeds
-    in_dim = self.spec.features or self.task.x.shape[-1]
-    zero = {
-      "w": np.zeros((k, in_dim, self.task.num_classes), np.float32),
-      "b": np.zeros((k, self.task.num_classes), np.float32),
-    }
-    starts = [self._start(all_keys[i]) or zero for i in chunk]
+    if self._zero is None:  # the start of a fit with no parent and no reference yet
+      in_dim = self.spec.features or self.task.x.shape[-1]
+      self._zero = {
+        "w": np.zeros((k, in_dim, self.task.num_classes), np.float32),
+        "b": np.zeros((k, self.task.num_classes), np.float32),
+      }
+    starts = [self._start(all_keys[i]) or self._zero for i in chunk]
     starts += starts[-1:] * (len(full) - len(chunk))
     init = {f: np.concatenate([s[f] for s in starts]) for f in ("w", "b")}
     keys = np.tile(self.seed_keys, (len(full), 1))
