@@ -292,6 +292,13 @@ def test_from_arrays_rejects_malformed_input_in_one_line(case):
   _one_line_error(from_arrays, x, y, **kw)
 
 
+def test_singleton_classes_are_named_with_what_to_do():
+  y = np.r_[np.zeros(38, int), 5, 7]
+  _one_line_error(from_arrays, _X, y, match=r"class 5 has only 1 row \(2 classes do\).*x_test")
+  names = np.r_[["a"] * 39, ["rare"]]
+  _one_line_error(from_arrays, _X, names, match=r"class 'rare' has only 1 row;")
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_random_garbage_either_loads_or_is_a_one_line_error(seed):
   rng = np.random.default_rng(seed)

@@ -413,7 +413,7 @@ def classification_task(
   if x_test is None:
     from sklearn.model_selection import train_test_split
 
-    check_split(ids, test_size)
+    check_split(y, test_size)  # raw labels: errors name the classes as the user wrote them
     x_tr, x_te, y_tr, y_te = train_test_split(
       x, ids, test_size=test_size, random_state=seed, stratify=ids
     )

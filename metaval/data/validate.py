@@ -191,8 +191,12 @@ def check_split(y: np.ndarray, test_size: int | float) -> int:
     raise TaskError(f"test_size must be in (0, {n}), got {test_size}")
   values, counts = np.unique(y, return_counts=True)
   if counts.min() < 2:
+    single = values[counts < 2]
     raise TaskError(
-      f"class {values[counts.argmin()]} has only 1 row; a stratified split needs >= 2 per class"
+      f"class {single[0].item()!r} has only 1 row"
+      + (f" ({len(single)} classes do)" if len(single) > 1 else "")
+      + "; a stratified split needs >= 2 per class: drop or merge such classes, or bring "
+      "your own held-out set (x_test, y_test in an .npz)"
     )
   k = len(values)
   if n_test < k or n - n_test < k:
