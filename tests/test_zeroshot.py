@@ -626,3 +626,39 @@ def test_batched_features_equal_one_at_a_time(chunk, monkeypatch):
   pair = [(xs1[:5], ys1h[:5]), (xs1, ys1h)]  # B's products shared by two supplements
   batched = SM.fit_many(big.lx1, big.ly1h, pair, big.theta_b, big.lw)[1]
   np.testing.assert_allclose(batched, per_set, rtol=1e-9, atol=1e-12)
+
+
+# -- wide inputs -------------------------------------------------------------------
+
+
+def test_inputs_up_to_max_width_are_used_whole():
+  rng = np.random.default_rng(0)
+  xb, xe = rng.normal(size=(60, Z.MAX_WIDTH)) * 3.0 + 1.0, rng.normal(size=(50, Z.MAX_WIDTH))
+  yb, ye = np.arange(60) % 3, np.arange(50) % 3
+  ctx = Z.Context((xb, yb), (xe, ye))
+  assert ctx.proj is None
+  np.testing.assert_array_equal(ctx.xb, ctx._standardise(xb))
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_wider_inputs_are_projected_on_b_and_t_together_not_on_b_alone(seed):
+  # 40 base points in MAX_WIDTH + 88 features: B spans 40 directions. The map is
+  # fitted on B's and T's points (a map of B's alone dropped what B does not span);
+  # it is the same for every supplement (query-free).
+  rng = np.random.default_rng(seed)
+  width = Z.MAX_WIDTH + 88
+  xb, yb = rng.normal(size=(40, width)), np.arange(40) % 3
+  xe, ye = rng.normal(size=(120, width)), np.arange(120) % 3
+  ctx = Z.Context((xb, yb), (xe, ye))
+  assert ctx.proj.shape == (width, 160)  # every direction of the 160 fitted rows
+  np.testing.assert_allclose(ctx.proj.T @ ctx.proj, np.eye(160), atol=1e-10)
+  z = ctx._standardise(xe)
+  kept = np.linalg.norm(ctx.xe, axis=1) / np.linalg.norm(z, axis=1)
+  assert kept.min() > 0.999  # T's points lose nothing
+  b_only = np.linalg.svd(ctx._standardise(xb), full_matrices=False)[2]
+  assert (np.linalg.norm(z @ b_only.T, axis=1) / np.linalg.norm(z, axis=1)).max() < 0.5
+  p = metaval.load_predictor()
+  s1, s2 = (rng.normal(size=(30, width)), np.arange(30) % 3), (xe[:30] * 0.5, ye[:30])
+  alone = p.value(s1, base=(xb, yb), eval=(xe, ye)).targets[0].value
+  p.value(s2, base=(xb, yb), eval=(xe, ye))
+  assert p.value(s1, base=(xb, yb), eval=(xe, ye)).targets[0].value == alone

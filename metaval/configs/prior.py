@@ -32,6 +32,9 @@ Variants:
            of 300-800 points), the default ladder: 2,304 labels for E2's
            out-of-domain split (metaval prior --config prior:beyond
            --workdir runs/prior_beyond).
+  wide     32 tasks of 160-1,200 features, 16 pairs each, the default ladder: 1,536
+           labels (metaval prior --config prior:wide --workdir runs/prior_wide), scored
+           by python scripts/eval_zeroshot_prior.py --labels runs/prior_wide.
 """
 
 import ml_collections
@@ -115,6 +118,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     )
     cfg.base_size = (300, 800)
     cfg.gather = 1100  # >= max base_size + max supp_size
+  elif arg == "wide":
+    # Tasks wider than the prior (160-1,200 features; wider than 512 the zero-shot
+    # features project the inputs): how the shipped model transfers to wide inputs.
+    cfg.num_tasks = 32
+    cfg.first_task = 700_000
+    cfg.ranges = ml_collections.ConfigDict(
+      {"eval_size": (500, 500), "dim": (160, 1200), "pool_size": (600, 1500)}
+    )
+    cfg.pairs_per_task = 16
   else:
-    raise ValueError(f"unknown variant {arg!r}; use default, medium, quick, tiny or beyond")
+    raise ValueError(f"unknown variant {arg!r}; use default, medium, quick, tiny, beyond or wide")
   return cfg
