@@ -487,6 +487,25 @@ def test_copies_of_base_points_are_not_counted():
   assert (only.value, only.low, only.high) == (0.0, 0.0, 0.0)
   assert [i for i, _ in p.rank([copies, (xs, ys)], base=base, eval=ev)] == [1, 0]
   assert ranked[3].diagnostics["base_copies"] == 0
+  assert not any("repeats" in w for f in ranked.values() for w in f.warnings)  # B is continuous
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_copies_are_noted_as_maybe_genuine_where_b_repeats_its_own_rows(seed):
+  # Four binary features: 16 possible inputs, so B repeats rows and a fresh sample
+  # often equals a point of B. Such copies are still not counted (a set of copies
+  # pays nothing), but the note says the value may be too low.
+  rng = np.random.default_rng(seed)
+
+  def draw(n):
+    x = rng.integers(0, 2, (n, 4)).astype(float)
+    return x, (x.sum(1) + rng.random(n) > 2.5).astype(int)
+
+  base, ev, fresh = draw(80), draw(200), draw(60)
+  facts = metaval.load_predictor().value(fresh, base=base, eval=ev)
+  assert facts.diagnostics["base_copies"] > 0
+  note = next(w for w in facts.warnings if "copy base points" in w)
+  assert "B itself repeats" in note and "may be genuine new samples" in note
 
 
 # -- training round trip -----------------------------------------------------------

@@ -9,11 +9,14 @@ at once, their rows keyed and checked in one pass.
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 
 from metaval.zeroshot.inputs import FeatureError, as_arrays, input_keys, row_keys
 
 FAR_RMS = 10.0  # S's typical point this many of B's SDs (RMS over features) out: warned
+REPEATS_NOTED = 0.05  # B repeating this share of its own rows: copies of B may be genuine
 
 
 class SupplementChecks:
@@ -43,9 +46,7 @@ class SupplementChecks:
       sets.append((xs, ys))
     if not sets:
       return []
-    if self._base_keys is None:
-      xb, yb = self._raw_b
-      self._base_keys = set(map(bytes, row_keys(xb, yb)))
+    self._key_base()
     ids = np.concatenate([self.labels(y) for _, y in sets])
     keys = row_keys(np.concatenate([x for x, _ in sets]), ids)
     copy = np.fromiter(map(self._base_keys.__contains__, map(bytes, keys)), bool, len(ids))
@@ -55,6 +56,35 @@ class SupplementChecks:
       at += len(ys)
       out.append(((xs[~c], ys[~c]), int(c.sum())))
     return out
+
+  def _key_base(self) -> None:
+    """B's (input, label) keys, and the share of B's rows that repeat another (once)."""
+    if self._base_keys is None:
+      xb, yb = self._raw_b
+      keys = list(map(bytes, row_keys(xb, yb)))
+      self._base_keys = set(keys)
+      counts = collections.Counter(keys)
+      self._base_repeats = sum(c for c in counts.values() if c > 1) / max(len(keys), 1)
+
+  def copies_note(self, copies: int, size: int) -> str:
+    """The warning of a supplement ``copies`` of whose ``size`` points copy B's.
+
+    Copies carry no new data and are not counted. Where B itself repeats rows (inputs
+    with few distinct values: binary or categorical features), a fresh sample can
+    equal a point of B by chance, so the note says the value may then be too low.
+    """
+    self._key_base()
+    note = (
+      f"all {copies} points copy base points: no new data, valued at zero"
+      if copies == size
+      else f"{copies} of {size} points copy base points and are not counted"
+    )
+    if self._base_repeats >= REPEATS_NOTED:
+      note += (
+        f"; B itself repeats {self._base_repeats:.0%} of its rows (inputs with few distinct "
+        "values), so some copies may be genuine new samples and the value too low"
+      )
+    return note
 
   def checks(self, xs: np.ndarray, ys: np.ndarray) -> list[str]:
     """Warnings about S (raw, validated arrays) that its value alone would hide.

@@ -341,7 +341,7 @@ class ZeroShotPredictor:
     if hi < 0:
       warnings.append("predicted to hurt: the whole interval is below zero")
     if copies:
-      warnings.append(f"{copies} of {n_new + copies} points copy base points and are not counted")
+      warnings.append(q["ctx"].copies_note(copies, n_new + copies))
     base_acc = float(q["ctx"].base_scores["logit"][0])
     target = TargetValue(
       metric="eval/accuracy", value=float(gain), low=lo, high=hi, base_metric=base_acc
@@ -359,7 +359,7 @@ class ZeroShotPredictor:
     """A set whose every point copies B: no new data, worth nothing by construction."""
     base_acc = float(q["ctx"].base_scores["logit"][0])
     target = TargetValue(metric="eval/accuracy", value=0.0, low=0.0, high=0.0, base_metric=base_acc)
-    warnings = [f"all {copies} points copy base points: no new data, valued at zero"]
+    warnings = [q["ctx"].copies_note(copies, copies)]
     diagnostics = {"score": float("-inf"), "sign": 0, "proxies": {}, "base_copies": copies}
     return self._label(q, name, copies, target, warnings, diagnostics)
 
