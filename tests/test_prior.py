@@ -1,5 +1,6 @@
 """The prior of generated tasks: generator, generic kinds, shape buckets, the label job."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -62,6 +63,23 @@ def test_ranges_can_be_narrowed_and_bad_ones_are_refused():
     generator.sample_spec(0, dim=(9, 3))
   with pytest.raises(MetavalError, match="structure"):
     generator.TaskSpec(0, 4, 2, 0, 2, 100, 100, "spiral")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_categorical_features_are_drawn_apart_from_the_rest_of_the_task(seed):
+  plain = generator.sample_spec(seed)
+  spec = generator.sample_spec(seed, discrete=(0.5, 1.0))
+  # Every other draw is the seed's: the same spec and, for the other columns, the same task.
+  assert dataclasses.replace(spec, discrete=0) == plain
+  assert 0.5 * spec.dim - 1 <= spec.discrete <= spec.dim
+  x, _, xe, _ = generator.build_arrays(spec)
+  x0, _, _, _ = generator.build_arrays(plain)
+  levels = np.array([len(np.unique(np.r_[x[:, j], xe[:, j]])) for j in range(spec.dim)])
+  assert (levels <= 5).sum() >= spec.discrete  # cut into 2-5 codes
+  continuous = levels > 5
+  np.testing.assert_array_equal(x[:, continuous], x0[:, continuous])
+  with pytest.raises(MetavalError, match="discrete"):
+    generator.sample_spec(seed, discrete=(0.5, 1.5))
 
 
 def test_tasks_carry_signal_and_noise_lowers_it():

@@ -35,6 +35,8 @@ Variants:
   wide     32 tasks of 160-1,200 features, 16 pairs each, the default ladder: 1,536
            labels (metaval prior --config prior:wide --workdir runs/prior_wide), scored
            by python scripts/eval_zeroshot_prior.py --labels runs/prior_wide.
+  discrete 32 tasks of the default ranges with half to all features categorical (2-5
+           levels), 16 pairs each: 1,536 labels (--workdir runs/prior_discrete).
 """
 
 import ml_collections
@@ -127,6 +129,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       {"eval_size": (500, 500), "dim": (160, 1200), "pool_size": (600, 1500)}
     )
     cfg.pairs_per_task = 16
+  elif arg == "discrete":
+    # Tasks whose features are mostly categorical (half to all of them cut into 2-5
+    # levels, as binary and categorical columns of real tables are): the default prior
+    # has continuous and rounded features only.
+    cfg.num_tasks = 32
+    cfg.first_task = 800_000
+    cfg.ranges = ml_collections.ConfigDict({"eval_size": (500, 500), "discrete": (0.5, 1.0)})
+    cfg.pairs_per_task = 16
   else:
-    raise ValueError(f"unknown variant {arg!r}; use default, medium, quick, tiny, beyond or wide")
+    raise ValueError(
+      f"unknown variant {arg!r}; use default, medium, quick, tiny, beyond, wide or discrete"
+    )
   return cfg

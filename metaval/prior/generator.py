@@ -75,6 +75,8 @@ class TaskSpec:
     imbalance: Dirichlet concentration of the class shares (large = balanced).
     label_noise: share of labels moved to a different class.
     warped: features passed through a monotone or rounding warp.
+    discrete: features made categorical: each cut at its quantiles into 2 to 5 levels
+      (integer codes, as binary or categorical columns of real tables are).
   """
 
   seed: int
@@ -94,6 +96,7 @@ class TaskSpec:
   imbalance: float = 100.0
   label_noise: float = 0.0
   warped: int = 0
+  discrete: int = 0
 
   def __post_init__(self):
     if self.structure not in STRUCTURES:
@@ -114,6 +117,8 @@ class TaskSpec:
       raise PriorError(f"label_noise must be in [0, 1), got {self.label_noise}")
     if not 0 <= self.warped <= self.dim:
       raise PriorError(f"warped must be in [0, dim], got {self.warped}")
+    if not 0 <= self.discrete <= self.dim:
+      raise PriorError(f"discrete must be in [0, dim], got {self.discrete}")
 
   @property
   def name(self) -> str:
@@ -146,15 +151,17 @@ def sample_spec(seed: int, **ranges) -> TaskSpec:
   Args:
     seed: the spec's seed (also the built task's seed).
     **ranges: ``(lo, hi)`` overrides of ``DEFAULT_RANGES`` (``dim``, ``num_classes``,
-      ``pool_size``, ``eval_size``, ``label_noise``), or ``structure`` to fix it.
+      ``pool_size``, ``eval_size``, ``label_noise``), ``structure`` to fix it, or
+      ``discrete``: the range of the share of features made categorical (none unless
+      given; drawn after everything else, so the other draws stay those of the seed).
 
   Returns:
     The ``TaskSpec``.
   """
-  unknown = set(ranges) - set(DEFAULT_RANGES) - {"structure"}
+  unknown = set(ranges) - set(DEFAULT_RANGES) - {"structure", "discrete"}
   if unknown:
     raise PriorError(f"unknown prior range(s) {sorted(unknown)}; use {sorted(DEFAULT_RANGES)}")
-  r = {**DEFAULT_RANGES, **{k: v for k, v in ranges.items() if k != "structure"}}
+  r = {**DEFAULT_RANGES, **{k: v for k, v in ranges.items() if k not in ("structure", "discrete")}}
   rng = np.random.default_rng([int(seed), 0x5EC])
   # Widths, sizes and class counts log-uniform: every octave is as common.
   dim = _int_range(rng, r["dim"], log=True)
@@ -168,7 +175,7 @@ def sample_spec(seed: int, **ranges) -> TaskSpec:
   structure = str(ranges.get("structure") or rng.choice(STRUCTURES))
   lo_n, hi_n = r["label_noise"]
   label_noise = float(rng.uniform(lo_n, hi_n)) if rng.random() < 0.5 else float(lo_n)
-  return TaskSpec(
+  spec = TaskSpec(
     seed=int(seed),
     dim=dim,
     informative=informative,
@@ -188,6 +195,13 @@ def sample_spec(seed: int, **ranges) -> TaskSpec:
     label_noise=round(label_noise, 4),
     warped=int(rng.integers(0, dim + 1)) if rng.random() < 0.3 else 0,
   )
+  if ranges.get("discrete") is None:
+    return spec
+  lo, hi = (float(v) for v in ranges["discrete"])
+  if not 0.0 <= lo <= hi <= 1.0:
+    raise PriorError(f"discrete must be a range of shares within [0, 1], got {(lo, hi)}")
+  share = rng.uniform(lo, hi)
+  return dataclasses.replace(spec, discrete=min(dim, max(int(round(share * dim)), int(lo > 0))))
 
 
 # ----------------------------------------------------------------------------
@@ -316,6 +330,16 @@ def _finish(rng, spec: TaskSpec, x: np.ndarray) -> np.ndarray:
   return (x * scale + offset)[:, rng.permutation(d)]
 
 
+def _categorical(rng, count: int, x: np.ndarray) -> np.ndarray:
+  """``count`` columns of ``x`` cut at their quantiles into 2 to 5 levels (codes 0..L-1)."""
+  x = x.copy()
+  for col in rng.choice(x.shape[1], count, replace=False):
+    levels = int(rng.integers(2, 6))
+    cuts = np.quantile(x[:, col], np.sort(rng.uniform(0.1, 0.9, levels - 1)))
+    x[:, col] = np.searchsorted(cuts, x[:, col]).astype(np.float64)
+  return x
+
+
 def _noisy(rng, y: np.ndarray, rate: float, num_classes: int) -> np.ndarray:
   y = y.copy()
   flip = rng.random(len(y)) < rate
@@ -334,6 +358,8 @@ def build_arrays(spec: TaskSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
   z, y = draw(rng, spec, n_pool + n_eval)
   x, _ = _features(rng, spec, z)
   x = _finish(rng, spec, x)
+  if spec.discrete:
+    x = _categorical(np.random.default_rng([spec.seed, 0xD15C]), spec.discrete, x)
   is_eval = np.zeros(len(y), bool)
   for cls in range(spec.num_classes):
     rows = np.flatnonzero(y == cls)
