@@ -110,3 +110,40 @@ def test_missing_or_unreadable_files_are_one_line_errors(tmp_path):
     with pytest.raises(MetavalError, match=match) as e:
       facts_for_config(cfg)
     assert "\n" not in str(e.value)
+
+
+def test_several_supplement_files_are_ranked_as_rank_ranks_their_arrays(tmp_path):
+  d, b, s, t = _wine(1)
+  sets = {
+    "clean.npz": (d.data[s], d.target[s]),
+    "flipped.npz": (d.data[s], (d.target[s] + 1) % 3),
+    "half.npz": (d.data[s[:20]], d.target[s[:20]]),
+  }
+  for name, (x, y) in sets.items():
+    np.savez(tmp_path / name, x=x, y=y)
+  np.savez(tmp_path / "b.npz", x=d.data[b], y=d.target[b], x_test=d.data[t], y_test=d.target[t])
+  paths = ",".join(str(tmp_path / n) for n in sets)
+  args = ["--config", "value:zeroshot", f"--config.base.path={tmp_path / 'b.npz'}"]
+  assert (
+    cli.main(
+      ["value", *args, f"--config.supplement.path={paths}", "--workdir", str(tmp_path / "v")]
+    )
+    == 0
+  )
+  ranking = json.loads((tmp_path / "v" / "ranking.json").read_text())
+  expect = metaval.load_predictor().rank(
+    list(sets.values()),
+    base=(d.data[b], d.target[b]),
+    eval=(d.data[t], d.target[t]),
+    names=list(sets),
+  )
+  assert [r["name"] for r in ranking] == [f.name for _, f in expect]
+  assert [r["diagnostics"]["rank"] for r in ranking] == [1, 2, 3]
+  assert ranking[-1]["name"] == "flipped.npz"
+  assert [r["targets"][0]["value"] for r in ranking] == [f.targets[0].value for _, f in expect]
+  with pytest.raises(MetavalError, match="draws one supplement"):
+    cli_report = load("value:zeroshot")
+    cli_report.base.path, cli_report.supplement.path = str(tmp_path / "b.npz"), paths
+    from metaval.report.nutrition import run as report
+
+    report(cli_report, str(tmp_path / "r"))

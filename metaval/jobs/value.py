@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from metaval.configured import facts_for_config
+from metaval.util.io import write_json
 
 
 def run(config, workdir: str):
@@ -16,12 +17,25 @@ def run(config, workdir: str):
 
   Args:
     config: a ``value`` config (default ``value:quick``).
-    workdir: where ``facts.json`` goes (nothing is written if empty).
+    workdir: where ``facts.json`` goes (``ranking.json`` for several supplement files,
+      best first); nothing is written if empty.
 
   Returns:
-    The Nutrition Facts of the supplement.
+    The Nutrition Facts of the supplement (a list, best first, for several files).
   """
   facts = facts_for_config(config)
+  if isinstance(facts, list):  # several supplement files, ranked by the zero-shot model
+    from metaval.zeroshot.files import ranking_text
+
+    for f in facts:
+      print(f.text())
+    print(ranking_text(facts))
+    if workdir:
+      os.makedirs(workdir, exist_ok=True)
+      path = os.path.join(workdir, "ranking.json")
+      write_json(path, [f.to_dict() for f in facts])
+      print(f"wrote {path}")
+    return facts
   print(facts.text())
   if workdir:
     os.makedirs(workdir, exist_ok=True)

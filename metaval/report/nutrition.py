@@ -29,6 +29,10 @@ def write_all(facts: NutritionFacts, workdir: str, stem: str = "nutrition_facts"
 def run(config, workdir: str) -> NutritionFacts:
   """``metaval report``: values the configured supplement and writes JSON, HTML, PNG."""
   facts = facts_for_config(config)
+  if isinstance(facts, list):
+    raise ReportError(
+      "metaval report draws one supplement's label; rank several with metaval value"
+    )
   print(facts.text())
   paths = write_all(facts, workdir)
   for kind, p in paths.items():

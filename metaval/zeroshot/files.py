@@ -8,7 +8,9 @@ a label column (``task.label``, default ``label``) and numeric feature columns; 
 supplement's and the evaluation set's columns are taken by the base's names, in any
 order. The evaluation set is, in turn: ``eval.path``; the base archive's own
 ``x_test`` / ``y_test``; a stratified quarter of B held out (the model's default).
-``task.name`` may name a built-in task (``wine``) instead of a base file.
+``task.name`` may name a built-in task (``wine``) instead of a base file. Several
+supplement files, separated by commas, are ranked against each other (``rank()``):
+which of these sets would help this model most.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import numpy as np
 
 from metaval.data.loaders import read_csv, read_npz
 from metaval.errors import MetavalError
-from metaval.report.facts import NutritionFacts
 
 
 class FileError(MetavalError):
@@ -63,17 +64,24 @@ def read_raw_set(
   raise FileError(f"{what} file {path!r} must be an .npz (x, y) or a .csv")
 
 
-def facts_for_config(config, predictor) -> NutritionFacts:
-  """Values ``config.supplement.path`` with a zero-shot ``predictor``.
+def supplement_paths(config) -> list[str]:
+  """The supplement files a config names: ``supplement.path``, comma-separated."""
+  return [p.strip() for p in str(config.supplement.path or "").split(",") if p.strip()]
+
+
+def facts_for_config(config, predictor):
+  """Values the supplement file(s) of ``config.supplement.path`` with a zero-shot model.
 
   Args:
-    config: a ``value`` config: ``supplement.path`` (required), ``base.path`` or a
-      built-in ``task.name``, optional ``eval.path`` and ``learner``; ``task.label``
-      and ``task.delimiter`` for csv files.
+    config: a ``value`` config: ``supplement.path`` (required: one file, or several
+      separated by commas), ``base.path`` or a built-in ``task.name``, optional
+      ``eval.path`` and ``learner``; ``task.label`` and ``task.delimiter`` for csv
+      files.
     predictor: a ``metaval.zeroshot.ZeroShotPredictor``.
 
   Returns:
-    The supplement's Nutrition Facts.
+    The supplement's Nutrition Facts; for several files, theirs in ``rank()`` order,
+    best first (each ``facts.diagnostics["rank"]`` its place, from 1).
 
   Raises:
     FileError: no supplement or base given, or an unreadable file.
@@ -81,8 +89,8 @@ def facts_for_config(config, predictor) -> NutritionFacts:
   task = config.get("task") or {}
   label = str(task.get("label") or "label")
   delimiter = task.get("delimiter") or ","
-  supp_path = config.supplement.path
-  if not supp_path:
+  paths = supplement_paths(config)
+  if not paths:
     raise FileError(
       "the zero-shot model values a set you give: set --config.supplement.path (.npz or .csv)"
     )
@@ -96,9 +104,26 @@ def facts_for_config(config, predictor) -> NutritionFacts:
     base = str(task.get("name"))  # a built-in task: its pool and its test set
   else:
     raise FileError("no base set: set --config.base.path (.npz or .csv) or --config.task.name")
-  xs, ys, _, _ = read_raw_set(supp_path, "supplement", label, delimiter, columns)
+  sets = [read_raw_set(p, "supplement", label, delimiter, columns)[:2] for p in paths]
   if eval_path:
     xe, ye, _, _ = read_raw_set(eval_path, "eval", label, delimiter, columns)
     evaluation = (xe, ye)
   learner = config.get("learner") or None
-  return predictor.value((xs, ys), base, evaluation, learner, name=os.path.basename(supp_path))
+  names = [os.path.basename(p) for p in paths]
+  if len(sets) == 1:
+    return predictor.value(sets[0], base, evaluation, learner, name=names[0])
+  ranked = predictor.rank(sets, base, evaluation, learner, names=names)
+  for place, (_, facts) in enumerate(ranked, 1):
+    facts.diagnostics["rank"] = place
+  return [facts for _, facts in ranked]
+
+
+def ranking_text(ranked) -> str:
+  """A table of ranked supplements: place, name, predicted gain and its interval."""
+  rows = [f"{'rank':>4}  {'supplement':<32} {'gain':>8}  interval"]
+  for f in ranked:
+    t = f.targets[0]
+    rows.append(
+      f"{f.diagnostics['rank']:>4}  {f.name[:32]:<32} {t.value:+8.4f}  [{t.low:+.4f}, {t.high:+.4f}]"
+    )
+  return "\n".join(rows)
