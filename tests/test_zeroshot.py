@@ -681,3 +681,20 @@ def test_wider_inputs_are_projected_on_b_and_t_together_not_on_b_alone(seed):
   alone = p.value(s1, base=(xb, yb), eval=(xe, ye)).targets[0].value
   p.value(s2, base=(xb, yb), eval=(xe, ye))
   assert p.value(s1, base=(xb, yb), eval=(xe, ye)).targets[0].value == alone
+
+
+def test_the_cached_context_follows_b_and_t_changed_in_place():
+  p = metaval.load_predictor()
+  base, ev, draw, _ = _problem(3)
+  xb, yb = np.array(base[0]), np.array(base[1])
+  xe, ye = np.array(ev[0]), np.array(ev[1])
+  s = draw(30)
+  ctx, _ = p.context((xb, yb), (xe, ye))
+  assert p.context((xb.copy(), yb.copy()), (xe, ye))[0] is ctx  # same contents: reused
+  yb[:20] = (yb[:20] + 1) % 3  # labels of B changed in place
+  assert p.context((xb, yb), (xe, ye))[0] is not ctx
+  fresh = metaval.load_predictor().value(s, base=(xb, yb), eval=(xe, ye)).targets[0].value
+  assert p.value(s, base=(xb, yb), eval=(xe, ye)).targets[0].value == fresh
+  ctx = p.context((xb, yb), (xe, ye))[0]
+  xe[0, 0] += 1e-9  # one evaluation input nudged
+  assert p.context((xb, yb), (xe, ye))[0] is not ctx

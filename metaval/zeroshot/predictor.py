@@ -22,6 +22,7 @@ import importlib.resources
 import json
 import os
 import pickle
+import zlib
 
 import numpy as np
 
@@ -216,15 +217,15 @@ class ZeroShotPredictor:
       base, builtin_eval = _builtin(base)
       eval = builtin_eval if eval is None else eval
     xb, yb = Z.as_arrays(base, "base")
-    key = [xb.tobytes(), np.asarray(yb).tobytes()]
+    key = [_fingerprint(xb), _fingerprint(yb)]
     if eval is None:
       keep, held = holdout_split(yb)
       eval, base = (xb[held], yb[held]), (xb[keep], yb[keep])
       name += f" (eval: {HOLDOUT:.0%} of B held out)"
     else:
       xe, ye = Z.as_arrays(eval, "eval")
-      key += [xe.tobytes(), np.asarray(ye).tobytes()]
-    key = hash(tuple(key))
+      key += [_fingerprint(xe), _fingerprint(ye)]
+    key = tuple(key)
     if self._ctx_key != key:
       self._ctx, self._ctx_key = Z.Context(base, eval), key
     return self._ctx, name
@@ -362,6 +363,15 @@ class ZeroShotPredictor:
     warnings = [q["ctx"].copies_note(copies, copies)]
     diagnostics = {"score": float("-inf"), "sign": 0, "proxies": {}, "base_copies": copies}
     return self._label(q, name, copies, target, warnings, diagnostics)
+
+
+def _fingerprint(a) -> tuple:
+  """An array's contents, cheaply: shape, dtype and two checksums of its bytes, read in
+  place (copying a large B to hash it cost more than the query; a B changed in place
+  gets a new fingerprint, so a stale context is never reused)."""
+  a = np.ascontiguousarray(a)
+  data = a.tobytes() if a.dtype.kind == "O" else a.reshape(-1).view(np.uint8)
+  return a.shape, a.dtype.str, zlib.crc32(data), zlib.adler32(data)
 
 
 def _load_forests(path: str) -> tuple[trees.Forest, trees.Forest]:
