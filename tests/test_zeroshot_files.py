@@ -141,6 +141,13 @@ def test_several_supplement_files_are_ranked_as_rank_ranks_their_arrays(tmp_path
   assert [r["diagnostics"]["rank"] for r in ranking] == [1, 2, 3]
   assert ranking[-1]["name"] == "flipped.npz"
   assert [r["targets"][0]["value"] for r in ranking] == [f.targets[0].value for _, f in expect]
+  # A pattern names the files it matches (sorted); one that matches none is an error.
+  cfg = load("value:zeroshot")
+  cfg.base.path, cfg.supplement.path = str(tmp_path / "b.npz"), str(tmp_path / "[cfh]*.npz")
+  assert [f.name for f in facts_for_config(cfg)] == [r["name"] for r in ranking]
+  cfg.supplement.path = str(tmp_path / "none_*.npz")
+  with pytest.raises(MetavalError, match="matches no file"):
+    facts_for_config(cfg)
   with pytest.raises(MetavalError, match="draws one supplement"):
     cli_report = load("value:zeroshot")
     cli_report.base.path, cli_report.supplement.path = str(tmp_path / "b.npz"), paths

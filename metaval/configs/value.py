@@ -25,8 +25,9 @@ second::
   metaval value --config value:zeroshot --config.base.path=b.csv \\
     --config.supplement.path=s.csv --config.eval.path=t.csv --config.task.label=target
 
-Several supplement files separated by commas (``supplement.path=a.csv,b.csv``) are
-ranked against each other; ``metaval value`` then writes ``ranking.json``.
+Several supplement files separated by commas (``supplement.path=a.csv,b.csv``) or
+named by a pattern (``'candidates/*.csv'``) are ranked against each other;
+``metaval value`` then writes ``ranking.json``.
 """
 
 import ml_collections

@@ -9,12 +9,13 @@ supplement's and the evaluation set's columns are taken by the base's names, in 
 order. The evaluation set is, in turn: ``eval.path``; the base archive's own
 ``x_test`` / ``y_test``; a stratified quarter of B held out (the model's default).
 ``task.name`` may name a built-in task (``wine``) instead of a base file. Several
-supplement files, separated by commas, are ranked against each other (``rank()``):
-which of these sets would help this model most.
+supplement files, separated by commas or named by a pattern (``candidates/*.csv``), are
+ranked against each other (``rank()``): which of these sets would help this model most.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 
 import numpy as np
@@ -65,8 +66,22 @@ def read_raw_set(
 
 
 def supplement_paths(config) -> list[str]:
-  """The supplement files a config names: ``supplement.path``, comma-separated."""
-  return [p.strip() for p in str(config.supplement.path or "").split(",") if p.strip()]
+  """The supplement files a config names: ``supplement.path``, comma-separated; a
+  pattern with ``*``, ``?`` or ``[`` names the files it matches, in sorted order.
+
+  Raises:
+    FileError: a pattern that matches no file.
+  """
+  paths = []
+  for p in (p.strip() for p in str(config.supplement.path or "").split(",")):
+    if p and any(c in p for c in "*?["):
+      found = sorted(glob.glob(p))
+      if not found:
+        raise FileError(f"supplement pattern {p!r} matches no file")
+      paths += found
+    elif p:
+      paths.append(p)
+  return paths
 
 
 def facts_for_config(config, predictor):
