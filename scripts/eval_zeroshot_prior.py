@@ -25,6 +25,7 @@ import numpy as np
 
 from metaval.util.env import machine
 from metaval.util.io import markdown_table, write_json, write_text
+from metaval.zeroshot import evaluate
 from metaval.zeroshot import features as Z
 from metaval.zeroshot import labels as L
 from metaval.zeroshot import train as T
@@ -45,8 +46,8 @@ def main(argv=None) -> dict:
   featurise_s = time.perf_counter() - t0
   predictor = ZeroShotPredictor(a.model)
   score, gain = predictor.predict(tab.x)
-  proxies = {p: T.group_spearman(tab.x[:, j], tab.gain, tab.group) for j, p in enumerate(Z.PROXIES)}
-  best = max(proxies, key=lambda k: np.nan_to_num(proxies[k], nan=-2.0))
+  scores = evaluate.score_all(tab, {}, extra={"model": score})
+  best, best_score = evaluate.best_proxy(scores)
   width = np.exp(tab.x[:, Z.FEATURE_NAMES.index("log_width")])
   kinds = [
     {
@@ -66,19 +67,19 @@ def main(argv=None) -> dict:
     "tasks": int(len(np.unique(tab.task))),
     "input_features": [int(round(width.min())), int(round(width.max()))],
     "featurise_seconds": featurise_s,
-    "model_spearman": T.group_spearman(score, tab.gain, tab.group),
+    "model_spearman": scores["model"],
     "best_proxy": best,
-    "best_proxy_spearman": float(proxies[best]),
-    "ceiling": T.group_spearman(tab.split_a, tab.split_b, tab.group),
+    "best_proxy_spearman": best_score,
+    "ceiling": scores["ceiling"],
     "gain_pearson": float(np.corrcoef(gain, tab.gain)[0, 1]),
-    "proxies": {k: float(v) for k, v in proxies.items()},
+    "proxies": {k: float(scores[k]) for k in Z.PROXIES},
     "kinds": kinds,
     "machine": machine(),
   }
   print(
     f"{name}: {out['rows']} rows of {out['tasks']} tasks ({out['input_features'][0]}-"
     f"{out['input_features'][1]} features), featurised in {featurise_s:.1f} s; model "
-    f"{out['model_spearman']:.3f}, best proxy {best} {proxies[best]:.3f}, ceiling "
+    f"{out['model_spearman']:.3f}, best proxy {best} {best_score:.3f}, ceiling "
     f"{out['ceiling']:.3f}, gain Pearson {out['gain_pearson']:.3f}",
     flush=True,
   )
@@ -94,7 +95,7 @@ def main(argv=None) -> dict:
       [
         {
           "model": f"{out['model_spearman']:.3f}",
-          "best single proxy": f"{best} {proxies[best]:.3f}",
+          "best single proxy": f"{best} {best_score:.3f}",
           "ceiling": f"{out['ceiling']:.3f}",
           "gain Pearson": f"{out['gain_pearson']:.3f}",
         }
