@@ -24,22 +24,18 @@ def run(config, workdir: str):
     The Nutrition Facts of the supplement (a list, best first, for several files).
   """
   facts = facts_for_config(config)
-  if isinstance(facts, list):  # several supplement files, ranked by the zero-shot model
+  ranked = isinstance(facts, list)  # several supplement files, ranked by the zero-shot model
+  for f in facts if ranked else [facts]:
+    print(f.text())
+  if ranked:
     from metaval.zeroshot.files import ranking_text
 
-    for f in facts:
-      print(f.text())
     print(ranking_text(facts))
-    if workdir:
-      os.makedirs(workdir, exist_ok=True)
-      path = os.path.join(workdir, "ranking.json")
-      write_json(path, [f.to_dict() for f in facts])
-      print(f"wrote {path}")
-    return facts
-  print(facts.text())
   if workdir:
     os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "facts.json")
-    facts.write_json(path)
+    if ranked:
+      path = write_json(os.path.join(workdir, "ranking.json"), [f.to_dict() for f in facts])
+    else:
+      path = facts.write_json(os.path.join(workdir, "facts.json"))
     print(f"wrote {path}")
   return facts
