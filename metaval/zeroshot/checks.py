@@ -61,10 +61,9 @@ class SupplementChecks:
     """B's (input, label) keys, and the share of B's rows that repeat another (once)."""
     if self._base_keys is None:
       xb, yb = self._raw_b
-      keys = list(map(bytes, row_keys(xb, yb)))
-      self._base_keys = set(keys)
-      counts = collections.Counter(keys)
-      self._base_repeats = sum(c for c in counts.values() if c > 1) / max(len(keys), 1)
+      self._base_keys = collections.Counter(map(bytes, row_keys(xb, yb)))  # key -> count
+      repeated = sum(c for c in self._base_keys.values() if c > 1)
+      self._base_repeats = repeated / max(len(xb), 1)
 
   def copies_note(self, copies: int, size: int) -> str:
     """The warning of a supplement ``copies`` of whose ``size`` points copy B's.

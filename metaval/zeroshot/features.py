@@ -185,7 +185,7 @@ class Context(SupplementChecks):
     self._raw_b = (xb, self.yb)
     self._raw_e = xe
     self._eval_keys = None  # T's inputs as bytes, built on first use
-    self._base_keys = None  # B's (input, label) rows as bytes, built on first use
+    self._base_keys = None  # B's (input, label) rows as bytes -> count, built on first use
     self._base_repeats = 0.0  # the share of B's rows that repeat another (with the keys)
     with PF.one_blas_thread():  # small products: one thread, the limit set once
       self._prepare(rng)

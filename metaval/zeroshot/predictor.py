@@ -307,14 +307,12 @@ class ZeroShotPredictor:
     validating and counting parameters cost as much as a tenth of a query."""
     named = learner is None or isinstance(learner, str)
     key = (ctx.xb.shape[1], ctx.k, learner) if named else None
-    if key is None or self._learners.get(key) is None:
+    found = self._learners.get(key)
+    if found is None:
       spec = parse_learner(learner)
-      params = _num_params(spec, ctx.xb.shape[1], ctx.k - 1)
-      found = (spec.to_dict(), params)
-      if key is not None:
+      found = (spec.to_dict(), _num_params(spec, ctx.xb.shape[1], ctx.k - 1))
+      if named:
         self._learners = {key: found}  # the last query's only
-    else:
-      found = self._learners[key]
     return {"ctx": ctx, "name": name, "spec": dict(found[0]), "params": found[1]}
 
   def _label(self, q, name, n_s, target, warnings, diagnostics) -> NutritionFacts:
