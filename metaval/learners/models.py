@@ -110,11 +110,12 @@ class LearnerSpec:
     (``SpecError``): a misspelt field would otherwise silently take its default.
     """
     d = dict(mapping)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - fields - set(LABEL_ONLY_KEYS)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = set(d) - set(fields) - set(LABEL_ONLY_KEYS)
     if unknown:
-      known = ", ".join(f.name for f in dataclasses.fields(cls))
-      raise SpecError(f"unknown learner field(s): {', '.join(sorted(unknown))}; fields: {known}")
+      raise SpecError(
+        f"unknown learner field(s): {', '.join(sorted(unknown))}; fields: {', '.join(fields)}"
+      )
     return {k: v for k, v in d.items() if k in fields}
 
 

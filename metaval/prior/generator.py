@@ -158,9 +158,10 @@ def sample_spec(seed: int, **ranges) -> TaskSpec:
   Returns:
     The ``TaskSpec``.
   """
-  unknown = set(ranges) - set(DEFAULT_RANGES) - {"structure", "discrete"}
+  options = {*DEFAULT_RANGES, "structure", "discrete"}
+  unknown = set(ranges) - options
   if unknown:
-    raise PriorError(f"unknown prior range(s) {sorted(unknown)}; use {sorted(DEFAULT_RANGES)}")
+    raise PriorError(f"unknown prior range(s) {sorted(unknown)}; use {sorted(options)}")
   r = {**DEFAULT_RANGES, **{k: v for k, v in ranges.items() if k not in ("structure", "discrete")}}
   rng = np.random.default_rng([int(seed), 0x5EC])
   # Widths, sizes and class counts log-uniform: every octave is as common.
