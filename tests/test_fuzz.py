@@ -139,9 +139,10 @@ def test_csv_loader_on_random_cells_is_one_line(seed, tmp_path):
   _works_or_refused(get_task, f"csv:{path}", test_size=0.3)
 
 
-def test_csv_loader_names_the_non_numeric_column(tmp_path):
-  path = _write_rows(tmp_path / "d.csv", [["a", "b", "label"]] + [["1", "x", "0"]] * 6)
-  assert "column 'b' is not numeric" in _refused(get_task, f"csv:{path}")
+def test_csv_loader_names_the_column_mixing_numbers_and_text(tmp_path):
+  rows = [["a", "b", "label"]] + [["1", str(i), "0"] for i in range(5)] + [["1", "x", "1"]]
+  path = _write_rows(tmp_path / "d.csv", rows)
+  assert "column 'b' holds numbers and some text" in _refused(get_task, f"csv:{path}")
   binary = tmp_path / "b.csv"
   binary.write_bytes(bytes(range(256)) * 4)
   _refused(get_task, f"csv:{binary}")
@@ -305,13 +306,15 @@ def test_cli_refuses_malformed_task_files_and_options_in_one_line(tmp_path, caps
     tmp_path / "good.csv",
     [[*map(str, range(13)), "target"]] + [[*map(str, r), str(t)] for r, t in zip(d.data, d.target)],
   )
-  words = _write_rows(tmp_path / "words.csv", [["a", "label"]] + [["x", "0"], ["y", "1"]] * 10)
+  words = _write_rows(
+    tmp_path / "words.csv", [["a", "label"]] + [["1", "0"], ["2", "1"]] * 10 + [["x", "0"]]
+  )
   garbage = tmp_path / "garbage.npz"
   garbage.write_bytes(b"PK\x03\x04 not really a zip")
   fit = ["fit", "--config", "fit:quick", "--workdir", str(tmp_path / "fit")]
   for overrides, needle in [
     ([f"--config.task.name=csv:{tmp_path}/missing.csv"], "not found"),
-    ([f"--config.task.name=csv:{words}"], "not numeric"),
+    ([f"--config.task.name=csv:{words}"], "numbers and some text"),
     ([f"--config.task.name=npz:{garbage}"], "npz"),
     ([f"--config.task.name=csv:{good}"], "no label column 'label'"),
     ([f"--config.task.name=csv:{good}", "--config.task.label=nope"], "nope"),
@@ -331,7 +334,7 @@ def test_cli_refuses_malformed_task_files_and_options_in_one_line(tmp_path, caps
     assert needle in _cli_refuses(capsys, *fit, *overrides), overrides
   # generate checks its task before starting any worker.
   gen = ["generate", "--config", "labels:tiny", "--workdir", str(tmp_path / "labels")]
-  assert "not numeric" in _cli_refuses(capsys, *gen, f"--config.task.name=csv:{words}")
+  assert "numbers and some text" in _cli_refuses(capsys, *gen, f"--config.task.name=csv:{words}")
 
 
 def test_cli_value_refuses_malformed_supplements_in_one_line(predictor, tmp_path, capsys):
@@ -371,7 +374,9 @@ def test_cli_value_refuses_malformed_supplements_in_one_line(predictor, tmp_path
 
 
 def test_cli_error_from_a_real_process_is_one_line(tmp_path):
-  words = _write_rows(tmp_path / "words.csv", [["a", "label"]] + [["x", "0"], ["y", "1"]] * 10)
+  words = _write_rows(
+    tmp_path / "words.csv", [["a", "label"]] + [["1", "0"], ["2", "1"]] * 10 + [["x", "0"]]
+  )
   env = {**os.environ, "PYTHONPATH": REPO}
   r = subprocess.run(
     [sys.executable, "-m", "metaval.cli", "fit", f"--config.task.name=csv:{words}"],
@@ -382,4 +387,4 @@ def test_cli_error_from_a_real_process_is_one_line(tmp_path):
     timeout=300,
   )
   assert r.returncode == 2
-  assert len(r.stderr.strip().splitlines()) == 1 and "not numeric" in r.stderr, r.stderr
+  assert len(r.stderr.strip().splitlines()) == 1 and "numbers and some text" in r.stderr, r.stderr

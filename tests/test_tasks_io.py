@@ -342,13 +342,13 @@ def _csv_cases(tmp_path):
     "blank lines": ("\n\n \n", {}, "no rows"),
     "no label column": (_rows(["a", "b", "c"], ok), {}, "no label column 'label'"),
     "no features": ("label\n0\n1\n", {}, "no feature columns"),
-    "text column": (
-      _rows(["a", "colour", "label"], [["1", "red", 0], ["2", "blue", 1]]),
+    # Text columns and missing cells are encoded (tests/test_table.py); a column of
+    # numbers with a stray word in it is refused.
+    "numbers and text": (
+      _rows(["a", "colour", "label"], [["1", "red", 0], ["2", "3", 1], ["3", "4", 0]] * 3),
       {},
-      "'colour'",
+      "'colour' holds numbers and some text.*'red'",
     ),
-    "empty cell": (_rows(["a", "b", "label"], [[1, "", 0], [2, 3, 1]]), {}, "'b'.*empty"),
-    "nan cell": (_rows(["a", "b", "label"], [[1, "nan", 0], [2, 3, 1]] * 5), {}, "'b' has 'nan'"),
     "inf cell": (_rows(["a", "b", "label"], [[1, "-inf", 0], [2, 3, 1]] * 5), {}, "'b' has '-inf'"),
     "ragged row": ("a,b,label\n1,2,0\n1,0\n", {}, "data row 2 has 2 fields"),
     "repeated column": (_rows(["a", "a", "label"], ok), {}, "repeats column name"),

@@ -154,3 +154,44 @@ def test_several_supplement_files_are_ranked_as_rank_ranks_their_arrays(tmp_path
     from metaval.report.nutrition import run as report
 
     report(cli_report, str(tmp_path / "r"))
+
+
+def test_text_columns_and_missing_cells_are_encoded_by_the_base_file(tmp_path):
+  """A csv with a text column and empty cells: valued as the arrays the base's table
+  makes of it (one-hot of the base's levels, the base's medians), and a level the base
+  never has is said on the facts of the supplement that holds it."""
+  rng = np.random.default_rng(0)
+  kinds = np.array(["oak", "pine", "elm"])
+
+  def rows(n, levels=3, odd=None):
+    k = rng.integers(0, levels, n)
+    v = rng.normal(size=n) + k
+    cells = [[kinds[j] if odd is None or i % 4 else odd, "" if i % 5 == 0 else f"{v[i]:.3f}", f"c{j}"]
+             for i, j in enumerate(k)]  # fmt: skip
+    return cells, k, v
+
+  header = ["kind", "v", "label"]
+  b_rows, kb, vb = rows(80)
+  s_rows, ks, vs = rows(30, odd="ash")
+  t_rows, kt, vt = rows(60)
+  for name, r in (("b", b_rows), ("s", s_rows), ("t", t_rows)):
+    with open(tmp_path / f"{name}.csv", "w", newline="") as f:
+      csv.writer(f).writerows([header, *r])
+  cfg = _config(base=tmp_path / "b.csv", supplement=tmp_path / "s.csv", eval=tmp_path / "t.csv")
+  facts = facts_for_config(cfg)
+
+  median = float(np.median(vb[np.arange(80) % 5 != 0].round(3)))
+
+  def encode(cells, k, v):
+    idx = np.arange(len(k))
+    level = np.array([c[0] for c in cells])
+    onehot = (level[:, None] == np.array(["elm", "oak", "pine"])[None]).astype(float)
+    miss = idx % 5 == 0
+    return np.c_[onehot, np.where(miss, median, v.round(3)), miss], np.array([f"c{j}" for j in k])
+
+  expect = metaval.load_predictor().value(
+    encode(s_rows, ks, vs), base=encode(b_rows, kb, vb), eval=encode(t_rows, kt, vt)
+  )
+  assert facts.targets[0].value == expect.targets[0].value
+  said = [w for w in facts.warnings if "supplement file" in w]
+  assert len(said) == 1 and "column 'kind'" in said[0] and "'ash'" in said[0]

@@ -19,11 +19,13 @@ from __future__ import annotations
 import csv
 import os
 import pickle
+import warnings
 import zipfile
 import zlib
 
 import numpy as np
 
+from metaval.data.table import Table
 from metaval.data.tasks import LANGUAGE_MODEL, Task, classification_task, register_prefix
 from metaval.data.validate import TaskError, as_labels
 from metaval.errors import message_line
@@ -151,46 +153,62 @@ def _npz(spec: str, seed: int = 0, test_size=DEFAULT_TEST_SIZE, downsample: int 
 
 @register_prefix(
   "csv",
-  "csv:<path> - header row, a label column (option label, default 'label') and numeric "
-  "feature columns; options label, test_size, delimiter",
+  "csv:<path> - header row, a label column (option label, default 'label') and feature "
+  "columns (numbers, or text levels one-hot encoded); options label, test_size, delimiter",
   stamp=_file_stamp,
 )
 def _csv(
   spec: str, seed: int = 0, label: str = "label", test_size=DEFAULT_TEST_SIZE, delimiter=","
 ) -> Task:
-  """A CSV file: a header row, one label column, every other column a numeric feature.
+  """A CSV file: a header row, one label column, every other column a feature.
 
   Labels are classes: integers (``3``, ``3.0``) or any strings (mapped to class ids in
-  sorted order, kept as ``task.classes``). ``task.encode`` takes the feature columns
-  in file order, without the label column.
+  sorted order, kept as ``task.classes``). Feature columns are encoded by a ``Table``
+  fitted on the whole file (``metaval.data.table``: text columns one-hot, missing
+  cells filled), kept as ``task.transform.table``; ``task.encode`` takes the encoded
+  columns (``table.names``), and ``read_set`` reads another file of the task through
+  the same table.
   """
-  x, y, names = read_csv(spec, label, delimiter)
-  return classification_task(f"csv:{spec}", x, y, seed, test_size, feature_names=names)
+  x, y, table, _ = read_table(spec, label, delimiter)
+  return classification_task(
+    f"csv:{spec}", x, y, seed, test_size, feature_names=table.sources, table=table
+  )
 
 
 def read_csv(
-  path: str, label: str = "label", delimiter: str = ",", columns=None
+  path: str, label: str = "label", delimiter: str = ",", columns=None, table=None
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-  """Reads a CSV's numeric feature columns and its label column, checked.
+  """Reads a CSV's feature columns as numbers and its label column, checked.
 
   Use it for a supplement or a base set in the same format as a ``csv:`` task, then
   ``task.encode(x)`` and ``task.encode_labels(y)``; pass
-  ``columns=task.transform.feature_names`` to take the task's columns by name.
+  ``table=task.transform.table`` to take the task's columns by name and encode them as
+  the task does (``read_set`` does both).
 
   Args:
     path: a CSV with a header row.
     label: the label column.
     delimiter: the one-character field separator (``"\\t"`` or ``"tab"`` for a tab).
     columns: feature columns to take, in this order; default every column but ``label``.
+    table: a ``Table`` fitted on another file (then ``columns`` is its own); default
+      one fitted on this file (numeric columns as they are, text columns one-hot,
+      missing cells filled: ``metaval.data.table``).
 
   Returns:
     ``x [N, d]`` float64, checked labels ``[N]`` (int64, or strings when any label is
-    not a number) and the feature column names.
+    not a number) and the encoded columns' names.
 
   Raises:
     TaskError: a missing/empty/unparsable file, a missing label or feature column, a
-      non-numeric or non-finite feature cell, an empty or non-integral label.
+      column mixing numbers and text, a non-finite number, an empty or non-integral label.
   """
+  x, y, table, _ = read_table(path, label, delimiter, columns, table)
+  return x, y, table.names
+
+
+def read_table(path: str, label: str = "label", delimiter: str = ",", columns=None, table=None):
+  """``read_csv`` that also returns the ``Table`` used and its notes (one line each:
+  missing cells filled, levels the table does not keep)."""
   path = _existing_file(path, "csv")
   label = str(label)  # a config override may have parsed a numeric column name
   if delimiter in ("\\t", "tab"):  # a tab is hard to type on a command line
@@ -201,16 +219,15 @@ def read_csv(
       f"csv file {path} has no label column {label!r}; columns: {', '.join(header)} "
       "(name the label column with the label option)"
     )
-  names = tuple(h for h in header if h != label) if columns is None else tuple(columns)
-  absent = [c for c in names if c not in header or c == label]
-  if absent:
-    raise TaskError(f"csv file {path} lacks feature column(s): {', '.join(absent)}")
-  if not names:
-    raise TaskError(f"csv file {path} has no feature columns besides {label!r}")
-  x = np.empty((len(rows), len(names)), np.float64)
-  for k, name in enumerate(names):
-    j = header.index(name)
-    x[:, k] = _numeric_column(path, name, [r[j] for r in rows])
+  if table is None:
+    names = tuple(h for h in header if h != label) if columns is None else tuple(columns)
+    absent = [c for c in names if c not in header or c == label]
+    if absent:
+      raise TaskError(f"csv file {path} lacks feature column(s): {', '.join(absent)}")
+    if not names:
+      raise TaskError(f"csv file {path} has no feature columns besides {label!r}")
+    table = Table.fit(path, header, rows, names)
+  x, notes = table.encode(path, header, rows)
   raw = [r[header.index(label)].strip() for r in rows]
   if "" in raw:
     raise TaskError(
@@ -220,7 +237,7 @@ def read_csv(
     y = np.array([float(v) for v in raw])
   except ValueError:
     y = np.array(raw)  # string classes
-  return x, as_labels(y, f"label column {label!r}"), names
+  return x, as_labels(y, f"label column {label!r}"), table, notes
 
 
 def _read_csv(path: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
@@ -250,26 +267,6 @@ def _read_csv(path: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
   return header, body
 
 
-def _numeric_column(path: str, name: str, cells: list[str]) -> np.ndarray:
-  out = np.empty(len(cells), np.float64)
-  for i, c in enumerate(cells):
-    try:
-      out[i] = float(c)
-    except ValueError:
-      what = "is empty" if not c.strip() else f"holds {c.strip()[:20]!r}"
-      raise TaskError(
-        f"csv file {path}: column {name!r} is not numeric (data row {i + 1} {what}); "
-        "features must be numbers"
-      ) from None
-  bad = ~np.isfinite(out)
-  if bad.any():
-    i = int(np.argmax(bad))
-    raise TaskError(
-      f"csv file {path}: column {name!r} has {cells[i].strip()!r} in data row {i + 1}"
-    )
-  return out
-
-
 # ----------------------------------------------------------------------------
 # Sets in a task's raw space (supplements and bases given to the value commands).
 
@@ -296,10 +293,14 @@ def read_set(path: str, task: Task, what: str = "supplement") -> tuple[np.ndarra
   opts = dict(task.options)
   try:
     if path.endswith(".csv"):
-      columns = task.transform.feature_names if task.transform else ()
-      x, y, _ = read_csv(
-        path, opts.get("label", "label"), opts.get("delimiter", ","), columns=columns or None
-      )
+      tr = task.transform
+      label, delimiter = opts.get("label", "label"), opts.get("delimiter", ",")
+      if tr is not None and tr.table is not None:
+        x, y, _, notes = read_table(path, label, delimiter, table=tr.table)
+        for note in notes:
+          warnings.warn(note, stacklevel=2)
+        return x, y
+      x, y, _ = read_csv(path, label, delimiter, columns=(tr.feature_names if tr else ()) or None)
       return x, y
     if path.endswith(".npz"):
       lm = task.kind == LANGUAGE_MODEL

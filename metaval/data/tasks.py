@@ -365,6 +365,7 @@ def classification_task(
   group_names=None,
   downsample: int = 1,
   feature_names: tuple[str, ...] = (),
+  table=None,
 ) -> Task:
   """Validates raw arrays and builds a standardised classification ``Task``.
 
@@ -383,6 +384,7 @@ def classification_task(
     group_names: name of each class id; default the raw label (``class_<k>`` for ints).
     downsample: average-pool images by this factor per side before flattening.
     feature_names: name of each raw feature column (CSV headers), kept on the transform.
+    table: a CSV's column encoding (``metaval.data.table.Table``), kept on the transform.
 
   Returns:
     The ``Task`` with one evaluation set, ``"test"``.
@@ -423,7 +425,7 @@ def classification_task(
     y_te_raw = as_labels(y_test, "y_test")
     check_rows(x_te, y_te_raw, "_test")
     y_te = class_ids(y_te_raw, classes, "y_test")
-  transform = Transform.fit(x_tr, raw_shape, int(downsample), tuple(feature_names))
+  transform = Transform.fit(x_tr, raw_shape, int(downsample), tuple(feature_names), table)
   x_tr = transform.standardise(x_tr)
   x_te = transform.standardise(x_te)
   num_classes = len(classes)

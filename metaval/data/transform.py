@@ -42,6 +42,9 @@ class Transform:
     downsample: average-pooling factor over the two image axes (1 = none).
     dtype: dtype of the internal inputs (``"float32"``, ``"int32"`` for tokens).
     feature_names: name of each raw feature column where the source has them (CSV).
+    table: a CSV's column encoding (``metaval.data.table.Table``: text columns one-hot,
+      missing cells filled) where the task comes from a CSV; ``encode`` takes its
+      encoded columns, ``metaval.data.read_set`` applies it to another file.
   """
 
   input_shape: tuple[int, ...]
@@ -50,9 +53,12 @@ class Transform:
   downsample: int = 1
   dtype: str = "float32"
   feature_names: tuple[str, ...] = ()
+  table: object = None
 
   @classmethod
-  def fit(cls, x_pool: np.ndarray, input_shape, downsample: int = 1, feature_names=()) -> Transform:
+  def fit(
+    cls, x_pool: np.ndarray, input_shape, downsample: int = 1, feature_names=(), table=None
+  ) -> Transform:
     """Fits standardisation on preprocessed pool inputs ``x_pool [N, d]`` (float64).
 
     Raises:
@@ -65,7 +71,7 @@ class Transform:
       raise TaskError(f"feature column {col} has values too large to standardise")
     scale = np.where(scale < MIN_SCALE, 1.0, scale)
     shape = tuple(int(s) for s in input_shape)
-    return cls(shape, mean, scale, int(downsample), feature_names=tuple(feature_names))
+    return cls(shape, mean, scale, int(downsample), feature_names=tuple(feature_names), table=table)
 
   @property
   def feature_dim(self) -> int:

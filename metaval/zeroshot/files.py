@@ -4,9 +4,10 @@
 file (and an evaluation file, optional) with the zero-shot model shipped in the
 package: nothing is trained, any tabular task, raw inputs. Each set is an ``.npz``
 (arrays ``x [n, ...]`` and ``y [n]``; images are flattened) or a ``.csv`` with a header,
-a label column (``task.label``, default ``label``) and numeric feature columns; the
-supplement's and the evaluation set's columns are taken by the base's names, in any
-order. The evaluation set is, in turn: ``eval.path``; the base archive's own
+a label column (``task.label``, default ``label``) and feature columns: numbers, or
+text levels (one-hot) and missing cells, encoded by a ``Table`` fitted on the base
+file (``metaval.data.table``); the supplement's and the evaluation set's columns are
+taken by the base's names, in any order, and encoded by the base's table. The evaluation set is, in turn: ``eval.path``; the base archive's own
 ``x_test`` / ``y_test``; a stratified quarter of B held out (the model's default).
 ``task.name`` may name a built-in task (``wine``) instead of a base file. Several
 supplement files, separated by commas or named by a pattern (``candidates/*.csv``), are
@@ -20,7 +21,7 @@ import os
 
 import numpy as np
 
-from metaval.data.loaders import read_csv, read_npz
+from metaval.data.loaders import read_npz, read_table
 from metaval.errors import MetavalError
 
 
@@ -29,8 +30,8 @@ class FileError(MetavalError):
 
 
 def read_raw_set(
-  path: str, what: str, label: str = "label", delimiter: str = ",", columns=None
-) -> tuple[np.ndarray, np.ndarray, tuple | None, tuple | None]:
+  path: str, what: str, label: str = "label", delimiter: str = ",", table=None, notes=None
+) -> tuple[np.ndarray, np.ndarray, object, tuple | None]:
   """One raw set from a file, checked as its loader checks it.
 
   Args:
@@ -38,10 +39,11 @@ def read_raw_set(
     what: the set's name in error messages.
     label: a csv's label column.
     delimiter: a csv's field separator.
-    columns: a csv's feature columns to take, in order (default: all but the label).
+    table: the base's ``Table`` for a csv (default: one fitted on this file).
+    notes: a list that receives a csv's notes (missing cells filled, unkept levels).
 
   Returns:
-    ``(x [n, d], y [n], csv feature names or None, (x_test, y_test) or None)``; the
+    ``(x [n, d], y [n], the csv's Table or None, (x_test, y_test) or None)``; the
     last is an archive's own evaluation set when it holds one.
 
   Raises:
@@ -49,8 +51,10 @@ def read_raw_set(
   """
   try:
     if path.endswith(".csv"):
-      x, y, names = read_csv(path, label, delimiter, columns=columns)
-      return x, y, names, None
+      x, y, table, said = read_table(path, label, delimiter, table=table)
+      if notes is not None:
+        notes += [f"{what} file {n}" for n in said]
+      return x, y, table, None
     if path.endswith(".npz"):
       a = read_npz(path)
       x = np.asarray(a["x"])
@@ -111,25 +115,31 @@ def facts_for_config(config, predictor):
     )
   base_path = config.base.path if "base" in config else ""
   eval_path = config.eval.path if "eval" in config else ""
-  columns, evaluation = None, None
+  table, evaluation, notes = None, None, []
   if base_path:
-    xb, yb, columns, evaluation = read_raw_set(base_path, "base", label, delimiter)
+    xb, yb, table, evaluation = read_raw_set(base_path, "base", label, delimiter, notes=notes)
     base = (xb, yb)
   elif task.get("name"):
     base = str(task.get("name"))  # a built-in task: its pool and its test set
   else:
     raise FileError("no base set: set --config.base.path (.npz or .csv) or --config.task.name")
-  sets = [read_raw_set(p, "supplement", label, delimiter, columns)[:2] for p in paths]
+  said = [[] for _ in paths]  # each supplement's notes go on its own facts
+  sets = [
+    read_raw_set(p, "supplement", label, delimiter, table, n)[:2] for p, n in zip(paths, said)
+  ]
   if eval_path:
-    xe, ye, _, _ = read_raw_set(eval_path, "eval", label, delimiter, columns)
+    xe, ye, _, _ = read_raw_set(eval_path, "eval", label, delimiter, table, notes)
     evaluation = (xe, ye)
   learner = config.get("learner") or None
   names = [os.path.basename(p) for p in paths]
   if len(sets) == 1:
-    return predictor.value(sets[0], base, evaluation, learner, name=names[0])
+    facts = predictor.value(sets[0], base, evaluation, learner, name=names[0])
+    facts.warnings += notes + said[0]
+    return facts
   ranked = predictor.rank(sets, base, evaluation, learner, names=names)
-  for place, (_, facts) in enumerate(ranked, 1):
+  for place, (i, facts) in enumerate(ranked, 1):
     facts.diagnostics["rank"] = place
+    facts.warnings += notes + said[i]
   return [facts for _, facts in ranked]
 
 

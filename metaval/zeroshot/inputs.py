@@ -35,7 +35,10 @@ def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
   try:
     x = np.asarray(x, np.float64)
   except (TypeError, ValueError):
-    raise FeatureError(f"{what} inputs are not numeric") from None
+    raise FeatureError(
+      f"{what} inputs are not numeric: encode text columns as numbers (one 0/1 column per "
+      "level), or read a csv with metaval.data.read_csv, which does"
+    ) from None
   if x.ndim == 1:
     x = x[:, None]
   if x.ndim != 2:

@@ -1,0 +1,193 @@
+"""A CSV's columns as numbers: missing cells and categorical columns, encoded one way.
+
+Real tables hold text columns (``color = red``) and empty cells. ``Table`` is fitted on
+one file (a task's whole file, or the base set of a zero-shot query) and encodes that
+file and every other file of the task the same way, so a supplement's columns mean
+what the base's mean:
+
+* a **numeric** column (every present cell a number) stays one column; its missing
+  cells take the fitted file's median, and when the fitted file itself has missing
+  cells in it a 0/1 column ``"<name> (missing)"`` follows, so "missing" can carry
+  information of its own;
+* a **categorical** column (more than half of its present cells text) becomes one 0/1
+  column per level, ``"<name>=<level>"``: the fitted file's ``MAX_LEVELS`` most
+  frequent levels, missing cells counting as the level ``(missing)``. A cell of any
+  other level (rare, or unseen in the fitted file) is none of them: all zeros, and
+  ``encode`` says how many there were;
+* a column that mixes numbers with a few text cells (``12``, ``13``, ``12 kg``) is a
+  typo more often than a category, and is refused naming the cell.
+
+Missing cells are those that read (trimmed, any case) as one of ``MISSING``. A purely
+numeric file with no missing cell is encoded to exactly its own numbers, column for
+column.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+
+import numpy as np
+
+from metaval.data.validate import TaskError
+
+# Cells read as missing (compared trimmed and lower-cased); "?" is the UCI convention.
+MISSING = frozenset({"", "na", "n/a", "#n/a", "nan", "-nan", "null", "none", "<na>", "?"})
+# Levels kept per categorical column (the most frequent in the fitted file).
+MAX_LEVELS = 32
+MISSING_LEVEL = "(missing)"
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+  """How one source column is encoded.
+
+  Attributes:
+    name: the column's header.
+    kind: ``"numeric"`` or ``"categorical"``.
+    fill: a numeric column's value for missing cells (the fitted file's median).
+    indicator: a numeric column is followed by a 0/1 "missing" column.
+    levels: a categorical column's levels, one 0/1 column each.
+    distinct: distinct levels in the fitted file (more than ``levels`` when capped).
+  """
+
+  name: str
+  kind: str
+  fill: float = 0.0
+  indicator: bool = False
+  levels: tuple[str, ...] = ()
+  distinct: int = 0
+
+  @property
+  def names(self) -> tuple[str, ...]:
+    if self.kind == "numeric":
+      return (self.name, f"{self.name} (missing)") if self.indicator else (self.name,)
+    return tuple(f"{self.name}={v}" for v in self.levels)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  """The encoding of a CSV's feature columns, fitted on one file (see the module doc)."""
+
+  columns: tuple[Column, ...]
+
+  @property
+  def sources(self) -> tuple[str, ...]:
+    """The source columns' headers, in order."""
+    return tuple(c.name for c in self.columns)
+
+  @property
+  def names(self) -> tuple[str, ...]:
+    """The encoded columns' names, in order."""
+    return tuple(n for c in self.columns for n in c.names)
+
+  @property
+  def plain(self) -> bool:
+    """Every column numeric and without a missing column: the encoding is the identity."""
+    return all(c.kind == "numeric" and not c.indicator for c in self.columns)
+
+  @classmethod
+  def fit(cls, path: str, header: list[str], rows: list[list[str]], sources) -> Table:
+    """Fits the encoding of columns ``sources`` on the rows of one file.
+
+    Raises:
+      TaskError: a column mixing numbers with some text, or a non-finite number.
+    """
+    columns = []
+    for name in sources:
+      cells = [r[header.index(name)].strip() for r in rows]
+      missing = np.array([c.lower() in MISSING for c in cells])
+      numbers = _parse(cells, missing)
+      present = int((~missing).sum())
+      text = int((~missing & np.isnan(numbers)).sum())  # cells that are not numbers
+      if text == 0:
+        _finite(path, name, cells, numbers, missing)
+        fill = float(np.median(numbers[~missing])) if present else 0.0
+        columns.append(Column(name, "numeric", fill=fill, indicator=bool(missing.any())))
+      elif 2 * text <= present:
+        i = int(np.argmax(~missing & np.isnan(numbers)))
+        raise TaskError(
+          f"csv file {path}: column {name!r} holds numbers and some text (data row {i + 1} "
+          f"holds {cells[i][:20]!r}); fix the cell, or leave it empty if it is missing"
+        )
+      else:
+        counts = collections.Counter(MISSING_LEVEL if m else c for c, m in zip(cells, missing))
+        top = sorted(counts, key=lambda v: (-counts[v], v))[:MAX_LEVELS]
+        columns.append(Column(name, "categorical", levels=tuple(sorted(top)), distinct=len(counts)))
+    return cls(tuple(columns))
+
+  def encode(
+    self, path: str, header: list[str], rows: list[list[str]]
+  ) -> tuple[np.ndarray, list[str]]:
+    """Encodes a file's rows (its columns taken by name).
+
+    Returns:
+      ``x [n, len(names)]`` float64 and notes (missing cells filled, levels the fit
+      did not keep), one line each.
+
+    Raises:
+      TaskError: a missing column, or a numeric column holding text or non-finite numbers.
+    """
+    absent = [c for c in self.sources if c not in header]
+    if absent:
+      raise TaskError(f"csv file {path} lacks feature column(s): {', '.join(absent)}")
+    blocks, notes = [], []
+    for col in self.columns:
+      cells = [r[header.index(col.name)].strip() for r in rows]
+      missing = np.array([c.lower() in MISSING for c in cells], bool)
+      if col.kind == "numeric":
+        numbers = _parse(cells, missing)
+        text = ~missing & np.isnan(numbers)
+        if text.any():
+          i = int(np.argmax(text))
+          raise TaskError(
+            f"csv file {path}: column {col.name!r} is not numeric (data row {i + 1} holds "
+            f"{cells[i][:20]!r}); it is a numeric column of the data the encoding was fitted on"
+          )
+        _finite(path, col.name, cells, numbers, missing)
+        numbers[missing] = col.fill
+        blocks.append(numbers[:, None])
+        if col.indicator:
+          blocks.append(missing[:, None].astype(np.float64))
+        elif missing.any():
+          notes.append(
+            f"{path}: {int(missing.sum())} missing cell(s) of column {col.name!r} "
+            f"take the median of the fitted data ({col.fill:g})"
+          )
+        continue
+      level = np.array([MISSING_LEVEL if m else c for c, m in zip(cells, missing)], dtype=object)
+      onehot = level[:, None] == np.array(col.levels, dtype=object)[None]
+      blocks.append(onehot.astype(np.float64))
+      other = ~onehot.any(1)
+      if other.any():
+        example = level[int(np.argmax(other))]
+        why = (
+          f"levels the base data does not have (e.g. {example!r})"
+          if col.distinct <= len(col.levels)
+          else f"levels outside the {len(col.levels)} most frequent of the base data's "
+          f"{col.distinct} (e.g. {example!r})"
+        )
+        notes.append(
+          f"{path}: {int(other.sum())} cell(s) of column {col.name!r} hold {why}, "
+          "encoded as none of its levels"
+        )
+    return np.concatenate(blocks, 1) if blocks else np.empty((len(rows), 0)), notes
+
+
+def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:
+  """Cells as float64; text cells are NaN (missing cells too: see ``missing``)."""
+  out = np.full(len(cells), np.nan)
+  for i, c in enumerate(cells):
+    if not missing[i]:
+      try:
+        out[i] = float(c)
+      except ValueError:
+        pass
+  return out
+
+
+def _finite(path: str, name: str, cells, numbers: np.ndarray, missing: np.ndarray) -> None:
+  bad = ~missing & np.isinf(numbers)
+  if bad.any():
+    i = int(np.argmax(bad))
+    raise TaskError(f"csv file {path}: column {name!r} has {cells[i]!r} in data row {i + 1}")

@@ -1,0 +1,132 @@
+"""CSV columns as numbers (``metaval.data.table``): text levels, missing cells, one encoding."""
+
+import csv
+import warnings
+
+import numpy as np
+import pytest
+
+from metaval.data import get_task, read_csv, read_set, read_table
+from metaval.data.table import MAX_LEVELS
+from metaval.errors import MetavalError
+
+
+def _write(path, header, rows):
+  with open(path, "w", newline="") as f:
+    csv.writer(f).writerows([header, *rows])
+  return str(path)
+
+
+def _one_line(fn, *args, match, **kw):
+  with pytest.raises(MetavalError, match=match) as e:
+    fn(*args, **kw)
+  assert "\n" not in str(e.value)
+  return str(e.value)
+
+
+def test_a_numeric_file_without_missing_cells_is_its_own_numbers(tmp_path):
+  x = np.random.default_rng(0).normal(size=(20, 3)) * [1, 1e6, 1e-6]
+  path = _write(
+    tmp_path / "n.csv",
+    ["f0", "f1", "f2", "label"],
+    [[*(repr(float(v)) for v in r), i % 2] for i, r in enumerate(x)],
+  )
+  got, y, table, notes = read_table(path)
+  np.testing.assert_array_equal(got, x)
+  assert table.plain and table.names == ("f0", "f1", "f2") and notes == []
+  np.testing.assert_array_equal(y, np.arange(20) % 2)
+
+
+def test_text_columns_are_one_hot_by_the_base_levels_and_other_files_follow_them(tmp_path):
+  header = ["size", "color", "target"]
+  base = [[str(i), ["red", "blue", "green"][i % 3], "ab"[i % 2]] for i in range(12)]
+  b = _write(tmp_path / "b.csv", header, base)
+  xb, _, table, notes = read_table(b, "target")
+  assert table.names == ("size", "color=blue", "color=green", "color=red") and notes == []
+  np.testing.assert_array_equal(xb[:3, 1:], [[0, 0, 1], [1, 0, 0], [0, 1, 0]])
+  # A supplement: its columns in another order, one level the base never has.
+  rows = [["a", "blue", "4"], ["b", "violet", "5"], ["a", "red", "6"]]
+  s = _write(tmp_path / "s.csv", ["target", "color", "size"], rows)
+  xs, ys, _, notes = read_table(s, "target", table=table)
+  np.testing.assert_array_equal(xs, [[4, 1, 0, 0], [5, 0, 0, 0], [6, 0, 0, 1]])
+  assert ys.tolist() == ["a", "b", "a"]
+  assert len(notes) == 1 and "1 cell(s) of column 'color'" in notes[0] and "'violet'" in notes[0]
+
+
+def test_missing_cells_take_the_base_median_with_a_missing_column_where_the_base_has_them(tmp_path):
+  rows = [["1", "10", "0"], ["", "20", "1"], ["3", "30", "0"], ["NA", "40", "1"], ["7", "?", "0"]]
+  b = _write(tmp_path / "b.csv", ["a", "b", "label"], rows)
+  xb, _, table, _ = read_table(b)
+  assert table.names == ("a", "a (missing)", "b", "b (missing)")
+  np.testing.assert_array_equal(xb[:, 0], [1, 3, 3, 3, 7])  # median of 1, 3, 7
+  np.testing.assert_array_equal(xb[:, 1], [0, 1, 0, 1, 0])
+  np.testing.assert_array_equal(xb[:, 2], [10, 20, 30, 40, 25])
+  # Missing text is a level of its own.
+  c = _write(
+    tmp_path / "c.csv", ["k", "label"], [["x", 0], ["", 1], ["y", 0], ["null", 1], ["x", 0]]
+  )
+  xc, _, tc, _ = read_table(c)
+  assert tc.names == ("k=(missing)", "k=x", "k=y")
+  np.testing.assert_array_equal(xc[1], [1, 0, 0])
+  # A column the base has full: a supplement's missing cells take its median, with a note.
+  t = _write(
+    tmp_path / "t.csv", ["a", "b", "label"], [["1", "1", "0"], ["3", "1", "1"], ["5", "1", "0"]]
+  )
+  _, _, full, _ = read_table(t)
+  xs, _, _, notes = read_table(
+    _write(tmp_path / "s.csv", ["a", "b", "label"], [["", "2", "0"]]), table=full
+  )
+  np.testing.assert_array_equal(xs, [[3, 2]])
+  assert len(notes) == 1 and "column 'a'" in notes[0] and "median" in notes[0]
+
+
+def test_numbers_with_some_text_are_refused_naming_the_cell(tmp_path):
+  rows = [[str(v), "0"] for v in range(9)] + [["12 kg", "1"]]
+  path = _write(tmp_path / "m.csv", ["w", "label"], rows)
+  msg = _one_line(read_csv, path, match="column 'w' holds numbers and some text")
+  assert "data row 10" in msg and "12 kg" in msg
+  _one_line(get_task, f"csv:{path}", match="column 'w'")
+  # A numeric column of the base holding text in another file.
+  _, _, table, _ = read_table(_write(tmp_path / "b.csv", ["w", "label"], [["1", "0"], ["2", "1"]]))
+  s = _write(tmp_path / "s.csv", ["w", "label"], [["3", "0"], ["heavy", "1"]])
+  _one_line(read_table, s, table=table, match="column 'w' is not numeric.*data row 2.*heavy")
+  inf = _write(tmp_path / "i.csv", ["w", "label"], [["1", "0"], ["inf", "1"]])
+  _one_line(read_csv, inf, match="column 'w' has 'inf' in data row 2")
+
+
+def test_only_the_most_frequent_levels_get_a_column(tmp_path):
+  levels = [f"l{i:02d}" for i in range(MAX_LEVELS + 8)]
+  # l00..: the first MAX_LEVELS levels appear 3 times, the rest once.
+  cells = [v for v in levels[:MAX_LEVELS] for _ in range(3)] + levels[MAX_LEVELS:]
+  path = _write(tmp_path / "l.csv", ["k", "label"], [[v, i % 2] for i, v in enumerate(cells)])
+  x, _, table, notes = read_table(path)
+  assert table.names == tuple(f"k={v}" for v in levels[:MAX_LEVELS])
+  assert x.shape == (len(cells), MAX_LEVELS) and x[-8:].sum() == 0
+  assert len(notes) == 1 and f"{MAX_LEVELS} most frequent" in notes[0]
+
+
+def test_a_csv_task_with_text_columns_reads_its_other_files_through_its_own_table(tmp_path):
+  rng = np.random.default_rng(0)
+  colors = np.array(["red", "blue", "green"])
+  n = 90
+  c, v = rng.integers(0, 3, n), rng.normal(size=n)
+  y = np.where(c == 0, "yes", "no")
+  rows = [[f"{v[i]:.4f}", colors[c[i]], "" if i % 7 == 0 else f"{i}", y[i]] for i in range(n)]
+  path = _write(tmp_path / "d.csv", ["v", "color", "n", "target"], rows)
+  task = get_task(f"csv:{path}", label="target", test_size=30)
+  table = task.transform.table
+  assert table.names == ("v", "color=blue", "color=green", "color=red", "n", "n (missing)")
+  assert task.x.shape == (60, 6) and task.transform.feature_names == ("v", "color", "n")
+  # A supplement file, columns shuffled: read_set encodes it as the task's own rows.
+  s = _write(tmp_path / "s.csv", ["target", "n", "color", "v"], [r[::-1] for r in rows[:10]])
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # nothing to say: every level and column is known
+    xs, ys = read_set(s, task)
+  x_all, _, _ = read_csv(path, "target")
+  np.testing.assert_array_equal(xs, x_all[:10])
+  np.testing.assert_allclose(task.encode(xs), task.transform.standardise(x_all[:10]))
+  assert list(ys) == list(y[:10])
+  # An unknown level is said, not hidden.
+  odd = _write(tmp_path / "o.csv", ["v", "color", "n", "target"], [["0.1", "mauve", "3", "no"]])
+  with pytest.warns(UserWarning, match="column 'color'.*'mauve'"):
+    read_set(odd, task)
