@@ -65,6 +65,7 @@ def main(argv=None) -> dict:
         "ceiling": float(scores["ceiling"]),
         "gain Pearson": extra["pearson"],
         "interval coverage": extra["coverage"],
+        "interval width": extra["width"],
         "sign accuracy": extra["sign"],
         "proxies": {k: float(v) for k, v in proxies.items()},
       }
@@ -89,7 +90,7 @@ def main(argv=None) -> dict:
   write_json(a.out + ".json", out)
   cols = (
     "task", "rows", "model", "best single proxy", "best proxy", "KNN-Shapley sum", "ceiling",
-    "gain Pearson", "interval coverage",
+    "gain Pearson", "interval coverage", "interval width",
   )  # fmt: skip
   cells = [{c: (f"{r[c]:.3f}" if isinstance(r[c], float) else r[c]) for c in cols} for r in rows]
   text = (
@@ -98,7 +99,8 @@ def main(argv=None) -> dict:
     f"{label_s:.0f} s; {had} of {len(a.tasks)} label files reused; {out['seeds']} paired seeds "
     "per label). Mean within-group Spearman "
     "with the retraining gain (group: base and learner); ceiling: split-half Spearman of "
-    "the label's own seeds; gain Pearson and interval coverage: the gain head.\n\n"
+    "the label's own seeds; gain Pearson, interval coverage and mean interval width "
+    f"(nominal coverage of the model's interval: {predictor.coverage:.0%}): the gain head.\n\n"
     + markdown_table(cells, cols)
     + f"\n\nModel: `{os.path.relpath(predictor.path)}`. Machine: {json.dumps(out['machine'])}.\n"
   )

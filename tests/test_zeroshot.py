@@ -554,6 +554,12 @@ def test_select_fit_save_load_round_trip(tmp_path):
   # The training rows' range (the model's domain) survives the round trip.
   np.testing.assert_array_equal(p.low, fitted.low)
   np.testing.assert_array_equal(p.high, fitted.high)
+  # So does the interval, scaled per row: the loaded model's half-widths are the fit's.
+  gain = fitted.predict(table.x)[1]
+  np.testing.assert_allclose(
+    p.half_widths(table.x, gain), fitted.half_widths(table.x, gain), rtol=1e-5
+  )
+  assert report["interval"]["q"] == fitted.scale.q > 0
 
 
 def test_refit_uses_every_task_and_keeps_the_held_out_report():
@@ -566,6 +572,8 @@ def test_refit_uses_every_task_and_keeps_the_held_out_report():
   # The figures measured on held-out tasks are the training-task fit's, unchanged.
   assert report["val_spearman"] == held_report["val_spearman"]
   assert report["interval_half_width"] == held_report["interval_half_width"]
+  assert report["interval"] == held_report["interval"]
+  np.testing.assert_array_equal(refit.scale.coef, held.scale.coef)
   # The returned model is the chosen kind fitted on all tasks, not the held-out fit.
   whole = T.fit(table, report["chosen"], cfg, 0)
   np.testing.assert_allclose(refit.predict(table.x)[0], whole.predict(table.x)[0], atol=1e-6)

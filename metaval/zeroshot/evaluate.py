@@ -141,10 +141,9 @@ def zero_shot(
     chosen, report = T.select_and_fit(prior, net_cfg, coverage=coverage, seed=seed)
   models = fit_models(prior, net_cfg, seed)
   models["chosen (" + report["chosen"] + ")"] = lambda x: chosen.predict(x)[0]
-  half = report["interval_half_width"]
-  out = {tl.name: _scored(T.task_rows(tl), models, chosen, half, _knn_sums(tl)) for tl in real}
+  out = {tl.name: _scored(T.task_rows(tl), models, chosen, _knn_sums(tl)) for tl in real}
   for name, te in (tables or {}).items():
-    out[name] = _scored(te, models, chosen, half, {})
+    out[name] = _scored(te, models, chosen, {})
   return out, report
 
 
@@ -166,22 +165,23 @@ def shipped(real: list[TaskLabels], predictor: ZeroShotPredictor | None = None) 
   """
   chosen = predictor or ZeroShotPredictor()
   models = {"model": lambda x: chosen.predict(x)[0]}
-  half = chosen.half_width
-  return {tl.name: _scored(T.task_rows(tl), models, chosen, half, _knn_sums(tl)) for tl in real}
+  return {tl.name: _scored(T.task_rows(tl), models, chosen, _knn_sums(tl)) for tl in real}
 
 
 def _knn_sums(tl: TaskLabels) -> dict:
   return {"KNN-Shapley sum": knn_shapley_sums(tl)[_pair_index(tl)]}
 
 
-def _scored(te: T.Table, models: dict, chosen, half_width: float, extra_scores: dict) -> tuple:
-  """``(scores, rows, extra)`` of ``models`` on ``te``; ``chosen``'s gain head in ``extra``."""
+def _scored(te: T.Table, models: dict, chosen, extra_scores: dict) -> tuple:
+  """``(scores, rows, extra)`` of ``models`` on ``te``; ``chosen``'s gain head and its
+  interval's coverage and mean width in ``extra``."""
   scores = score_all(te, models, extra_scores)
   gain_pred = chosen.predict(te.x)[1]
-  cov = float(np.mean(np.abs(gain_pred - te.gain) <= half_width))
+  half = chosen.half_widths(te.x, gain_pred)
+  cov = float(np.mean(np.abs(gain_pred - te.gain) <= half))
   sign = float(np.mean(np.sign(gain_pred) == np.sign(te.gain)))
   pearson = float(stats.pearsonr(gain_pred, te.gain)[0]) if np.ptp(gain_pred) > 0 else 0.0
-  extra = {"coverage": cov, "sign": sign, "pearson": pearson}
+  extra = {"coverage": cov, "width": float(np.mean(2 * half)), "sign": sign, "pearson": pearson}
   extra.update(label=te.gain, predicted=gain_pred)  # per row, for the figure
   return scores, len(te.gain), extra
 

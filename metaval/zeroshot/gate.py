@@ -60,12 +60,12 @@ def clear_pairs(kind: np.ndarray, gain: np.ndarray, group: np.ndarray, junk: str
   return np.concatenate(ci), np.concatenate(ji)
 
 
-def check(pred_gain: np.ndarray, half_width: float, kind, gain, group) -> dict:
+def check(pred_gain: np.ndarray, half_width, kind, gain, group) -> dict:
   """The gate's verdict on one candidate's gain estimates for the validation rows.
 
   Args:
     pred_gain: ``[R]`` the candidate's gain estimate of each validation row.
-    half_width: the candidate's interval half-width (accuracy).
+    half_width: the candidate's interval half-width (accuracy): one, or one per row.
     kind: ``[R]`` the validation rows' supplement kinds.
     gain: ``[R]`` their retraining labels.
     group: ``[R]`` their ranking groups (task and learner).
@@ -78,6 +78,7 @@ def check(pred_gain: np.ndarray, half_width: float, kind, gain, group) -> dict:
     the 5% quantile of the estimated clean - junk margin over a kind's clear pairs.
   """
   kind, gain, group = np.asarray(kind), np.asarray(gain), np.asarray(group)
+  half_width = np.broadcast_to(np.asarray(half_width, np.float64), np.shape(pred_gain))
   out, violated, pairs = {}, 0, 0
   for junk in JUNK:
     ci, ji = clear_pairs(kind, gain, group, junk)
@@ -91,7 +92,7 @@ def check(pred_gain: np.ndarray, half_width: float, kind, gain, group) -> dict:
     if junk in PURE_JUNK:
       rows = (kind == junk) & (gain <= 0.0)
       rec["pure_junk_rows"] = int(rows.sum())
-      above = pred_gain[rows] - half_width > 0.0
+      above = pred_gain[rows] - half_width[rows] > 0.0
       rec["interval_above_zero"] = round(float(above.mean()), 4) if rows.any() else 0.0
     out[junk] = rec
   worst = max(max(r["violation"], r.get("interval_above_zero", 0.0)) for r in out.values())

@@ -31,6 +31,7 @@ from metaval.learners.models import LearnerSpec, SpecError, num_params
 from metaval.predictor.features.sets import LEARNER_FEATURES
 from metaval.report.facts import NutritionFacts, TargetValue
 from metaval.zeroshot import features as Z
+from metaval.zeroshot import interval as I
 from metaval.zeroshot import model as M
 from metaval.zeroshot import trees
 
@@ -185,6 +186,9 @@ class ZeroShotPredictor:
     self.sd = np.asarray(self.meta["feature_sd"], np.float32)
     self.half_width = float(self.meta["interval_half_width"])
     self.coverage = float(self.meta["coverage"])
+    # The interval scaled per query (older models: the constant half_width).
+    scale = self.meta.get("interval_scale")
+    self.scale = I.Scale.from_dict(scale) if scale else None
     # The range of every feature over the training rows (older models lack it: no check).
     self.low = np.asarray(self.meta.get("feature_min", []), np.float64)
     self.high = np.asarray(self.meta.get("feature_max", []), np.float64)
@@ -236,9 +240,19 @@ class ZeroShotPredictor:
     q = self._query(ctx, name, learner)
     return ctx.features_many(supplements, q["spec"], q["params"]), q
 
+  def standardise(self, rows: np.ndarray) -> np.ndarray:
+    """Feature rows as the model reads them (standardised by its training rows, clipped)."""
+    return np.clip((rows - self.mean) / self.sd, -10, 10).astype(np.float32)
+
+  def half_widths(self, rows: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """``[n]`` half-widths of the gain's interval for feature rows and their gain estimates."""
+    if self.scale is None:
+      return np.full(len(rows), self.half_width)
+    return self.scale.half_width(self.standardise(rows), gain)
+
   def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(score, gain)`` per feature row: the ranking score and the raw-gain estimate."""
-    x = np.clip((rows - self.mean) / self.sd, -10, 10).astype(np.float32)
+    x = self.standardise(rows)
     if self.kind == "net":
       score, gain = self._forward(x)
       return score, gain / 10.0
@@ -290,10 +304,13 @@ class ZeroShotPredictor:
     if live:
       rows = ctx.features_many([kept[i][0] for i in live], q["spec"], q["params"])
       s_live, gain = self.predict(rows)
+      half = self.half_widths(rows, gain)
       checks = ctx.checks_many([kept[i][0] for i in live])
       for j, i in enumerate(live):
         score[i] = s_live[j]
-        facts[i] = self._facts(rows[j], gain[j], s_live[j], q, names[i], kept[i][1], checks[j])
+        facts[i] = self._facts(
+          rows[j], gain[j], half[j], s_live[j], q, names[i], kept[i][1], checks[j]
+        )
     for i in range(len(supplements)):
       if facts[i] is None:
         facts[i] = self._copies_only(q, names[i], kept[i][1])
@@ -330,9 +347,9 @@ class ZeroShotPredictor:
       name=name,
     )
 
-  def _facts(self, row, gain, score, q, name, copies=0, checks=()) -> NutritionFacts:
+  def _facts(self, row, gain, half, score, q, name, copies=0, checks=()) -> NutritionFacts:
     n_new = int(round(np.exp(row[Z.FEATURE_NAMES.index("log_n_supp")])))
-    lo, hi = float(gain) - self.half_width, float(gain) + self.half_width
+    lo, hi = float(gain) - float(half), float(gain) + float(half)
     warnings = list(checks)
     if len(self.low):
       outside = domain_warning(row, self.low, self.high)

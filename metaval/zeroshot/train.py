@@ -5,8 +5,9 @@ learner's descriptor swapped in per learner) into a ``Table``; ``select_and_fit`
 splits the tasks into training and validation (grouped by task, never by pair),
 fits the network and gradient boosting, scores both and every single proxy by the
 mean within-group Spearman correlation on the validation tasks, keeps the better
-model and calibrates its interval there (split conformal); ``save`` writes the
-model folder that ``ZeroShotPredictor`` loads.
+model and calibrates its interval there (split conformal, scaled per query:
+``metaval.zeroshot.interval``); ``save`` writes the model folder that
+``ZeroShotPredictor`` loads.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from metaval.predictor import features as PF
 from metaval.util import io
 from metaval.zeroshot import features as Z
 from metaval.zeroshot import gate as G
+from metaval.zeroshot import interval as I
 from metaval.zeroshot import model as M
 from metaval.zeroshot import trees
 from metaval.zeroshot.labels import TaskLabels
@@ -172,13 +174,21 @@ class Fitted:
   net: M.ValueNet | None = None
   net_cfg: M.NetConfig | None = None
   gbm: tuple | None = None
+  scale: I.Scale | None = None  # the interval, once calibrated (select_and_fit)
+
+  def standardise(self, x: np.ndarray) -> np.ndarray:
+    return np.clip((x - self.mean) / self.sd, -10, 10).astype(np.float32)
 
   def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(score, gain)`` for raw feature rows."""
-    z = np.clip((x - self.mean) / self.sd, -10, 10).astype(np.float32)
+    z = self.standardise(x)
     if self.kind == "net":
       return M.net_predict(self.net, z)
     return self.gbm[0].predict(z), self.gbm[1].predict(z)
+
+  def half_widths(self, x: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """``[n]`` interval half-widths of raw feature rows with gain estimates ``gain``."""
+    return self.scale.half_width(self.standardise(x), gain)
 
 
 def fit(t: Table, kind: str, net_cfg: M.NetConfig, seed: int = 0) -> Fitted:
@@ -203,10 +213,17 @@ def task_split(t: Table, val_share: float, seed: int) -> tuple[np.ndarray, np.nd
   return ~val, val
 
 
-def _half_width(resid: np.ndarray, coverage: float) -> float:
-  """Split conformal: the ceil((n + 1) * coverage)-th smallest absolute residual."""
-  n = len(resid)
-  return float(np.sort(resid)[min(n - 1, int(np.ceil((n + 1) * coverage)) - 1)])
+def validate(f: Fitted, va: Table, coverage: float, seed: int = 0) -> tuple:
+  """A model fitted on training tasks, on the validation tasks: calibrates its interval
+  (sets ``f.scale``) and returns ``(Spearman, constant half-width, interval report,
+  Goodhart gate verdict)``."""
+  score, gain = f.predict(va.x)
+  spearman = group_spearman(score, va.gain, va.group)
+  half = I.conformal_q(np.abs(gain - va.gain), coverage)
+  z = f.standardise(va.x)
+  f.scale, interval = I.fit_scale(z, gain - va.gain, gain, va.task, coverage, seed, kind=va.kind)
+  verdict = G.check(gain, f.half_widths(va.x, gain), va.kind, va.gain, va.group)
+  return spearman, half, interval, verdict
 
 
 def select_and_fit(
@@ -221,13 +238,17 @@ def select_and_fit(
 
   With ``refit`` the chosen kind is fitted again, with the same settings, on every
   task (training and validation) and that model is returned. The report's
-  validation figures, gate verdict and interval half-width are those of the fit on
-  the training tasks alone: the refit has no held-out tasks left to measure them on.
+  validation figures, gate verdict and interval are those of the fit on the training
+  tasks alone: the refit has no held-out tasks left to measure them on.
+
+  The interval is scaled per query (``interval.fit_scale`` on the validation tasks);
+  ``interval_half_width``, the one constant half-width of the same coverage, is kept
+  in the report for comparison.
 
   Returns:
     ``(Fitted, report)``; ``report`` holds the validation Spearman of each model and
-    proxy, each candidate's gate verdict, the interval half-width and its coverage on
-    the validation tasks, and whether the returned model was refitted.
+    proxy, each candidate's gate verdict, the interval (its held-out coverage and
+    widths against the constant one's) and whether the returned model was refitted.
   """
   train_m, val_m = task_split(t, val_share, seed)
   tr, va = t.select(train_m), t.select(val_m)
@@ -235,14 +256,12 @@ def select_and_fit(
   report["train_tasks"] = int(len(np.unique(tr.task)))
   report["val_tasks"] = int(len(np.unique(va.task)))
   kinds = ("net", "gbm")
-  fitted, scores, halves, gates = {}, {}, {}, {}
+  fitted, scores, halves, gates, intervals = {}, {}, {}, {}, {}
   for kind in kinds:
     fitted[kind] = fit(tr, kind, net_cfg, seed)
-    score, gain = fitted[kind].predict(va.x)
-    scores[kind] = group_spearman(score, va.gain, va.group)
-    halves[kind] = _half_width(np.abs(gain - va.gain), coverage)
-    if gate:
-      gates[kind] = G.check(gain, halves[kind], va.kind, va.gain, va.group)
+    scores[kind], halves[kind], intervals[kind], gates[kind] = validate(
+      fitted[kind], va, coverage, seed
+    )
   for j, name in enumerate(Z.PROXIES):
     scores[name] = group_spearman(va.x[:, j], va.gain, va.group)
 
@@ -255,12 +274,15 @@ def select_and_fit(
   else:  # none passes: the fewest violated clear pairs, then the better ranking
     best = min(kinds, key=lambda k: (gates[k]["violation"], -spearman(k)))
   if refit:
+    scale = fitted[best].scale
     fitted[best] = fit(t, best, net_cfg, seed)
+    fitted[best].scale = scale
   report.update(
     refit_on_all_tasks=bool(refit),
     chosen=best,
     val_spearman={k: round(v, 4) for k, v in scores.items()},
     interval_half_width=halves[best],
+    interval=intervals[best],
     coverage=coverage,
     val_ceiling=group_spearman(va.split_a, va.split_b, va.group),
   )
@@ -288,6 +310,7 @@ def save(fitted: Fitted, report: dict, out: str) -> str:
     "feature_min": fitted.low.tolist(),
     "feature_max": fitted.high.tolist(),
     "interval_half_width": report["interval_half_width"],
+    "interval_scale": fitted.scale.to_dict() if fitted.scale else None,
     "coverage": report["coverage"],
     "net": dataclasses.asdict(fitted.net_cfg) if fitted.net_cfg else None,
     "report": report,

@@ -1,0 +1,78 @@
+"""The gain's interval scaled per query (``metaval.zeroshot.interval``)."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import metaval
+from metaval.zeroshot import interval as I
+from metaval.zeroshot.predictor import META, default_path
+
+
+def _residuals(seed, tasks=90, rows=120, width=6):
+  """Rows whose error size follows feature 0 (x11 between its 2.5% and 97.5% quantiles)."""
+  rng = np.random.default_rng(seed)
+  z = rng.normal(size=(tasks * rows, width))
+  sigma = 0.02 * np.exp(0.6 * z[:, 0])
+  gain = rng.normal(0, 0.05, len(z))
+  resid = rng.normal(size=len(z)) * sigma
+  task = np.repeat(np.arange(tasks), rows)
+  return z, resid, gain, task, sigma
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_scaled_interval_covers_as_promised_where_errors_are_small_and_large(seed):
+  z, resid, gain, task, sigma = _residuals(seed)
+  scale, report = I.fit_scale(
+    z, resid, gain, task, 0.9, seed, kind=np.where(z[:, 0] > 0, "hi", "lo")
+  )
+  held, const = report["held_out_scaled"], report["held_out_constant"]
+  assert abs(held["coverage_mean"] - 0.9) < 0.02, held
+  # Per error size, the scaled interval keeps its promise; one width cannot.
+  lo, hi = held["coverage_by_kind_range"]
+  assert 0.85 < lo and hi < 0.95, held
+  c_lo, c_hi = const["coverage_by_kind_range"]
+  assert c_lo < 0.82 and c_hi > 0.98, const
+  assert held["half_width_median"] < const["half_width_median"]
+  # The fitted scale follows the true error size.
+  w = scale.half_width(z, gain)
+  assert np.corrcoef(np.log(w), np.log(sigma))[0, 1] > 0.95
+  # Rows of new tasks (drawn alike): covered at the nominal rate, by a margin of noise.
+  z2, r2, g2, _, _ = _residuals(100 + seed)
+  assert abs(np.mean(np.abs(r2) <= scale.half_width(z2, g2)) - 0.9) < 0.02
+
+
+def test_conformal_q_is_the_finite_sample_quantile():
+  scores = np.arange(1.0, 20.0)  # 19 scores: the ceil(20 * 0.9) = 18th smallest
+  assert I.conformal_q(scores, 0.9) == 18.0
+  assert I.conformal_q(np.array([3.0]), 0.9) == 3.0
+
+
+def test_queries_get_intervals_of_their_own_and_older_models_a_constant_one(tmp_path):
+  rng = np.random.default_rng(0)
+  centres = rng.normal(0, 1.5, (3, 8))
+
+  def draw(n):
+    y = rng.integers(0, 3, n)
+    return centres[y] + rng.normal(0, 1.5, (n, 8)), y
+
+  base, ev = draw(60), draw(200)
+  sets = [draw(5), draw(60), draw(400)]
+  p = metaval.load_predictor()
+  facts = [f.targets[0] for _, f in sorted(p.rank(sets, base=base, eval=ev))]
+  halves = [round(t.high - t.value, 6) for t in facts]
+  for t in facts:
+    assert t.value - t.low == pytest.approx(t.high - t.value)
+  assert len(set(halves)) == 3, halves  # one width per query, not one for all
+  # A model folder from before the scaled interval: the constant half-width.
+  old = tmp_path / "old"
+  shutil.copytree(default_path(), old)
+  meta = json.loads((old / META).read_text())
+  del meta["interval_scale"]
+  (old / META).write_text(json.dumps(meta))
+  q = metaval.load_predictor(str(old))
+  for _, f in q.rank(sets, base=base, eval=ev):
+    t = f.targets[0]
+    assert t.high - t.value == pytest.approx(meta["interval_half_width"])
