@@ -508,6 +508,26 @@ def test_copies_are_noted_as_maybe_genuine_where_b_repeats_its_own_rows(seed):
   assert "B itself repeats" in note and "may be genuine new samples" in note
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_a_supplement_repeating_its_own_rows_is_told_so_unless_the_data_repeats_anyway(seed):
+  p = metaval.load_predictor()
+  base, ev, draw, _ = _problem(seed, n_base=60)
+  xs, ys = draw(30)
+  tiled = (np.tile(xs, (4, 1)), np.tile(ys, 4))
+  ranked = dict(p.rank([(xs, ys), tiled], base=base, eval=ev))
+  assert not any("repeat another point of S" in w for w in ranked[0].warnings)
+  assert any(w.startswith("90 of 120 points of S repeat") for w in ranked[1].warnings)
+  # Binary inputs: B repeats its rows as much as a fresh sample does, so nothing to say.
+  rng = np.random.default_rng(seed)
+
+  def binary(n):
+    x = rng.integers(0, 2, (n, 4)).astype(float)
+    return x, (x.sum(1) + rng.random(n) > 2.5).astype(int)
+
+  facts = p.value(binary(60), base=binary(80), eval=binary(200))
+  assert not any("repeat another point of S" in w for w in facts.warnings)
+
+
 # -- training round trip -----------------------------------------------------------
 
 

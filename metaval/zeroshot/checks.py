@@ -94,7 +94,10 @@ class SupplementChecks:
     * inputs far outside B (S in other units than B): the typical point of S lies
       more than ``FAR_RMS`` of B's standard deviations out, as the RMS over features;
     * points of S whose inputs are evaluation points (bit for bit): training on the
-      evaluation set inflates the gain measured on it.
+      evaluation set inflates the gain measured on it;
+    * S repeating its own rows (same inputs and label) in a share of at least
+      ``REPEATS_NOTED`` and well above B's own: copies weigh points, they are not new
+      data (the value counts them as retraining would, as extra weight).
     """
     return self.checks_many([(xs, ys)])[0]
 
@@ -108,7 +111,10 @@ class SupplementChecks:
     sizes = np.array([len(y) for _, y in sets])
     xs = np.concatenate([x for x, _ in sets])
     leak = np.fromiter(map(self._eval_keys.__contains__, map(bytes, input_keys(xs))), bool, len(xs))
-    unknown = np.concatenate([self.labels(y) for _, y in sets]) == self.k - 1
+    ids = np.concatenate([self.labels(y) for _, y in sets])
+    unknown = ids == self.k - 1
+    keys = list(map(bytes, row_keys(xs, ids)))
+    self._key_base()
     far = np.sqrt(np.mean(self._standardise(xs) ** 2, axis=1))  # RMS over features
     out, at = [], 0
     for (_, y), n in zip(sets, sizes):
@@ -125,6 +131,12 @@ class SupplementChecks:
         notes.append(
           f"{int(unknown[rows].sum())} of {n} labels (e.g. {str(y[unknown[rows]][0])!r}) are "
           "classes that B and the evaluation set never use: check the label encoding"
+        )
+      repeats = n - len(set(keys[rows]))
+      if repeats >= REPEATS_NOTED * n and repeats / n > 2 * self._base_repeats:
+        notes.append(
+          f"{repeats} of {n} points of S repeat another point of S (same inputs and label): "
+          "copies weigh points, they are not new data"
         )
       if (far[rows] > FAR_RMS).any() and np.median(far[rows]) > FAR_RMS:
         notes.append(
