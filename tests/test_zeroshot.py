@@ -197,7 +197,7 @@ def test_features_do_not_depend_on_the_raw_scale():
   "supp, match",
   [
     ((np.zeros((5, 3)), np.zeros(5)), "features but base has"),
-    ((np.full((5, 10), np.nan), np.zeros(5)), "NaN"),
+    ((np.full((5, 10), -np.inf), np.zeros(5)), "infinite"),
     ((np.zeros((5, 10)), np.zeros(4)), "labels"),
     ((np.zeros((0, 10)), np.zeros(0)), "empty"),
     ((np.zeros((5, 10)), np.linspace(0.0, 1.0, 5)), "labels are not classes"),
@@ -216,6 +216,29 @@ def test_bad_queries_are_one_line_errors(supp, match):
   with pytest.raises(MetavalError, match=match) as e:
     p.value(supp, base=base, eval=ev)
   assert "\n" not in str(e.value)
+
+
+def test_missing_inputs_take_the_base_medians_and_are_said():
+  base, ev, draw, _ = _problem(0)
+  p = metaval.load_predictor()
+  xs, ys = draw(40)
+  holed = xs.copy()
+  holed[::4, 3] = np.nan
+  medians = np.median(base[0], axis=0)
+  by_hand = np.where(np.isnan(holed), medians, holed)
+  got, want = p.value((holed, ys), base=base, eval=ev), p.value((by_hand, ys), base=base, eval=ev)
+  assert got.targets[0].value == want.targets[0].value
+  assert "10 missing input cell(s) (NaN) of S" in " ".join(got.warnings)
+  assert not any("missing" in w for w in want.warnings)
+  # Holes in B: filled with the medians of its present values, and said on every label.
+  xb = base[0].copy()
+  xb[::3, 0] = np.nan
+  filled = xb.copy()
+  filled[::3, 0] = np.median(base[0][np.arange(len(xb)) % 3 != 0, 0])
+  a = p.value((xs, ys), base=(xb, base[1]), eval=ev)
+  b = p.value((xs, ys), base=(filled, base[1]), eval=ev)
+  assert a.targets[0].value == b.targets[0].value
+  assert any(w.startswith(f"base: {len(xb[::3])} missing input cell(s)") for w in a.warnings)
 
 
 def test_bad_learner_and_too_many_classes():

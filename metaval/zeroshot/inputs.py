@@ -2,23 +2,38 @@
 
 ``as_arrays`` turns ``(x, y)``, ``{"x", "y"}`` or a scikit-learn ``Bunch`` into float64 inputs ``[n, d]`` and
 labels ``[n]``, refusing in one line what the model cannot value (sparse, complex,
-non-numeric or non-finite inputs, one-hot or non-class labels, empty or mismatched
-sets). The byte keys let ``Context`` find points of S that copy B or the evaluation
+non-numeric or infinite inputs, one-hot or non-class labels, empty or mismatched
+sets); NaN inputs are missing values that the predictor fills with B's column medians
+(``column_fill``, ``fill_missing``). The byte keys let ``Context`` find points of S that copy B or the evaluation
 set bit for bit.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from metaval.predictor.features.inputs import FeatureError
 from metaval.util.rowkeys import input_keys, row_keys
 
-__all__ = ["FeatureError", "as_arrays", "input_keys", "label_kind", "row_keys"]
+__all__ = [
+  "FeatureError",
+  "as_arrays",
+  "column_fill",
+  "fill_missing",
+  "input_keys",
+  "label_kind",
+  "row_keys",
+]
 
 
-def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
-  """``(x, y)``, ``{"x", "y"}`` or ``{"data", "target"}`` -> float64 ``[n, d]`` and label ``[n]`` arrays."""
+def as_arrays(data, what: str, missing: bool = False) -> tuple[np.ndarray, np.ndarray]:
+  """``(x, y)``, ``{"x", "y"}`` or ``{"data", "target"}`` -> float64 ``[n, d]`` and label ``[n]`` arrays.
+
+  ``missing``: NaN inputs are let through (to be filled: ``fill_missing``); infinite
+  ones are refused all the same.
+  """
   if isinstance(data, dict):  # {"x", "y"}, or a scikit-learn Bunch {"data", "target"}
     keys = ("x", "y") if "x" in data or "y" in data else ("data", "target")
     if keys[0] not in data or keys[1] not in data:
@@ -65,8 +80,29 @@ def as_arrays(data, what: str) -> tuple[np.ndarray, np.ndarray]:
   if len(y) != len(x):
     raise FeatureError(f"{what} has {len(x)} inputs but {len(y)} labels")
   if not np.all(np.isfinite(x)):
-    raise FeatureError(f"{what} inputs contain NaN or infinite values")
+    if np.isinf(x).any():
+      raise FeatureError(f"{what} inputs contain infinite values")
+    if not missing:
+      raise FeatureError(f"{what} inputs contain NaN values")
   return x, y
+
+
+def column_fill(x: np.ndarray) -> np.ndarray:
+  """Each column's median over its present (non-NaN) values; 0 where none is present."""
+  if not np.isnan(x).any():
+    return np.median(x, axis=0)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: 0 below
+    return np.nan_to_num(np.nanmedian(x, axis=0), nan=0.0)
+
+
+def fill_missing(x: np.ndarray, fill: np.ndarray) -> tuple[np.ndarray, int]:
+  """``x`` with its NaN cells set to ``fill`` (per column) and how many there were."""
+  gaps = np.isnan(x)
+  n = int(gaps.sum())
+  if n == 0:
+    return x, 0
+  return np.where(gaps, fill[None, :], x), n
 
 
 def label_kind(y: np.ndarray) -> str | None:

@@ -34,6 +34,7 @@ from metaval.zeroshot import features as Z
 from metaval.zeroshot import interval as I
 from metaval.zeroshot import model as M
 from metaval.zeroshot import trees
+from metaval.zeroshot.inputs import column_fill, fill_missing
 
 META = "zeroshot.json"
 WEIGHTS = "weights.npz"
@@ -208,7 +209,7 @@ class ZeroShotPredictor:
       self._forests = trees.Stacked(self.gbm)  # both walked in one pass
     else:
       raise ZeroShotError(f"unknown zero-shot model kind {self.kind!r}")
-    self._ctx, self._ctx_key = None, None
+    self._ctx, self._ctx_key, self._ctx_suffix, self._fill = None, None, "", None
     self._learners: dict = {}  # (width, classes, learner name) -> (spec dict, parameter count)
 
   # -- inputs --------------------------------------------------------------------
@@ -220,25 +221,51 @@ class ZeroShotPredictor:
       name = base
       base, builtin_eval = _builtin(base)
       eval = builtin_eval if eval is None else eval
-    xb, yb = Z.as_arrays(base, "base")
+    xb, yb = Z.as_arrays(base, "base", missing=True)
     key = [_fingerprint(xb), _fingerprint(yb)]
+    if eval is not None:
+      xe, ye = Z.as_arrays(eval, "eval", missing=True)
+      key += [_fingerprint(xe), _fingerprint(ye)]
+    key = tuple(key)
+    if self._ctx_key == key:
+      return self._ctx, name + self._ctx_suffix
+    # Missing inputs (NaN) take B's column medians, in B, T and every supplement.
+    fill = column_fill(xb)
+    xb, gaps = fill_missing(xb, fill)
+    notes = [f"base: {gaps} missing input cell(s) (NaN) filled with B's column medians"] * bool(
+      gaps
+    )
     if eval is None:
       keep, held = holdout_split(yb)
       eval, base = (xb[held], yb[held]), (xb[keep], yb[keep])
-      name += f" (eval: {HOLDOUT:.0%} of B held out)"
+      self._ctx_suffix = f" (eval: {HOLDOUT:.0%} of B held out)"
     else:
-      xe, ye = Z.as_arrays(eval, "eval")
-      key += [_fingerprint(xe), _fingerprint(ye)]
-    key = tuple(key)
-    if self._ctx_key != key:
-      self._ctx, self._ctx_key = Z.Context(base, eval), key
-    return self._ctx, name
+      xe, gaps = fill_missing(xe, fill)
+      notes += [f"eval: {gaps} missing input cell(s) (NaN) filled with B's column medians"] * bool(
+        gaps
+      )
+      eval, base, self._ctx_suffix = (xe, ye), (xb, yb), ""
+    ctx = Z.Context(base, eval)
+    ctx.notes += notes
+    self._ctx, self._ctx_key, self._fill = ctx, key, fill
+    return ctx, name + self._ctx_suffix
 
   def featurize(self, supplements, base, eval=None, learner=None) -> tuple[np.ndarray, dict]:
     """``[n, F]`` raw features of each supplement and the query's context facts."""
     ctx, name = self.context(base, eval)
     q = self._query(ctx, name, learner)
-    return ctx.features_many(supplements, q["spec"], q["params"]), q
+    return ctx.features_many(self._filled(supplements)[0], q["spec"], q["params"]), q
+
+  def _filled(self, supplements) -> tuple[list, list[int]]:
+    """Supplements as arrays, their missing inputs (NaN) filled with B's column medians
+    (the last context's), and how many cells each had filled."""
+    out, gaps = [], []
+    for sup in supplements:
+      xs, ys = Z.as_arrays(sup, "supplemental", missing=True)
+      xs, n = fill_missing(xs, self._fill) if xs.shape[1] == len(self._fill) else (xs, 0)
+      out.append((xs, ys))
+      gaps.append(n)
+    return out, gaps
 
   def standardise(self, rows: np.ndarray) -> np.ndarray:
     """Feature rows as the model reads them (standardised by its training rows, clipped)."""
@@ -297,6 +324,7 @@ class ZeroShotPredictor:
       raise ZeroShotError(f"{len(names)} names for {len(supplements)} supplements")
     ctx, task = self.context(base, eval)
     q = self._query(ctx, task, learner)
+    supplements, filled = self._filled(supplements)
     kept = ctx.new_points_many(supplements)
     live = [i for i, ((_, ys), _) in enumerate(kept) if len(ys)]
     score = np.full(len(supplements), -np.inf)  # copies of B alone rank last
@@ -314,6 +342,10 @@ class ZeroShotPredictor:
     for i in range(len(supplements)):
       if facts[i] is None:
         facts[i] = self._copies_only(q, names[i], kept[i][1])
+      if filled[i]:
+        facts[i].warnings.append(
+          f"{filled[i]} missing input cell(s) (NaN) of S filled with B's column medians"
+        )
     order = np.argsort(-score, kind="stable")
     return [(int(i), facts[i]) for i in order]
 
