@@ -76,3 +76,26 @@ def test_queries_get_intervals_of_their_own_and_older_models_a_constant_one(tmp_
   for _, f in q.rank(sets, base=base, eval=ev):
     t = f.targets[0]
     assert t.high - t.value == pytest.approx(meta["interval_half_width"])
+
+
+def test_outside_the_training_domain_the_interval_is_never_narrower_than_the_constant_one():
+  rng = np.random.default_rng(1)
+  z, gain = rng.normal(size=(50, 4)), rng.normal(0, 0.05, 50)
+  scale = I.Scale(np.r_[0.0, 0.0, 0.0, 0.0, 0.0, np.log(0.01)], 1.0)  # 0.01 everywhere
+  outside = np.arange(50) % 2 == 0
+  w = I.half_widths(scale, z, gain, 0.05, outside)
+  np.testing.assert_allclose(w[~outside], 0.01)
+  np.testing.assert_allclose(w[outside], 0.05)
+  np.testing.assert_allclose(I.half_widths(None, z, gain, 0.05, outside), 0.05)
+  # The shipped model, asked with more classes than any training task had.
+  p = metaval.load_predictor()
+  centres = rng.normal(0, 2.0, (30, 6))
+  y = np.arange(600) % 30
+  base, ev = (
+    (centres[y[:400]] + rng.normal(size=(400, 6)), y[:400]),
+    (centres[y] + rng.normal(size=(600, 6)), y),
+  )
+  facts = p.value((centres[y[:90]] + rng.normal(size=(90, 6)), y[:90]), base=base, eval=ev)
+  assert any("extrapolates" in w for w in facts.warnings)
+  t = facts.targets[0]
+  assert t.high - t.value >= p.half_width - 1e-9

@@ -151,10 +151,18 @@ def _num(v: float) -> str:
 _DOMAIN_COLUMNS = np.array([Z.FEATURE_NAMES.index(name) for name in _DOMAIN])
 
 
+def outside_domain(rows: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+  """``[n, D]``: which question-level features (``_DOMAIN``) of each row lie outside
+  the training rows' range ``[low, high]``."""
+  v = np.asarray(rows, np.float64)[..., _DOMAIN_COLUMNS]
+  lo, hi = (np.asarray(a, np.float64)[_DOMAIN_COLUMNS] for a in (low, high))
+  return (v < lo - _DOMAIN_SLACK) | (v > hi + _DOMAIN_SLACK)
+
+
 def domain_warning(row: np.ndarray, low: np.ndarray, high: np.ndarray) -> str | None:
   """One warning naming each question-level feature of ``row`` outside [low, high]."""
   v, lo, hi = (np.asarray(a, np.float64)[_DOMAIN_COLUMNS] for a in (row, low, high))
-  outside = (v < lo - _DOMAIN_SLACK) | (v > hi + _DOMAIN_SLACK)
+  outside = outside_domain(row, low, high)
   if not outside.any():
     return None
   out = []
@@ -272,10 +280,11 @@ class ZeroShotPredictor:
     return np.clip((rows - self.mean) / self.sd, -10, 10).astype(np.float32)
 
   def half_widths(self, rows: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """``[n]`` half-widths of the gain's interval for feature rows and their gain estimates."""
-    if self.scale is None:
-      return np.full(len(rows), self.half_width)
-    return self.scale.half_width(self.standardise(rows), gain)
+    """``[n]`` half-widths of the gain's interval for feature rows and their gain
+    estimates (``interval.half_widths``: scaled, never narrower than the constant one
+    outside the training domain)."""
+    outside = outside_domain(rows, self.low, self.high).any(-1) if len(self.low) else None
+    return I.half_widths(self.scale, self.standardise(rows), gain, self.half_width, outside)
 
   def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(score, gain)`` per feature row: the ranking score and the raw-gain estimate."""

@@ -28,7 +28,7 @@ from metaval.zeroshot import interval as I
 from metaval.zeroshot import model as M
 from metaval.zeroshot import trees
 from metaval.zeroshot.labels import TaskLabels
-from metaval.zeroshot.predictor import GBM, LEGACY_GBM, META, WEIGHTS
+from metaval.zeroshot.predictor import GBM, LEGACY_GBM, META, WEIGHTS, outside_domain
 
 _LEARNER = slice(len(Z.FEATURE_NAMES) - PF.LEARNER_DIM, len(Z.FEATURE_NAMES))
 
@@ -174,7 +174,8 @@ class Fitted:
   net: M.ValueNet | None = None
   net_cfg: M.NetConfig | None = None
   gbm: tuple | None = None
-  scale: I.Scale | None = None  # the interval, once calibrated (select_and_fit)
+  scale: I.Scale | None = None  # the interval, once calibrated (validate)
+  constant: float = 0.0  # the constant half-width of the same coverage (validate)
 
   def standardise(self, x: np.ndarray) -> np.ndarray:
     return np.clip((x - self.mean) / self.sd, -10, 10).astype(np.float32)
@@ -187,8 +188,10 @@ class Fitted:
     return self.gbm[0].predict(z), self.gbm[1].predict(z)
 
   def half_widths(self, x: np.ndarray, gain: np.ndarray) -> np.ndarray:
-    """``[n]`` interval half-widths of raw feature rows with gain estimates ``gain``."""
-    return self.scale.half_width(self.standardise(x), gain)
+    """``[n]`` interval half-widths of raw feature rows with gain estimates ``gain``
+    (as the loaded model gives them: ``interval.half_widths``)."""
+    outside = outside_domain(x, self.low, self.high).any(-1)
+    return I.half_widths(self.scale, self.standardise(x), gain, self.constant, outside)
 
 
 def fit(t: Table, kind: str, net_cfg: M.NetConfig, seed: int = 0) -> Fitted:
@@ -219,7 +222,7 @@ def validate(f: Fitted, va: Table, coverage: float, seed: int = 0) -> tuple:
   Goodhart gate verdict)``."""
   score, gain = f.predict(va.x)
   spearman = group_spearman(score, va.gain, va.group)
-  half = I.conformal_q(np.abs(gain - va.gain), coverage)
+  half = f.constant = I.conformal_q(np.abs(gain - va.gain), coverage)
   z = f.standardise(va.x)
   f.scale, interval = I.fit_scale(z, gain - va.gain, gain, va.task, coverage, seed, kind=va.kind)
   verdict = G.check(gain, f.half_widths(va.x, gain), va.kind, va.gain, va.group)
@@ -243,7 +246,7 @@ def select_and_fit(
 
   The interval is scaled per query (``interval.fit_scale`` on the validation tasks);
   ``interval_half_width``, the one constant half-width of the same coverage, is kept
-  in the report for comparison.
+  in the report: the interval is never narrower than it outside the training domain.
 
   Returns:
     ``(Fitted, report)``; ``report`` holds the validation Spearman of each model and
@@ -274,9 +277,9 @@ def select_and_fit(
   else:  # none passes: the fewest violated clear pairs, then the better ranking
     best = min(kinds, key=lambda k: (gates[k]["violation"], -spearman(k)))
   if refit:
-    scale = fitted[best].scale
+    held = fitted[best]
     fitted[best] = fit(t, best, net_cfg, seed)
-    fitted[best].scale = scale
+    fitted[best].scale, fitted[best].constant = held.scale, held.constant
   report.update(
     refit_on_all_tasks=bool(refit),
     chosen=best,
