@@ -197,6 +197,7 @@ def test_features_do_not_depend_on_the_raw_scale():
   "supp, match",
   [
     ((np.zeros((5, 3)), np.zeros(5)), "features but base has"),
+    ((np.full((5, 3), np.nan), np.zeros(5)), "3 features but base has 10"),
     ((np.full((5, 10), -np.inf), np.zeros(5)), "infinite"),
     ((np.zeros((5, 10)), np.zeros(4)), "labels"),
     ((np.zeros((0, 10)), np.zeros(0)), "empty"),
@@ -239,6 +240,8 @@ def test_missing_inputs_take_the_base_medians_and_are_said():
   b = p.value((xs, ys), base=(filled, base[1]), eval=ev)
   assert a.targets[0].value == b.targets[0].value
   assert any(w.startswith(f"base: {len(xb[::3])} missing input cell(s)") for w in a.warnings)
+  with pytest.raises(MetavalError, match="eval has 3 features but base has 10"):
+    p.value((xs, ys), base=(xb, base[1]), eval=(np.full((5, 3), np.nan), np.zeros(5)))
 
 
 def test_bad_learner_and_too_many_classes():

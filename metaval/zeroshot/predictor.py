@@ -248,6 +248,8 @@ class ZeroShotPredictor:
       eval, base = (xb[held], yb[held]), (xb[keep], yb[keep])
       self._ctx_suffix = f" (eval: {HOLDOUT:.0%} of B held out)"
     else:
+      if xe.shape[1] != xb.shape[1]:
+        raise Z.FeatureError(f"eval has {xe.shape[1]} features but base has {xb.shape[1]}")
       xe, gaps = fill_missing(xe, fill)
       notes += [f"eval: {gaps} missing input cell(s) (NaN) filled with B's column medians"] * bool(
         gaps
@@ -270,7 +272,11 @@ class ZeroShotPredictor:
     out, gaps = [], []
     for sup in supplements:
       xs, ys = Z.as_arrays(sup, "supplemental", missing=True)
-      xs, n = fill_missing(xs, self._fill) if xs.shape[1] == len(self._fill) else (xs, 0)
+      if xs.shape[1] != len(self._fill):
+        raise Z.FeatureError(
+          f"supplemental has {xs.shape[1]} features but base has {len(self._fill)}"
+        )
+      xs, n = fill_missing(xs, self._fill)
       out.append((xs, ys))
       gaps.append(n)
     return out, gaps
