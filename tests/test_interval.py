@@ -99,3 +99,35 @@ def test_outside_the_training_domain_the_interval_is_never_narrower_than_the_con
   assert any("extrapolates" in w for w in facts.warnings)
   t = facts.targets[0]
   assert t.high - t.value >= p.half_width - 1e-9
+
+
+def test_calibrating_a_model_folder_reproduces_what_training_calibrated(tmp_path):
+  """scripts/calibrate_zeroshot.py on a folder trained with the scaled interval writes
+  the same interval back, and publishes the per-kind coverage with a figure."""
+  import importlib.util
+  import os
+
+  from test_zeroshot import _toy_table
+
+  from metaval.zeroshot import model as M
+  from metaval.zeroshot import train as T
+
+  table = _toy_table()
+  fitted, report = T.select_and_fit(table, M.NetConfig(steps=300, hidden=32), val_share=0.34)
+  out = T.save(fitted, report, str(tmp_path / "model"))
+  table.save(str(tmp_path / "table.npz"))
+  before = json.loads((tmp_path / "model" / META).read_text())
+  path = os.path.join(os.path.dirname(__file__), "..", "scripts", "calibrate_zeroshot.py")
+  spec = importlib.util.spec_from_file_location("calibrate_zeroshot", path)
+  script = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(script)
+  args = ["--table", str(tmp_path / "table.npz"), "--model", out, "--val-share", "0.34"]
+  script.main([*args, "--out", str(tmp_path / "interval")])
+  after = json.loads((tmp_path / "model" / META).read_text())
+  assert after["interval_scale"] == before["interval_scale"]
+  assert after["report"]["interval"] == before["report"]["interval"]
+  for ext in ("json", "md", "png"):
+    assert (tmp_path / f"interval.{ext}").stat().st_size > 0
+  # Another split is not the model's: refused, nothing written.
+  with pytest.raises(SystemExit, match="not the model's"):
+    script.main(["--table", str(tmp_path / "table.npz"), "--model", out, "--val-share", "0.5"])

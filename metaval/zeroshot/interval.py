@@ -141,11 +141,12 @@ def _held_out(z, resid, gain, task, kind, folds, coverage) -> dict:
   out = {}
   for name, r in rows.items():
     r = np.asarray(r)
-    by_kind = [hits[name][kind == k].mean() / 2 for k in np.unique(kind)]
+    by_kind = {str(k): round(float(hits[name][kind == k].mean() / 2), 4) for k in np.unique(kind)}
     out[f"held_out_{name}"] = {
       "coverage_mean": round(float(r[:, 0].mean()), 4),
       "coverage_min": round(float(r[:, 0].min()), 4),
-      "coverage_by_kind_range": [round(float(min(by_kind)), 4), round(float(max(by_kind)), 4)],
+      "coverage_by_kind_range": [min(by_kind.values()), max(by_kind.values())],
+      "coverage_by_kind": by_kind,
       "half_width_mean": round(float(r[:, 1].mean()), 4),
       "half_width_median": round(float(r[:, 2].mean()), 4),
     }
