@@ -294,13 +294,15 @@ def read_set(path: str, task: Task, what: str = "supplement") -> tuple[np.ndarra
   try:
     if path.endswith(".csv"):
       tr = task.transform
-      label, delimiter = opts.get("label", "label"), opts.get("delimiter", ",")
-      if tr is not None and tr.table is not None:
-        x, y, _, notes = read_table(path, label, delimiter, table=tr.table)
-        for note in notes:
-          warnings.warn(note, stacklevel=2)
-        return x, y
-      x, y, _ = read_csv(path, label, delimiter, columns=(tr.feature_names if tr else ()) or None)
+      x, y, _, notes = read_table(
+        path,
+        opts.get("label", "label"),
+        opts.get("delimiter", ","),
+        columns=(tr.feature_names or None) if tr else None,
+        table=tr.table if tr else None,
+      )
+      for note in notes:
+        warnings.warn(note, stacklevel=2)
       return x, y
     if path.endswith(".npz"):
       lm = task.kind == LANGUAGE_MODEL

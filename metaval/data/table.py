@@ -95,8 +95,7 @@ class Table:
     """
     columns = []
     for name in sources:
-      cells = [r[header.index(name)].strip() for r in rows]
-      missing = np.array([c.lower() in MISSING for c in cells])
+      cells, missing = _cells(header, rows, name)
       numbers = _parse(cells, missing)
       present = int((~missing).sum())
       text = int((~missing & np.isnan(numbers)).sum())  # cells that are not numbers
@@ -133,8 +132,7 @@ class Table:
       raise TaskError(f"csv file {path} lacks feature column(s): {', '.join(absent)}")
     blocks, notes = [], []
     for col in self.columns:
-      cells = [r[header.index(col.name)].strip() for r in rows]
-      missing = np.array([c.lower() in MISSING for c in cells], bool)
+      cells, missing = _cells(header, rows, col.name)
       if col.kind == "numeric":
         numbers = _parse(cells, missing)
         text = ~missing & np.isnan(numbers)
@@ -172,6 +170,13 @@ class Table:
           "encoded as none of its levels"
         )
     return np.concatenate(blocks, 1) if blocks else np.empty((len(rows), 0)), notes
+
+
+def _cells(header: list[str], rows: list[list[str]], name: str) -> tuple[list[str], np.ndarray]:
+  """A column's trimmed cells and which of them are missing (``MISSING``)."""
+  j = header.index(name)
+  cells = [r[j].strip() for r in rows]
+  return cells, np.array([c.lower() in MISSING for c in cells], bool)
 
 
 def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:

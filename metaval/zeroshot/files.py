@@ -7,8 +7,9 @@ package: nothing is trained, any tabular task, raw inputs. Each set is an ``.npz
 a label column (``task.label``, default ``label``) and feature columns: numbers, or
 text levels (one-hot) and missing cells, encoded by a ``Table`` fitted on the base
 file (``metaval.data.table``); the supplement's and the evaluation set's columns are
-taken by the base's names, in any order, and encoded by the base's table. The evaluation set is, in turn: ``eval.path``; the base archive's own
-``x_test`` / ``y_test``; a stratified quarter of B held out (the model's default).
+taken by the base's names, in any order, and encoded by the base's table. The
+evaluation set is, in turn: ``eval.path``; the base archive's own ``x_test`` /
+``y_test``; a stratified quarter of B held out (the model's default).
 ``task.name`` may name a built-in task (``wine``) instead of a base file. Several
 supplement files, separated by commas or named by a pattern (``candidates/*.csv``), are
 ranked against each other (``rank()``): which of these sets would help this model most.
