@@ -244,6 +244,27 @@ def test_missing_inputs_take_the_base_medians_and_are_said():
     p.value((xs, ys), base=(xb, base[1]), eval=(np.full((5, 3), np.nan), np.zeros(5)))
 
 
+def test_an_evaluation_set_coarser_than_the_interval_is_said():
+  """Accuracy on n points moves in steps of 1/n: a label whose interval is narrower
+  than one step says so; on the usual 400 points it does not."""
+  base, ev, draw, _ = _problem(0)
+  p = metaval.load_predictor()
+  s = draw(40)
+  wide = p.value(s, base=base, eval=ev)
+  assert wide.targets[0].high - wide.targets[0].low > 2.0 / len(ev[1])  # the test's premise
+  assert not any("steps of" in w for w in wide.warnings)
+  for n in (1, 5):
+    small = p.value(s, base=base, eval=(ev[0][:n], ev[1][:n]))
+    half = (small.targets[0].high - small.targets[0].low) / 2
+    assert 1.0 / n > half
+    said = [w for w in small.warnings if "steps of" in w]
+    assert len(said) == 1
+    assert said[0].startswith(
+      f"the evaluation set has {n} point(s): accuracy on it moves in steps of {1.0 / n:.3f}, "
+      "coarser than this interval"
+    )
+
+
 def test_bad_learner_and_too_many_classes():
   base, ev, draw, _ = _problem(0)
   p = metaval.load_predictor()

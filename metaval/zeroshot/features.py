@@ -184,6 +184,7 @@ class Context(SupplementChecks):
     self.n_b = len(self.yb)
     self._raw_b = (xb, self.yb)
     self._raw_e = xe
+    self.n_eval = len(ye)  # the gain is measured on all of T (the proxies on ``keep``)
     self._eval_keys = None  # T's inputs as bytes, built on first use
     self._base_keys = None  # B's (input, label) rows as bytes -> count, built on first use
     self._base_repeats = 0.0  # the share of B's rows that repeat another (with the keys)

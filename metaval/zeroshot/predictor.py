@@ -403,6 +403,9 @@ class ZeroShotPredictor:
       warnings += [outside] if outside else []
     if hi < 0:
       warnings.append("predicted to hurt: the whole interval is below zero")
+    step = 1.0 / q["ctx"].n_eval
+    if step > float(half):
+      warnings.append(coarse_eval_note(q["ctx"].n_eval, float(half)))
     if copies:
       warnings.append(q["ctx"].copies_note(copies, n_new + copies))
     base_acc = float(q["ctx"].base_scores["logit"][0])
@@ -425,6 +428,17 @@ class ZeroShotPredictor:
     warnings = [q["ctx"].copies_note(copies, copies)]
     diagnostics = {"score": float("-inf"), "sign": 0, "proxies": {}, "base_copies": copies}
     return self._label(q, name, copies, target, warnings, diagnostics)
+
+
+def coarse_eval_note(n_eval: int, half: float) -> str:
+  """The warning of an evaluation set too small for the interval: accuracy on ``n_eval``
+  points moves in steps of ``1 / n_eval``, and a step wider than the interval's half
+  means a retrained model's measured gain lands on a grid coarser than the label."""
+  return (
+    f"the evaluation set has {n_eval} point(s): accuracy on it moves in steps of "
+    f"{1.0 / n_eval:.3f}, coarser than this interval (±{half:.3f}); a retrained model's "
+    "measured gain is a multiple of that step (value S on a larger evaluation set)"
+  )
 
 
 def _fingerprint(a) -> tuple:
