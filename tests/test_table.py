@@ -130,3 +130,30 @@ def test_a_csv_task_with_text_columns_reads_its_other_files_through_its_own_tabl
   odd = _write(tmp_path / "o.csv", ["v", "color", "n", "target"], [["0.1", "mauve", "3", "no"]])
   with pytest.warns(UserWarning, match="column 'color'.*'mauve'"):
     read_set(odd, task)
+
+
+def test_a_file_is_encoded_the_same_whether_fitted_on_or_not(tmp_path):
+  """Fitting on a file keeps its parsed columns for its own encoding (one parse): the
+  result equals encoding it again through the fitted table, cell for cell; numbers
+  padded with spaces, missing tokens, a literal "nan" and a text column whose cells in
+  another file all read as numbers are placed alike."""
+  header = ["a", "b", "code", "label"]
+  rows = [
+    [" 1.5", "2", "x", "0"],
+    ["NA", "3e2", "y", "1"],
+    ["2", "nan", "7", "0"],
+    ["4 ", "", "x", "1"],
+    ["8", "1", "y", "0"],
+  ]
+  path = _write(tmp_path / "b.csv", header, rows)
+  x, _, table, notes = read_table(path)
+  again, _, _, notes_again = read_table(path, table=table)
+  np.testing.assert_array_equal(x, again)
+  assert notes == notes_again
+  assert table.names == ("a", "a (missing)", "b", "b (missing)", "code=7", "code=x", "code=y")
+  np.testing.assert_array_equal(x[:, :4], [[1.5, 0, 2, 0], [3, 1, 300, 0], [2, 0, 2, 1],
+                                           [4, 0, 2, 1], [8, 0, 1, 0]])  # fmt: skip
+  other = _write(tmp_path / "s.csv", header, [["1", "1", " 7", "0"], ["1", "1", "7 ", "1"]])
+  xs, _, _, notes = read_table(other, table=table)
+  np.testing.assert_array_equal(xs[:, 4:], [[1, 0, 0], [1, 0, 0]])
+  assert notes == []

@@ -214,6 +214,7 @@ def read_table(path: str, label: str = "label", delimiter: str = ",", columns=No
   if delimiter in ("\\t", "tab"):  # a tab is hard to type on a command line
     delimiter = "\t"
   header, rows = _read_csv(path, delimiter)
+  parsed = None  # the columns as parsed when the table is fitted on this file
   if label not in header:
     raise TaskError(
       f"csv file {path} has no label column {label!r}; columns: {', '.join(header)} "
@@ -226,8 +227,9 @@ def read_table(path: str, label: str = "label", delimiter: str = ",", columns=No
       raise TaskError(f"csv file {path} lacks feature column(s): {', '.join(absent)}")
     if not names:
       raise TaskError(f"csv file {path} has no feature columns besides {label!r}")
-    table = Table.fit(path, header, rows, names)
-  x, notes = table.encode(path, header, rows)
+    parsed = {}
+    table = Table.fit(path, header, rows, names, parsed)
+  x, notes = table.encode(path, header, rows, parsed)
   raw = [r[header.index(label)].strip() for r in rows]
   if "" in raw:
     raise TaskError(

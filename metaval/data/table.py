@@ -87,16 +87,20 @@ class Table:
     return all(c.kind == "numeric" and not c.indicator for c in self.columns)
 
   @classmethod
-  def fit(cls, path: str, header: list[str], rows: list[list[str]], sources) -> Table:
+  def fit(cls, path: str, header: list[str], rows: list[list[str]], sources, parsed=None) -> Table:
     """Fits the encoding of columns ``sources`` on the rows of one file.
+
+    ``parsed``: a dict that receives each column's parsed cells, for ``encode`` of the
+    same rows (each file is then parsed once).
 
     Raises:
       TaskError: a column mixing numbers with some text, or a non-finite number.
     """
     columns = []
     for name in sources:
-      cells, missing = _cells(header, rows, name)
-      numbers = _parse(cells, missing)
+      cells, missing, numbers = _column(header, rows, name)
+      if parsed is not None:
+        parsed[name] = (cells, missing, numbers)
       present = int((~missing).sum())
       text = int((~missing & np.isnan(numbers)).sum())  # cells that are not numbers
       if text == 0:
@@ -116,9 +120,10 @@ class Table:
     return cls(tuple(columns))
 
   def encode(
-    self, path: str, header: list[str], rows: list[list[str]]
+    self, path: str, header: list[str], rows: list[list[str]], parsed=None
   ) -> tuple[np.ndarray, list[str]]:
-    """Encodes a file's rows (its columns taken by name).
+    """Encodes a file's rows (its columns taken by name; ``parsed``: the columns
+    ``fit`` parsed from these same rows).
 
     Returns:
       ``x [n, len(names)]`` float64 and notes (missing cells filled, levels the fit
@@ -132,9 +137,9 @@ class Table:
       raise TaskError(f"csv file {path} lacks feature column(s): {', '.join(absent)}")
     blocks, notes = [], []
     for col in self.columns:
-      cells, missing = _cells(header, rows, col.name)
+      cells, missing, numbers = (parsed or {}).get(col.name) or _column(header, rows, col.name)
       if col.kind == "numeric":
-        numbers = _parse(cells, missing)
+        numbers = numbers.copy()  # filled below; the parsed column stays as read
         text = ~missing & np.isnan(numbers)
         if text.any():
           i = int(np.argmax(text))
@@ -153,7 +158,8 @@ class Table:
             f"take the median of the fitted data ({col.fill:g})"
           )
         continue
-      level = np.array([MISSING_LEVEL if m else c for c, m in zip(cells, missing)], dtype=object)
+      # (cells read as numbers come untrimmed: trimmed here, as a text column's are)
+      level = np.array([MISSING_LEVEL if m else c.strip() for c, m in zip(cells, missing)], object)
       onehot = level[:, None] == np.array(col.levels, dtype=object)[None]
       blocks.append(onehot.astype(np.float64))
       other = ~onehot.any(1)
@@ -172,11 +178,23 @@ class Table:
     return np.concatenate(blocks, 1) if blocks else np.empty((len(rows), 0)), notes
 
 
-def _cells(header: list[str], rows: list[list[str]], name: str) -> tuple[list[str], np.ndarray]:
-  """A column's trimmed cells and which of them are missing (``MISSING``)."""
+def _column(header: list[str], rows: list[list[str]], name: str):
+  """A column's cells, which of them are missing (``MISSING``) and the cells as float64
+  (NaN where missing or text).
+
+  A column of numbers alone (the common case) is parsed by NumPy in one call; any
+  other goes cell by cell (trimmed, missing tokens found, text left NaN)."""
   j = header.index(name)
-  cells = [r[j].strip() for r in rows]
-  return cells, np.array([c.lower() in MISSING for c in cells], bool)
+  raw = [r[j] for r in rows]
+  try:
+    numbers = np.array(raw, dtype=np.float64)  # NumPy reads numbers as float() does
+    if not np.isnan(numbers).any():  # a literal "nan" cell is a missing token: below
+      return raw, np.zeros(len(raw), bool), numbers
+  except ValueError:
+    pass
+  cells = [c.strip() for c in raw]
+  missing = np.array([c.lower() in MISSING for c in cells], bool)
+  return cells, missing, _parse(cells, missing)
 
 
 def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:
