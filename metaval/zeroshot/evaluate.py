@@ -35,9 +35,11 @@ from metaval.zeroshot.predictor import ZeroShotPredictor
 def _ridge(tr: T.Table):
   from sklearn.linear_model import Ridge
 
-  mean, sd = tr.x.mean(0), tr.x.std(0) + 1e-6
-  m = Ridge(alpha=10.0).fit(np.clip((tr.x - mean) / sd, -10, 10), M.within_rank(tr.gain, tr.group))
-  return lambda x: m.predict(np.clip((x - mean) / sd, -10, 10))
+  mean, sd = M.feature_scale(tr.x)
+  m = Ridge(alpha=10.0).fit(
+    M.standardise(tr.x, mean, sd, np.float64), M.within_rank(tr.gain, tr.group)
+  )
+  return lambda x: m.predict(M.standardise(x, mean, sd, np.float64))
 
 
 def knn_shapley_sums(tl: TaskLabels) -> np.ndarray:
@@ -64,10 +66,10 @@ def score_all(te: T.Table, models: dict, extra: dict | None = None) -> dict:
 
 def fit_models(tr: T.Table, net_cfg: M.NetConfig, seed: int = 0, network: bool = True) -> dict:
   """The learned estimators on ``tr`` (the network only if ``network``), each ``x -> score``."""
-  mean, sd = tr.x.mean(0), tr.x.std(0) + 1e-6
+  mean, sd = M.feature_scale(tr.x)
 
   def z(x):
-    return np.clip((x - mean) / sd, -10, 10).astype(np.float32)
+    return M.standardise(x, mean, sd)
 
   rank_gbm = M.fit_gbm(z(tr.x), tr.gain, tr.group, seed, gain_head=False)[0]
   out = {"gradient boosting": lambda x: rank_gbm.predict(z(x)), "ridge": _ridge(tr)}

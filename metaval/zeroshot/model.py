@@ -62,6 +62,21 @@ class ValueNet(nnx.Module):
     return self.score(h)[..., 0], self.gain(h)[..., 0]
 
 
+CLIP = 10.0  # standardised features are clipped here, in training and at query time
+
+
+def feature_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """The mean and standard deviation (plus 1e-6: constant columns) of training rows,
+  by which every model standardises its features (``standardise``)."""
+  return x.mean(0), x.std(0) + 1e-6
+
+
+def standardise(x: np.ndarray, mean, sd, dtype=np.float32) -> np.ndarray:
+  """Feature rows as a model reads them: in its training rows' standard deviations from
+  their mean (``feature_scale``), clipped at ``CLIP``."""
+  return np.clip((x - mean) / sd, -CLIP, CLIP).astype(dtype, copy=False)
+
+
 def within_rank(gain: np.ndarray, group: np.ndarray) -> np.ndarray:
   """Each gain's rank inside its group, scaled to [0, 1] (ties share the mean rank)."""
   out = np.zeros(len(gain), np.float32)

@@ -283,7 +283,7 @@ class ZeroShotPredictor:
 
   def standardise(self, rows: np.ndarray) -> np.ndarray:
     """Feature rows as the model reads them (standardised by its training rows, clipped)."""
-    return np.clip((rows - self.mean) / self.sd, -10, 10).astype(np.float32)
+    return M.standardise(rows, self.mean, self.sd)
 
   def half_widths(self, rows: np.ndarray, gain: np.ndarray) -> np.ndarray:
     """``[n]`` half-widths of the gain's interval for feature rows and their gain

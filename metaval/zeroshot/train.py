@@ -178,7 +178,7 @@ class Fitted:
   constant: float = 0.0  # the constant half-width of the same coverage (validate)
 
   def standardise(self, x: np.ndarray) -> np.ndarray:
-    return np.clip((x - self.mean) / self.sd, -10, 10).astype(np.float32)
+    return M.standardise(x, self.mean, self.sd)
 
   def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(score, gain)`` for raw feature rows."""
@@ -196,9 +196,8 @@ class Fitted:
 
 def fit(t: Table, kind: str, net_cfg: M.NetConfig, seed: int = 0) -> Fitted:
   """Fits one model kind on a table."""
-  mean = t.x.mean(0)
-  sd = t.x.std(0) + 1e-6
-  z = np.clip((t.x - mean) / sd, -10, 10).astype(np.float32)
+  mean, sd = M.feature_scale(t.x)
+  z = M.standardise(t.x, mean, sd)
   scale = (mean, sd, t.x.min(0), t.x.max(0))
   if kind == "net":
     return Fitted(kind, *scale, net=M.fit_net(z, t.gain, t.group, net_cfg), net_cfg=net_cfg)
@@ -259,12 +258,10 @@ def select_and_fit(
   report["train_tasks"] = int(len(np.unique(tr.task)))
   report["val_tasks"] = int(len(np.unique(va.task)))
   kinds = ("net", "gbm")
-  fitted, scores, halves, gates, intervals = {}, {}, {}, {}, {}
+  fitted, scores, gates, intervals = {}, {}, {}, {}
   for kind in kinds:
     fitted[kind] = fit(tr, kind, net_cfg, seed)
-    scores[kind], halves[kind], intervals[kind], gates[kind] = validate(
-      fitted[kind], va, coverage, seed
-    )
+    scores[kind], _, intervals[kind], gates[kind] = validate(fitted[kind], va, coverage, seed)
   for j, name in enumerate(Z.PROXIES):
     scores[name] = group_spearman(va.x[:, j], va.gain, va.group)
 
@@ -284,7 +281,7 @@ def select_and_fit(
     refit_on_all_tasks=bool(refit),
     chosen=best,
     val_spearman={k: round(v, 4) for k, v in scores.items()},
-    interval_half_width=halves[best],
+    interval_half_width=fitted[best].constant,
     interval=intervals[best],
     coverage=coverage,
     val_ceiling=group_spearman(va.split_a, va.split_b, va.group),
