@@ -270,6 +270,9 @@ def test_bad_learner_and_too_many_classes():
   p = metaval.load_predictor()
   with pytest.raises(MetavalError, match="learner"):
     p.value(draw(10), base=base, eval=ev, learner="resnet")
+  for name in ("mlpx", "mlp32x", "mlp-4", "mlp 32"):
+    with pytest.raises(MetavalError, match=r"an MLP is named 'mlp<width>'"):
+      p.value(draw(10), base=base, eval=ev, learner=name)
   # A misspelt field is refused, not silently left at its default; a label file's
   # learner entry (its title and parameter count beside the fields) is accepted.
   with pytest.raises(MetavalError, match="unknown learner field.*widht"):

@@ -71,7 +71,12 @@ def parse_learner(learner) -> LearnerSpec:
       if learner == "linear":
         return LearnerSpec(family="linear", steps=150)
       if learner.startswith("mlp"):
-        width, _, depth = learner[3:].partition("x")
+        width, x, depth = learner[3:].partition("x")
+        if not width.isdigit() or not (depth if x else "1").isdigit():
+          raise ZeroShotError(
+            f"bad learner {learner!r}: an MLP is named 'mlp<width>' or 'mlp<width>x<depth>' "
+            "(e.g. 'mlp32', 'mlp64x2')"
+          )
         return LearnerSpec(family="mlp", width=int(width), depth=int(depth or 1), steps=150)
   except (ValueError, TypeError, SpecError) as e:
     raise ZeroShotError(f"bad learner {learner!r}: {e}") from None
