@@ -776,3 +776,96 @@ def test_the_cached_context_follows_b_and_t_changed_in_place():
   ctx = p.context((xb, yb), (xe, ye))[0]
   xe[0, 0] += 1e-9  # one evaluation input nudged
   assert p.context((xb, yb), (xe, ye))[0] is not ctx
+
+
+class _Frame:
+  """A stand-in for a pandas DataFrame (named columns, ``to_numpy``): the predictor
+  duck-types frames, so these tests need no pandas."""
+
+  def __init__(self, columns: dict):
+    self.columns = list(columns)
+    self._values = np.array(list(zip(*columns.values())), dtype=object)
+
+  def to_numpy(self, dtype=None):
+    return self._values.astype(dtype) if dtype is not None else self._values
+
+  def take(self, rows, columns=None):
+    names = columns or self.columns
+    return _Frame({c: self._values[rows, self.columns.index(c)] for c in names})
+
+
+def _frame_task(seed: int = 0):
+  base, ev, draw, rng = _problem(seed, width=4)
+  colour = {0: "red", 1: "green", 2: "blue"}
+
+  def frame(x, y, holes=False):
+    cols = {f"f{j}": list(x[:, j]) for j in range(x.shape[1])}
+    cols["colour"] = [
+      colour[int(v)] if rng.random() < 0.8 else colour[int(rng.integers(3))] for v in y
+    ]
+    if holes:
+      cols["f1"] = [None if i % 5 == 0 else v for i, v in enumerate(cols["f1"])]
+      cols["colour"] = [None if i % 7 == 0 else v for i, v in enumerate(cols["colour"])]
+    return _Frame(cols)
+
+  return frame(*base, holes=True), base[1], frame(*ev), ev[1], draw, frame
+
+
+def test_dataframes_with_text_columns_are_encoded_by_the_base_frame():
+  fb, yb, fe, ye, draw, frame = _frame_task()
+  p = metaval.load_predictor()
+  xs, ys = draw(40)
+  fs = frame(xs, ys)
+  facts = p.value((fs, ys), base=(fb, yb), eval=(fe, ye))
+  assert facts.warnings == []
+  # Columns are taken by name: the same supplement with its columns reversed.
+  again = p.value((fs.take(slice(None), fs.columns[::-1]), ys), base=(fb, yb), eval=(fe, ye))
+  assert again.targets[0].value == facts.targets[0].value
+  # The colour column carries the class here: dropping its information changes the value.
+  grey = _Frame({**{c: fs.to_numpy()[:, j] for j, c in enumerate(fs.columns[:-1])},
+                 "colour": ["grey"] * len(ys)})  # fmt: skip
+  odd = p.value((grey, ys), base=(fb, yb), eval=(fe, ye))
+  assert odd.targets[0].value != facts.targets[0].value
+  assert any("40 cell(s) of column 'colour' hold levels the base data does not have (e.g. 'grey')"
+             in w for w in odd.warnings)  # fmt: skip
+  # A plain array of the raw width once B was such a frame: refused in one line.
+  with pytest.raises(MetavalError, match="B was a DataFrame with text columns") as e:
+    p.value((xs, ys), base=(fb, yb), eval=(fe, ye))
+  assert "\n" not in str(e.value)
+  # A column of numbers and some text in B's frame is refused naming the cell.
+  bad = _Frame({"a": [1.0, 2.0, "3 kg", 4.0, 5.0, 6.0], "b": [0.0, 1.0] * 3})
+  with pytest.raises(MetavalError, match=r"base: column 'a' holds numbers and some text"):
+    p.value((xs, ys), base=(bad, np.arange(6) % 2))
+
+
+def test_a_frame_of_numbers_is_valued_as_its_array():
+  base, ev, draw, _ = _problem(1)
+  p = metaval.load_predictor()
+  s = draw(30)
+
+  def as_frame(x):
+    return _Frame({f"c{j}": list(x[:, j]) for j in range(x.shape[1])})
+
+  want = p.value(s, base=base, eval=ev).targets[0].value
+  got = p.value((as_frame(s[0]), s[1]), base=(as_frame(base[0]), base[1]), eval=ev)
+  assert got.targets[0].value == want
+
+
+def test_pandas_frames_and_a_bunch_as_frame():
+  pd = pytest.importorskip("pandas")
+  from sklearn.datasets import load_wine
+
+  bunch = load_wine(as_frame=True)
+  p = metaval.load_predictor()
+  plain = p.value((bunch.data.to_numpy()[:30], bunch.target.to_numpy()[:30]), base=load_wine())
+  framed = p.value((bunch.data.iloc[:30], bunch.target.iloc[:30]), base=bunch)
+  assert framed.targets[0].value == plain.targets[0].value
+  df = bunch.data.copy()
+  df["grade"] = pd.Series(np.where(df["alcohol"] > 13, "high", "low")).astype("category")
+  df.loc[::9, "grade"] = None
+  df.loc[::13, "ash"] = np.nan
+  rows = np.random.default_rng(0).permutation(len(df))
+  b, s, t = rows[:90], rows[90:130], rows[130:]
+  y = bunch.target.to_numpy()
+  facts = p.value((df.iloc[s], y[s]), base=(df.iloc[b], y[b]), eval=(df.iloc[t], y[t]))
+  assert np.isfinite(facts.targets[0].value)

@@ -228,8 +228,8 @@ def read_table(path: str, label: str = "label", delimiter: str = ",", columns=No
     if not names:
       raise TaskError(f"csv file {path} has no feature columns besides {label!r}")
     parsed = {}
-    table = Table.fit(path, header, rows, names, parsed)
-  x, notes = table.encode(path, header, rows, parsed)
+    table = Table.fit(f"csv file {path}", header, rows, names, parsed)
+  x, notes = table.encode(f"csv file {path}", header, rows, parsed)
   raw = [r[header.index(label)].strip() for r in rows]
   if "" in raw:
     raise TaskError(

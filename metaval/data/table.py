@@ -20,6 +20,11 @@ what the base's mean:
 Missing cells are those that read (trimmed, any case) as one of ``MISSING``. A purely
 numeric file with no missing cell is encoded to exactly its own numbers, column for
 column.
+
+A pandas ``DataFrame`` is a table too (``frame_rows``: its cells as a file's, missing
+values as empty cells; pandas itself is not needed here), so the zero-shot model takes
+frames with text columns as it takes csv files. ``path`` in ``Table``'s methods names
+the source in messages (``"csv file b.csv"``, ``"base"``).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import numpy as np
 from metaval.data.validate import TaskError
 
 # Cells read as missing (compared trimmed and lower-cased); "?" is the UCI convention.
-MISSING = frozenset({"", "na", "n/a", "#n/a", "nan", "-nan", "null", "none", "<na>", "?"})
+MISSING = frozenset({"", "na", "n/a", "#n/a", "nan", "-nan", "null", "none", "<na>", "nat", "?"})
 # Levels kept per categorical column (the most frequent in the fitted file).
 MAX_LEVELS = 32
 MISSING_LEVEL = "(missing)"
@@ -110,7 +115,7 @@ class Table:
       elif 2 * text <= present:
         i = int(np.argmax(~missing & np.isnan(numbers)))
         raise TaskError(
-          f"csv file {path}: column {name!r} holds numbers and some text (data row {i + 1} "
+          f"{path}: column {name!r} holds numbers and some text (data row {i + 1} "
           f"holds {cells[i][:20]!r}); fix the cell, or leave it empty if it is missing"
         )
       else:
@@ -134,7 +139,7 @@ class Table:
     """
     absent = [c for c in self.sources if c not in header]
     if absent:
-      raise TaskError(f"csv file {path} lacks feature column(s): {', '.join(absent)}")
+      raise TaskError(f"{path} lacks feature column(s): {', '.join(absent)}")
     blocks, notes = [], []
     for col in self.columns:
       cells, missing, numbers = (parsed or {}).get(col.name) or _column(header, rows, col.name)
@@ -144,7 +149,7 @@ class Table:
         if text.any():
           i = int(np.argmax(text))
           raise TaskError(
-            f"csv file {path}: column {col.name!r} is not numeric (data row {i + 1} holds "
+            f"{path}: column {col.name!r} is not numeric (data row {i + 1} holds "
             f"{cells[i][:20]!r}); it is a numeric column of the data the encoding was fitted on"
           )
         _finite(path, col.name, cells, numbers, missing)
@@ -213,4 +218,40 @@ def _finite(path: str, name: str, cells, numbers: np.ndarray, missing: np.ndarra
   bad = ~missing & np.isinf(numbers)
   if bad.any():
     i = int(np.argmax(bad))
-    raise TaskError(f"csv file {path}: column {name!r} has {cells[i]!r} in data row {i + 1}")
+    raise TaskError(f"{path}: column {name!r} has {cells[i]!r} in data row {i + 1}")
+
+
+def is_frame(x) -> bool:
+  """A pandas ``DataFrame`` (duck-typed: named ``columns`` and ``to_numpy``), not an array."""
+  return not isinstance(x, np.ndarray) and hasattr(x, "columns") and hasattr(x, "to_numpy")
+
+
+def frame_rows(frame, what: str) -> tuple[list[str], list[list[str]]]:
+  """A DataFrame as a csv file's header and rows of cells: numbers as their shortest
+  exact text, missing values (None, NaN, ``pd.NA``, ``NaT``) as missing cells, anything
+  else as its text.
+
+  Raises:
+    TaskError: two columns share a name.
+  """
+  header = [str(c) for c in frame.columns]
+  if len(set(header)) < len(header):
+    twice = next(h for h in header if header.count(h) > 1)
+    raise TaskError(f"{what}: the DataFrame has two columns named {twice!r}")
+  try:
+    values = frame.to_numpy(dtype=object)
+  except TypeError:  # a frame library whose to_numpy takes no dtype
+    values = np.asarray(frame.to_numpy(), dtype=object)
+  return header, [[_cell(v) for v in row] for row in values]
+
+
+def _cell(v) -> str:
+  if v is None:
+    return ""
+  if isinstance(v, (bool, np.bool_)):
+    return str(bool(v))
+  if isinstance(v, (float, np.floating)):
+    return "" if v != v else repr(float(v))  # repr: the float's exact shortest text
+  if isinstance(v, (int, np.integer)):
+    return str(int(v))
+  return str(v)

@@ -25,6 +25,7 @@ __all__ = [
   "input_keys",
   "label_kind",
   "row_keys",
+  "split_pair",
 ]
 
 
@@ -34,15 +35,7 @@ def as_arrays(data, what: str, missing: bool = False) -> tuple[np.ndarray, np.nd
   ``missing``: NaN inputs are let through (to be filled: ``fill_missing``); infinite
   ones are refused all the same.
   """
-  if isinstance(data, dict):  # {"x", "y"}, or a scikit-learn Bunch {"data", "target"}
-    keys = ("x", "y") if "x" in data or "y" in data else ("data", "target")
-    if keys[0] not in data or keys[1] not in data:
-      raise FeatureError(f"{what} as a dict needs 'x' and 'y' (or 'data' and 'target') entries")
-    x, y = data[keys[0]], data[keys[1]]
-  elif isinstance(data, (tuple, list)) and len(data) == 2:
-    x, y = data
-  else:
-    raise FeatureError(f"{what} must be a pair (x, y) of arrays")
+  x, y = split_pair(data, what)
   if hasattr(x, "toarray"):  # scipy.sparse
     raise FeatureError(f"{what} inputs are a sparse matrix; pass a dense array (x.toarray())")
   if np.iscomplexobj(x):
@@ -85,6 +78,19 @@ def as_arrays(data, what: str, missing: bool = False) -> tuple[np.ndarray, np.nd
     if not missing:
       raise FeatureError(f"{what} inputs contain NaN values")
   return x, y
+
+
+def split_pair(data, what: str):
+  """``(x, y)``, ``{"x", "y"}`` or a scikit-learn ``Bunch`` ``{"data", "target"}`` -> ``x, y``
+  as given (not yet arrays)."""
+  if isinstance(data, dict):  # {"x", "y"}, or a scikit-learn Bunch {"data", "target"}
+    keys = ("x", "y") if "x" in data or "y" in data else ("data", "target")
+    if keys[0] not in data or keys[1] not in data:
+      raise FeatureError(f"{what} as a dict needs 'x' and 'y' (or 'data' and 'target') entries")
+    return data[keys[0]], data[keys[1]]
+  if isinstance(data, (tuple, list)) and len(data) == 2:
+    return data[0], data[1]
+  raise FeatureError(f"{what} must be a pair (x, y) of arrays")
 
 
 def column_fill(x: np.ndarray) -> np.ndarray:

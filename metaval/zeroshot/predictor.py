@@ -26,6 +26,8 @@ import zlib
 
 import numpy as np
 
+from metaval.data.table import Table, frame_rows, is_frame
+from metaval.data.validate import TaskError
 from metaval.errors import MetavalError
 from metaval.learners.models import LearnerSpec, SpecError, num_params
 from metaval.predictor.features.sets import LEARNER_FEATURES
@@ -34,7 +36,7 @@ from metaval.zeroshot import features as Z
 from metaval.zeroshot import interval as I
 from metaval.zeroshot import model as M
 from metaval.zeroshot import trees
-from metaval.zeroshot.inputs import column_fill, fill_missing
+from metaval.zeroshot.inputs import column_fill, fill_missing, split_pair
 
 META = "zeroshot.json"
 WEIGHTS = "weights.npz"
@@ -223,6 +225,7 @@ class ZeroShotPredictor:
     else:
       raise ZeroShotError(f"unknown zero-shot model kind {self.kind!r}")
     self._ctx, self._ctx_key, self._ctx_suffix, self._fill = None, None, "", None
+    self._table = None  # B's DataFrame encoding (text columns), with the last context
     self._learners: dict = {}  # (width, classes, learner name) -> (spec dict, parameter count)
 
   # -- inputs --------------------------------------------------------------------
@@ -234,9 +237,12 @@ class ZeroShotPredictor:
       name = base
       base, builtin_eval = _builtin(base)
       eval = builtin_eval if eval is None else eval
+    base, notes, table = _tabular(base, "base", None, fit=True)
     xb, yb = Z.as_arrays(base, "base", missing=True)
-    key = [_fingerprint(xb), _fingerprint(yb)]
+    key = [_fingerprint(xb), _fingerprint(yb), table]
     if eval is not None:
+      eval, eval_notes, _ = _tabular(eval, "eval", table)
+      notes += eval_notes
       xe, ye = Z.as_arrays(eval, "eval", missing=True)
       key += [_fingerprint(xe), _fingerprint(ye)]
     key = tuple(key)
@@ -245,7 +251,7 @@ class ZeroShotPredictor:
     # Missing inputs (NaN) take B's column medians, in B, T and every supplement.
     fill = column_fill(xb)
     xb, gaps = fill_missing(xb, fill)
-    notes = [f"base: {gaps} missing input cell(s) (NaN) filled with B's column medians"] * bool(
+    notes += [f"base: {gaps} missing input cell(s) (NaN) filled with B's column medians"] * bool(
       gaps
     )
     if eval is None:
@@ -262,7 +268,7 @@ class ZeroShotPredictor:
       eval, base, self._ctx_suffix = (xe, ye), (xb, yb), ""
     ctx = Z.Context(base, eval)
     ctx.notes += notes
-    self._ctx, self._ctx_key, self._fill = ctx, key, fill
+    self._ctx, self._ctx_key, self._fill, self._table = ctx, key, fill, table
     return ctx, name + self._ctx_suffix
 
   def featurize(self, supplements, base, eval=None, learner=None) -> tuple[np.ndarray, dict]:
@@ -271,11 +277,14 @@ class ZeroShotPredictor:
     q = self._query(ctx, name, learner)
     return ctx.features_many(self._filled(supplements)[0], q["spec"], q["params"]), q
 
-  def _filled(self, supplements) -> tuple[list, list[int]]:
-    """Supplements as arrays, their missing inputs (NaN) filled with B's column medians
-    (the last context's), and how many cells each had filled."""
-    out, gaps = [], []
+  def _filled(self, supplements) -> tuple[list, list[int], list[list[str]]]:
+    """Supplements as arrays (DataFrames encoded as B's: ``_tabular``), their missing
+    inputs (NaN) filled with B's column medians (the last context's), how many cells
+    each had filled and each one's encoding notes."""
+    out, gaps, notes = [], [], []
     for sup in supplements:
+      sup, said, _ = _tabular(sup, "supplemental", self._table)
+      notes.append(said)
       xs, ys = Z.as_arrays(sup, "supplemental", missing=True)
       if xs.shape[1] != len(self._fill):
         raise Z.FeatureError(
@@ -284,7 +293,7 @@ class ZeroShotPredictor:
       xs, n = fill_missing(xs, self._fill)
       out.append((xs, ys))
       gaps.append(n)
-    return out, gaps
+    return out, gaps, notes
 
   def standardise(self, rows: np.ndarray) -> np.ndarray:
     """Feature rows as the model reads them (standardised by its training rows, clipped)."""
@@ -344,7 +353,7 @@ class ZeroShotPredictor:
       raise ZeroShotError(f"{len(names)} names for {len(supplements)} supplements")
     ctx, task = self.context(base, eval)
     q = self._query(ctx, task, learner)
-    supplements, filled = self._filled(supplements)
+    supplements, filled, encoding = self._filled(supplements)
     kept = ctx.new_points_many(supplements)
     live = [i for i, ((_, ys), _) in enumerate(kept) if len(ys)]
     score = np.full(len(supplements), -np.inf)  # copies of B alone rank last
@@ -366,6 +375,7 @@ class ZeroShotPredictor:
         facts[i].warnings.append(
           f"{filled[i]} missing input cell(s) (NaN) of S filled with B's column medians"
         )
+      facts[i].warnings.extend(encoding[i])
     order = np.argsort(-score, kind="stable")
     return [(int(i), facts[i]) for i in order]
 
@@ -433,6 +443,40 @@ class ZeroShotPredictor:
     warnings = [q["ctx"].copies_note(copies, copies)]
     diagnostics = {"score": float("-inf"), "sign": 0, "proxies": {}, "base_copies": copies}
     return self._label(q, name, copies, target, warnings, diagnostics)
+
+
+def _tabular(data, what: str, table: Table | None, fit: bool = False):
+  """``data`` whose inputs may be a pandas DataFrame, as ``(data, notes, table)``.
+
+  A frame of numbers alone is read as its numbers. With text columns, B's frame
+  (``fit``) fits a ``Table`` (``metaval.data.table``: one 0/1 column per level,
+  missing cells filled with a missing column) and every other set's frame is encoded
+  by it, its columns taken by name; ``notes`` says what the encoding could not place
+  (levels B lacks). Other data passes unchanged (``as_arrays`` validates it), except
+  a plain array of the wrong width once B was such a frame."""
+  x, y = split_pair(data, what)
+  if not is_frame(x):
+    if table is not None and np.ndim(x) == 2 and np.shape(x)[1] != len(table.names):
+      raise Z.FeatureError(
+        f"{what} is an array of {np.shape(x)[1]} columns but B was a DataFrame with text "
+        f"columns ({len(table.names)} once encoded): pass {what} as a DataFrame with B's columns"
+      )
+    return data, [], table
+  if table is None:
+    try:
+      return (np.asarray(x, np.float64), y), [], None  # numbers alone
+    except (TypeError, ValueError):
+      if not fit:  # text, and no table of B's to read it by: as_arrays refuses it
+        return data, [], None
+  header, rows = frame_rows(x, what)
+  try:
+    parsed = {}
+    if fit:
+      table = Table.fit(what, header, rows, header, parsed)
+    x, notes = table.encode(what, header, rows, parsed)
+  except TaskError as e:
+    raise Z.FeatureError(str(e)) from None
+  return (x, y), notes, table
 
 
 def coarse_eval_note(n_eval: int, half: float) -> str:
