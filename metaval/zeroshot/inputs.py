@@ -1,11 +1,12 @@
 """A zero-shot query's raw arrays: validated, and keyed for exact-copy checks.
 
-``as_arrays`` turns ``(x, y)``, ``{"x", "y"}`` or a scikit-learn ``Bunch`` into float64 inputs ``[n, d]`` and
-labels ``[n]``, refusing in one line what the model cannot value (sparse, complex,
-non-numeric or infinite inputs, one-hot or non-class labels, empty or mismatched
-sets); NaN inputs are missing values that the predictor fills with B's column medians
-(``column_fill``, ``fill_missing``). The byte keys let ``Context`` find points of S that copy B or the evaluation
-set bit for bit.
+``as_arrays`` turns ``(x, y)``, ``{"x", "y"}`` or a scikit-learn ``Bunch`` into float64
+inputs ``[n, d]`` and labels ``[n]``, refusing in one line what the model cannot value
+(sparse, complex, non-numeric or infinite inputs, one-hot or non-class labels, empty or
+mismatched sets); NaN inputs are missing values that the predictor fills with B's
+column medians (``column_fill``, ``fill_missing``). ``tabular`` reads pandas DataFrames
+first (text columns encoded by a table fitted on B's frame). The byte keys let
+``Context`` find points of S that copy B or the evaluation set bit for bit.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import warnings
 
 import numpy as np
 
+from metaval.data.table import Table, frame_rows, is_frame
+from metaval.data.validate import TaskError
 from metaval.predictor.features.inputs import FeatureError
 from metaval.util.rowkeys import input_keys, row_keys
 
@@ -26,6 +29,7 @@ __all__ = [
   "label_kind",
   "row_keys",
   "split_pair",
+  "tabular",
 ]
 
 
@@ -91,6 +95,40 @@ def split_pair(data, what: str):
   if isinstance(data, (tuple, list)) and len(data) == 2:
     return data[0], data[1]
   raise FeatureError(f"{what} must be a pair (x, y) of arrays")
+
+
+def tabular(data, what: str, table: Table | None, fit: bool = False):
+  """``data`` whose inputs may be a pandas DataFrame, as ``(data, notes, table)``.
+
+  A frame of numbers alone is read as its numbers. With text columns, B's frame
+  (``fit``) fits a ``Table`` (``metaval.data.table``: one 0/1 column per level,
+  missing cells filled with a missing column) and every other set's frame is encoded
+  by it, its columns taken by name; ``notes`` says what the encoding could not place
+  (levels B lacks). Other data passes unchanged (``as_arrays`` validates it), except
+  a plain array of the wrong width once B was such a frame."""
+  x, y = split_pair(data, what)
+  if not is_frame(x):
+    if table is not None and np.ndim(x) == 2 and np.shape(x)[1] != len(table.names):
+      raise FeatureError(
+        f"{what} is an array of {np.shape(x)[1]} columns but B was a DataFrame with text "
+        f"columns ({len(table.names)} once encoded): pass {what} as a DataFrame with B's columns"
+      )
+    return data, [], table
+  if table is None:
+    try:
+      return (np.asarray(x, np.float64), y), [], None  # numbers alone
+    except (TypeError, ValueError):
+      if not fit:  # text, and no table of B's to read it by: as_arrays refuses it
+        return data, [], None
+  header, rows = frame_rows(x, what)
+  try:
+    parsed = {}
+    if fit:
+      table = Table.fit(what, header, rows, header, parsed)
+    x, notes = table.encode(what, header, rows, parsed)
+  except TaskError as e:
+    raise FeatureError(str(e)) from None
+  return (x, y), notes, table
 
 
 def column_fill(x: np.ndarray) -> np.ndarray:

@@ -26,8 +26,6 @@ import zlib
 
 import numpy as np
 
-from metaval.data.table import Table, frame_rows, is_frame
-from metaval.data.validate import TaskError
 from metaval.errors import MetavalError
 from metaval.learners.models import LearnerSpec, SpecError, num_params
 from metaval.predictor.features.sets import LEARNER_FEATURES
@@ -36,7 +34,7 @@ from metaval.zeroshot import features as Z
 from metaval.zeroshot import interval as I
 from metaval.zeroshot import model as M
 from metaval.zeroshot import trees
-from metaval.zeroshot.inputs import column_fill, fill_missing, split_pair
+from metaval.zeroshot.inputs import column_fill, fill_missing, tabular
 
 META = "zeroshot.json"
 WEIGHTS = "weights.npz"
@@ -237,11 +235,11 @@ class ZeroShotPredictor:
       name = base
       base, builtin_eval = _builtin(base)
       eval = builtin_eval if eval is None else eval
-    base, notes, table = _tabular(base, "base", None, fit=True)
+    base, notes, table = tabular(base, "base", None, fit=True)
     xb, yb = Z.as_arrays(base, "base", missing=True)
     key = [_fingerprint(xb), _fingerprint(yb), table]
     if eval is not None:
-      eval, eval_notes, _ = _tabular(eval, "eval", table)
+      eval, eval_notes, _ = tabular(eval, "eval", table)
       notes += eval_notes
       xe, ye = Z.as_arrays(eval, "eval", missing=True)
       key += [_fingerprint(xe), _fingerprint(ye)]
@@ -278,12 +276,12 @@ class ZeroShotPredictor:
     return ctx.features_many(self._filled(supplements)[0], q["spec"], q["params"]), q
 
   def _filled(self, supplements) -> tuple[list, list[int], list[list[str]]]:
-    """Supplements as arrays (DataFrames encoded as B's: ``_tabular``), their missing
+    """Supplements as arrays (DataFrames encoded as B's: ``inputs.tabular``), their missing
     inputs (NaN) filled with B's column medians (the last context's), how many cells
     each had filled and each one's encoding notes."""
     out, gaps, notes = [], [], []
     for sup in supplements:
-      sup, said, _ = _tabular(sup, "supplemental", self._table)
+      sup, said, _ = tabular(sup, "supplemental", self._table)
       notes.append(said)
       xs, ys = Z.as_arrays(sup, "supplemental", missing=True)
       if xs.shape[1] != len(self._fill):
@@ -443,40 +441,6 @@ class ZeroShotPredictor:
     warnings = [q["ctx"].copies_note(copies, copies)]
     diagnostics = {"score": float("-inf"), "sign": 0, "proxies": {}, "base_copies": copies}
     return self._label(q, name, copies, target, warnings, diagnostics)
-
-
-def _tabular(data, what: str, table: Table | None, fit: bool = False):
-  """``data`` whose inputs may be a pandas DataFrame, as ``(data, notes, table)``.
-
-  A frame of numbers alone is read as its numbers. With text columns, B's frame
-  (``fit``) fits a ``Table`` (``metaval.data.table``: one 0/1 column per level,
-  missing cells filled with a missing column) and every other set's frame is encoded
-  by it, its columns taken by name; ``notes`` says what the encoding could not place
-  (levels B lacks). Other data passes unchanged (``as_arrays`` validates it), except
-  a plain array of the wrong width once B was such a frame."""
-  x, y = split_pair(data, what)
-  if not is_frame(x):
-    if table is not None and np.ndim(x) == 2 and np.shape(x)[1] != len(table.names):
-      raise Z.FeatureError(
-        f"{what} is an array of {np.shape(x)[1]} columns but B was a DataFrame with text "
-        f"columns ({len(table.names)} once encoded): pass {what} as a DataFrame with B's columns"
-      )
-    return data, [], table
-  if table is None:
-    try:
-      return (np.asarray(x, np.float64), y), [], None  # numbers alone
-    except (TypeError, ValueError):
-      if not fit:  # text, and no table of B's to read it by: as_arrays refuses it
-        return data, [], None
-  header, rows = frame_rows(x, what)
-  try:
-    parsed = {}
-    if fit:
-      table = Table.fit(what, header, rows, header, parsed)
-    x, notes = table.encode(what, header, rows, parsed)
-  except TaskError as e:
-    raise Z.FeatureError(str(e)) from None
-  return (x, y), notes, table
 
 
 def coarse_eval_note(n_eval: int, half: float) -> str:
