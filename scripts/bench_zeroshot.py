@@ -11,7 +11,9 @@ Measures, in one run (so the ratio is taken under the same machine load):
   which also pays for touching its working memory the first time);
 * the width-256 MLP retraining label with K paired seeds (B and B ∪ S trained by the
   label engine, compiled program reused: the second of two calls is timed);
-and prints the ratio label / p50 next to the load average. Every time is taken both
+and prints the ratio label / p50 next to the load average; then (``--sweep``, on by
+default) how the query's p50 grows with |B| in {100, 1,000, 10,000} and |S| in {10,
+100, 1,000}, as a table and a figure (``<out>.png``). Every time is taken both
 on the wall clock and as this process's CPU time: on a shared machine the wall clock
 is inflated by other jobs, the CPU time much less (the label engine's XLA threads
 count in full, so its CPU ratio is the cost one core pays). Writes JSON and markdown
@@ -46,6 +48,8 @@ def main() -> None:
   ap.add_argument("--label-seeds", type=int, default=4)
   ap.add_argument("--rank-repeats", type=int, default=6, help="rank() calls (the first apart)")
   ap.add_argument("--out", default="experiments/results/bench/zeroshot_latency")
+  ap.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=True)
+  ap.add_argument("--sweep-repeats", type=int, default=15, help="queries per sweep cell")
   args = ap.parse_args()
   rng = np.random.default_rng(0)
   width, classes = 20, 5
@@ -87,6 +91,9 @@ def main() -> None:
     flush=True,
   )
 
+  if args.sweep:  # before the label: XLA's threads, once started, share the cores a while
+    out["sweep"] = _sweep(p, rng, centres, ev, args.sweep_repeats)
+
   # The label it replaces: MLP-256, K paired seeds, B (1,000) vs B ∪ S (100).
   x = np.r_[base[0], ev[0]].astype(np.float32)
   y = np.r_[base[1], ev[1]]
@@ -108,6 +115,51 @@ def main() -> None:
   _write(args.out, out, args.label_seeds)
 
 
+SWEEP_B = (100, 1_000, 10_000)
+SWEEP_S = (10, 100, 1_000)
+
+
+def _sweep(p, rng, centres, ev, repeats: int) -> list[dict]:
+  """p50 wall time of ``value()`` per (|B|, |S|), B's context cached (built first)."""
+  width, classes = centres.shape[1], centres.shape[0]
+  rows = []
+  for n_b in SWEEP_B:
+    base = _raw(rng, n_b, width, classes, centres)
+    p.value(_raw(rng, 10, width, classes, centres), base=base, eval=ev)
+    for n_s in SWEEP_S:
+      wall = []
+      for _ in range(repeats):
+        s = _raw(rng, n_s, width, classes, centres)
+        t0 = time.perf_counter()
+        p.value(s, base=base, eval=ev)
+        wall.append(time.perf_counter() - t0)
+      rows.append({"base": n_b, "supplement": n_s, "p50_ms": 1e3 * float(np.median(wall))})
+      print(f"sweep |B| = {n_b}, |S| = {n_s}: p50 {rows[-1]['p50_ms']:.1f} ms", flush=True)
+  return rows
+
+
+def _figure(stem: str, sweep: list[dict]) -> None:
+  import matplotlib
+
+  matplotlib.use("Agg", force=False)
+  import matplotlib.pyplot as plt
+
+  from metaval.util.io import save_figure
+
+  fig, ax = plt.subplots(figsize=(5.5, 3.6))
+  for n_b in SWEEP_B:
+    pts = [r for r in sweep if r["base"] == n_b]
+    ax.plot(
+      [r["supplement"] for r in pts], [r["p50_ms"] for r in pts], "o-", label=f"|B| = {n_b:,}"
+    )
+  ax.axhline(2.0, color="grey", ls="--", lw=1, label="target (|S| <= 100, |B| <= 1,000)")
+  ax.set(xscale="log", yscale="log", xlabel="|S| (points valued)", ylabel="value() p50, ms")
+  ax.set_title("Zero-shot query latency, B's context cached", fontsize=10)
+  ax.legend(fontsize=8)
+  save_figure(fig, stem + ".png")
+  plt.close(fig)
+
+
 def _write(stem: str, out: dict, seeds: int) -> None:
   from metaval.util.io import markdown_table, write_json, write_text
 
@@ -123,11 +175,28 @@ def _write(stem: str, out: dict, seeds: int) -> None:
   ]  # fmt: skip
   rows = [dict(zip(cols, c)) for c in cells]
   m = out["machine"]
+  sweep = ""
+  if out.get("sweep"):
+    _figure(stem, out["sweep"])
+    scols = ("|B|", *(f"|S| = {n:,}" for n in SWEEP_S))
+    srows = [
+      {"|B|": f"{n_b:,}", **{f"|S| = {r['supplement']:,}": f"{r['p50_ms']:.1f} ms"
+                            for r in out["sweep"] if r["base"] == n_b}}
+      for n_b in SWEEP_B
+    ]  # fmt: skip
+    png = os.path.basename(stem) + ".png"
+    sweep = (
+      "\n\nHow a query grows with the sets' sizes (p50 wall time of `value()`, "
+      "B's context cached, evaluation set of 300):\n\n"
+      + markdown_table(srows, scols)
+      + f"\n\n![{png}]({png})"
+    )
   text = (
     "# Zero-shot value model: query latency vs the retraining label\n\n"
     "`python scripts/bench_zeroshot.py` (|B| = 1,000, 20 raw features, 5 classes, "
     "evaluation set of 300; B's context cached).\n\n"
     + markdown_table(rows, cols)
+    + sweep
     + f"\n\nMachine: {json.dumps(m)}; load average (1, 5, 15 min) at the start "
     f"{out['load_average_start']}, at the end {out['load_average_end']}.\n"
   )
