@@ -43,6 +43,7 @@ import numpy as np
 from metaval.errors import MetavalError
 from metaval.learners import models
 from metaval.learners.models import LearnerSpec
+from metaval.util import aot
 
 # Solvers that minimise a convex objective to its optimum: their result does not
 # depend on the starting point, so warm starts are safe.
@@ -455,8 +456,8 @@ def solve_sets(
       need = m - busy.sum() + min(len(waiting), max(1, m // 4))
     else:
       need = m - busy.sum() + max(1, busy.sum() // 2)
-    res = _advance(
-      w, x, y, np.maximum(owner, 0), theta, s_mem, y_mem, rho, iters, fresh,
+    res = aot.call(
+      _advance, w, x, y, np.maximum(owner, 0), theta, s_mem, y_mem, rho, iters, fresh,
       np.int32(it), np.int32(need), spec=spec, num_classes=num_classes,
     )  # fmt: skip
     theta, s_mem, y_mem, rho, iters = (np.array(a) for a in res[:5])

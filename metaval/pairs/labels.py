@@ -36,6 +36,7 @@ from metaval.learners.train import metric_name, metric_names, train_many
 from metaval.pairs import keys as keys_lib
 from metaval.pairs import pool as pool_lib
 from metaval.pairs.pairs import Pairs
+from metaval.util import aot
 
 
 @dataclasses.dataclass
@@ -163,7 +164,8 @@ def _label_solved(task: Task, pairs: Pairs, spec: LearnerSpec, slots: int, warm_
   padded = {k: _pad_rows(v, block) for k, v in params.items()}
   evals = {k: (jax.device_put(a), jax.device_put(b)) for k, (a, b) in task.evals.items()}
   raw = jax.device_get(
-    _evaluate(
+    aot.call(
+      _evaluate,
       padded,
       evals,
       spec=spec,

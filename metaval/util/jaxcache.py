@@ -4,7 +4,10 @@ A label worker traces its programs and loads them from this cache instead of
 compiling them (seconds each) when an earlier run, or another worker, compiled them
 already. JAX keys every entry by the program and the versions that built it, so a
 stale entry is never loaded. The cache lives in ``$METAVAL_CACHE/jax`` (default
-``~/.cache/metaval/jax``) unless ``JAX_COMPILATION_CACHE_DIR`` is set already.
+``~/.cache/metaval/jax``) unless ``JAX_COMPILATION_CACHE_DIR`` is set already. The
+cache still traces and lowers each program in every process; ``metaval.util.aot``
+keeps the solver's executables whole in ``metaval-aot/`` inside it, loaded without
+either.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ def default_dir() -> str:
 
 
 def entries(path: str) -> int:
-  """Programs in the cache at ``path`` (0 if it does not exist)."""
-  return len(os.listdir(path)) if os.path.isdir(path) else 0
+  """Programs in the cache at ``path`` (0 if it does not exist; the folder of kept
+  executables, ``metaval.util.aot``, is not one)."""
+  if not os.path.isdir(path):
+    return 0
+  return sum(1 for name in os.listdir(path) if name != "metaval-aot")
 
 
 def cache_env(path: str | None = None) -> dict[str, str]:
