@@ -29,9 +29,10 @@ warm shards run in ``--rounds`` rounds that alternate which side goes first (ABB
 both see the same machine load; the workers' CPU seconds are recorded too
 (labels per CPU second are less sensitive to other processes than wall time).
 Compiled programs are kept in JAX's persistent cache (``--jax-cache``, default
-``$METAVAL_CACHE/jax`` or ``~/.cache/metaval/jax``), so a cold start after an
-earlier run loads them instead of compiling; the JSON records how many cache
-entries existed at the start. Writes ``runs/bench/labels.{json,md}`` and prints the
+``$METAVAL_CACHE/jax`` or ``~/.cache/metaval/jax``), and the solver's whole executables
+beside it (``metaval.util.aot``), so a cold start after an earlier run loads them
+instead of tracing and compiling; the JSON records how many of each existed at the
+start (after an edit of metaval's source the kept executables are compiled again, once). Writes ``runs/bench/labels.{json,md}`` and prints the
 table, with the machine and its load average. Spearman/Pearson compare the two
 label sets pair by pair.
 """
@@ -53,7 +54,7 @@ from metaval.data import get_task
 from metaval.labeling import pipeline
 from metaval.learners import LearnerSpec, metric_names
 from metaval.learners.models import SOLVERS
-from metaval.util import env, jaxcache
+from metaval.util import aot, env, jaxcache
 from metaval.util import io as io_lib
 
 
@@ -137,13 +138,15 @@ def main():
   if "," in cfg.task.name or len(cfg.learners) != 1:
     raise SystemExit("the benchmark needs a single-task, single-learner config")
   next(iter(cfg.learners.values())).solver = args.solver
-  cache_entries = 0
+  cache_entries, kept = 0, 0
   if args.jax_cache:
     # Worker processes inherit this: JAX reads its flags from the environment.
     os.makedirs(args.jax_cache, exist_ok=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.abspath(args.jax_cache)
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # cache every program
     cache_entries = jaxcache.entries(args.jax_cache)
+    aot_dir = os.path.join(args.jax_cache, aot.FOLDER)  # the solver's kept executables
+    kept = len(os.listdir(aot_dir)) if os.path.isdir(aot_dir) else 0
   cfg_dict = cfg.to_dict()
   names = metric_names(get_task(cfg.task.name, seed=cfg.task.seed))
   cols = [names.index("test/accuracy"), names.index("test/neg_log_loss")]
@@ -153,6 +156,7 @@ def main():
     "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     "loadavg_start": os.getloadavg(),
     "jax_cache_entries_at_start": cache_entries,
+    "kept_executables_at_start": kept,
   }
 
   # Pipeline (vmapped JAX) the way `metaval generate` runs it: 2 worker processes
@@ -273,7 +277,8 @@ def main():
       f"Labels benchmark ({args.config} {' '.join(args.overrides)}, {n} pairs of digits, "
       f"learner {learner}) on {machine['nproc']} x {machine['cpu']}, {machine['date']}, "
       f"load average (1, 5, 15 min) at start {machine['loadavg_start']}, at end {load_end}; "
-      f"JAX cache entries at start: {cache_entries}; {env.format_versions(machine['versions'])}",
+      f"JAX cache entries at start: {cache_entries}, kept executables (metaval.util.aot): "
+      f"{kept}; {env.format_versions(machine['versions'])}",
       "",
       io_lib.markdown_table(
         [{"method": m, "labels/s": rates[k], "seconds": t} for m, k, t in timing_rows],
