@@ -4,6 +4,10 @@ import pytest
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# The test process never uses a persistent JAX cache from the environment: tests that
+# count traces (``TRACE_COUNTS``) would otherwise see programs loaded whole
+# (``metaval.util.aot``). Tests of the cache set their own folder.
+os.environ.pop("JAX_COMPILATION_CACHE_DIR", None)
 
 
 def load_script(name: str):

@@ -100,3 +100,29 @@ def test_the_solver_gives_the_same_solutions_through_kept_executables(folder, mo
   monkeypatch.setattr(aot, "cache_dir", lambda: None)
   plain = solve.solve_sets(sets, spec, 3, parents=[-1, -1, 0, 1], slots=2)
   assert _same(kept, plain) and _same(loaded, plain)
+
+
+def test_trained_models_through_kept_executables_are_jits(folder, monkeypatch):
+  """The games' and pool labels' program (``train_many``), typed PRNG keys included."""
+  from metaval.data import get_task
+  from metaval.learners import train_many
+
+  task = get_task("wine")
+  rng = np.random.default_rng(1)
+  masks = np.zeros((3, task.pool_size), np.float32)
+  for i, n in enumerate((30, 50, 70)):
+    masks[i, rng.choice(task.pool_size, n, replace=False)] = 1.0
+  keys = jax.random.split(jax.random.key(0), 3)
+  for spec in (
+    LearnerSpec("linear", steps=100, l2=1e-3, solver="lbfgs", tol=1e-4),
+    LearnerSpec("mlp", width=8, steps=20),
+  ):
+    kept = train_many(keys, task, masks, spec, return_params=True)
+    monkeypatch.setattr(aot, "_MEMO", {})
+    loaded = train_many(keys, task, masks, spec, return_params=True)
+    with monkeypatch.context() as m:
+      m.setattr(aot, "cache_dir", lambda: None)
+      plain = train_many(keys, task, masks, spec, return_params=True)
+    for res in (kept, loaded):
+      assert _same(res.metrics, plain.metrics) and _same(res.params, plain.params)
+  assert len(os.listdir(folder)) >= 2

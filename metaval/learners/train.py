@@ -34,6 +34,7 @@ from metaval.learners.rows import (  # noqa: F401  (gather_size is public here)
   _plan_rows,
   gather_size,
 )
+from metaval.util import aot
 
 # Number of times the batched trainer was traced, per (spec, kind). Python side
 # effects run only while tracing, so this counts compilations, not calls.
@@ -416,7 +417,8 @@ def train_many(
       w = (np.take_along_axis(w.reshape(per, group, -1), at, 2) * real[:, None, :]).reshape(
         chunk, -1
       )
-    met, par = _train_batch(
+    met, par = aot.call(
+      _train_batch,
       keys[sl],
       _put(w),
       _put(r) if union is not None else (None if idx is None or convex else _put(idx[sl])),
