@@ -64,6 +64,14 @@ def test_static_arguments_and_shapes_key_their_own_executables(folder):
   assert len(os.listdir(folder)) == 3
 
 
+def test_an_edited_program_never_loads_the_old_executable(folder, monkeypatch):
+  aot.call(_program, *_args(), power=2)
+  monkeypatch.setattr(aot, "_MEMO", {})
+  monkeypatch.setattr(aot, "_source_digest", lambda module_file: "edited")
+  aot.call(_program, *_args(), power=2)
+  assert len(os.listdir(folder)) == 2  # its own file, not the old one
+
+
 def test_an_unreadable_file_is_compiled_again_and_replaced(folder, monkeypatch):
   aot.call(_program, *_args(), power=2)
   (path,) = [folder / f for f in os.listdir(folder)]

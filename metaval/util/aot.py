@@ -13,10 +13,12 @@ Without a cache folder (``jax_compilation_cache_dir`` unset) it is
 An executable is keyed by ``fn``'s module and name, the static arguments, the
 arguments' tree, shapes and dtypes, the versions of Python, jax and jaxlib,
 ``XLA_FLAGS``, 64-bit mode, the device and the CPU's model and instruction-set flags,
-and a digest of metaval's own source: an edited program, another machine or another
-XLA setting never runs a stale executable. A file that cannot be loaded, or whose executable
-fails to start, is compiled again and replaced. The executable is the one ``jit``
-compiles, so its results are the same bit for bit (``tests/test_aot.py``).
+and a digest of the code it traces (its module's file and all of
+``metaval.learners``): an edited program, another machine or another XLA setting
+never runs a stale executable, and an edit elsewhere in metaval keeps the
+executables. A file that cannot be loaded, or whose executable fails to start, is
+compiled again and replaced. The executable is the one ``jit`` compiles, so its
+results are the same bit for bit (``tests/test_aot.py``).
 
 The executable written is always freshly compiled, with JAX's persistent cache off
 for that one compilation: an executable that JAX itself loaded from its cache
@@ -31,6 +33,7 @@ import hashlib
 import os
 import pickle
 import platform
+import sys
 import threading
 
 import jax
@@ -99,6 +102,7 @@ def _path(folder: str, fn, static: dict, tree, shapes) -> str:
     str(tree),
     tuple((tuple(shape), str(dtype)) for shape, dtype in shapes),
     _environment(),
+    _source_digest(sys.modules[fn.__module__].__file__),
   )
   return os.path.join(folder, hashlib.sha256(repr(signature).encode()).hexdigest()[:40])
 
@@ -148,7 +152,6 @@ def _environment() -> tuple:
     getattr(device, "device_kind", ""),
     platform.machine(),
     _cpu(),
-    _source_digest(),
   )
 
 
@@ -162,16 +165,17 @@ def _cpu() -> str:
   return hashlib.sha256("\n".join(sorted(set(lines))).encode()).hexdigest()
 
 
-def _source_digest() -> str:
-  """A digest of every Python file of the metaval package (what its programs trace)."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+@functools.cache
+def _source_digest(module_file: str) -> str:
+  """A digest of the code a program traces: its own module's file and every file of
+  ``metaval.learners`` (the models, the solver, the training step they call)."""
+  learners = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "learners")
+  files = sorted({os.path.abspath(module_file)} | {
+    os.path.join(learners, n) for n in os.listdir(learners) if n.endswith(".py")
+  })  # fmt: skip
   h = hashlib.sha256()
-  for folder, dirs, names in os.walk(root):
-    dirs.sort()
-    for name in sorted(names):
-      if name.endswith(".py"):
-        path = os.path.join(folder, name)
-        h.update(os.path.relpath(path, root).encode())
-        with open(path, "rb") as f:
-          h.update(f.read())
+  for path in files:
+    h.update(os.path.basename(path).encode())
+    with open(path, "rb") as f:
+      h.update(f.read())
   return h.hexdigest()
