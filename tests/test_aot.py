@@ -134,3 +134,14 @@ def test_trained_models_through_kept_executables_are_jits(folder, monkeypatch):
     for res in (kept, loaded):
       assert _same(res.metrics, plain.metrics) and _same(res.params, plain.params)
   assert len(os.listdir(folder)) >= 2
+
+
+def test_without_jaxs_cache_switch_it_runs_jit_and_keeps_nothing(folder, monkeypatch):
+  """The switch that keeps a fresh compilation out of JAX's cache is private: a JAX
+  without it gets the plain jitted call, never an executable that may not start."""
+  from jax._src import config as jax_config
+
+  monkeypatch.delattr(jax_config, "enable_compilation_cache")
+  assert _same(aot.call(_program, *_args(), power=5), _program(*_args(), power=5))
+  assert _same(aot.call(_program, *_args(seed=2), power=5), _program(*_args(seed=2), power=5))
+  assert not os.listdir(folder)

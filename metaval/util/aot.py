@@ -120,11 +120,14 @@ def _load(path: str):
 
 def _compile(fn, args, static, path: str):
   """``fn`` compiled for ``args`` (JAX's persistent cache off: see the module doc),
-  kept at ``path``."""
-  from jax._src import config as jax_config
-  from jax.experimental import serialize_executable
-
-  with jax_config.enable_compilation_cache(False):
+  kept at ``path``; without the JAX switch this needs (a private one, which a later JAX
+  may lack), jit's own compiled function, nothing kept."""
+  try:
+    from jax._src.config import enable_compilation_cache
+    from jax.experimental import serialize_executable
+  except ImportError:
+    return functools.partial(fn, **static)
+  with enable_compilation_cache(False):
     compiled = fn.lower(*args, **static).compile()
   try:
     data = pickle.dumps(serialize_executable.serialize(compiled))
