@@ -869,3 +869,32 @@ def test_pandas_frames_and_a_bunch_as_frame():
   y = bunch.target.to_numpy()
   facts = p.value((df.iloc[s], y[s]), base=(df.iloc[b], y[b]), eval=(df.iloc[t], y[t]))
   assert np.isfinite(facts.targets[0].value)
+
+
+def test_base_and_eval_frames_are_encoded_once_and_again_when_they_change(monkeypatch):
+  from metaval.zeroshot import inputs as zinputs
+  from metaval.zeroshot import predictor as zpred
+
+  fb, yb, fe, ye, draw, frame = _frame_task(2)
+  # The stand-in frame's digest (pandas frames get pandas' row hashes).
+  monkeypatch.setattr(
+    zpred, "frame_digest", lambda f: f.to_numpy().tobytes() if isinstance(f, _Frame) else None
+  )
+  reads = []
+  real = zinputs.frame_rows
+  monkeypatch.setattr(zinputs, "frame_rows", lambda f, what: reads.append(what) or real(f, what))
+  p = metaval.load_predictor()
+  xs, ys = draw(30)
+  fs = frame(xs, ys)
+  first = p.value((fs, ys), base=(fb, yb), eval=(fe, ye))
+  assert reads == ["base", "eval", "supplemental"]
+  again = p.value((fs, ys), base=(fb, yb), eval=(fe, ye))
+  assert reads[3:] == ["supplemental"] and again.targets[0].value == first.targets[0].value
+  # The same inputs under other labels: the kept encoding, the new labels.
+  flipped = p.value((fs, ys), base=(fb, (yb + 1) % 3), eval=(fe, ye))
+  assert reads[4:] == ["supplemental"] and flipped.targets[0].value != first.targets[0].value
+  # Another base frame: read again, and the evaluation frame with it (its table, fitted
+  # on the new base, has other medians).
+  other = fb.take(np.arange(len(yb) - 10))
+  p.value((fs, ys), base=(other, yb[:-10]), eval=(fe, ye))
+  assert reads[5:] == ["base", "eval", "supplemental"]

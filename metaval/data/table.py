@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
+import sys
 
 import numpy as np
 
@@ -255,3 +257,15 @@ def _cell(v) -> str:
   if isinstance(v, (int, np.integer)):
     return str(int(v))
   return str(v)
+
+
+def frame_digest(frame) -> tuple | None:
+  """A digest of a pandas DataFrame's contents (pandas' own row hashes, vectorised:
+  about a millisecond for 1,000 rows), None for anything else, so that a caller can
+  keep its encoding instead of reading every cell again."""
+  pd = sys.modules.get("pandas")  # a DataFrame means pandas is imported already
+  if pd is None or not isinstance(frame, pd.DataFrame):
+    return None
+  rows = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+  names = tuple(str(c) for c in frame.columns)
+  return names, tuple(str(t) for t in frame.dtypes), hashlib.sha1(rows.tobytes()).hexdigest()

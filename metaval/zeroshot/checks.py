@@ -145,3 +145,14 @@ class SupplementChecks:
         )
       out.append(notes)
     return out
+
+
+def coarse_eval_note(n_eval: int, half: float) -> str:
+  """The warning of an evaluation set too small for the interval: accuracy on ``n_eval``
+  points moves in steps of ``1 / n_eval``, and a step wider than the interval's half
+  means a retrained model's measured gain lands on a grid coarser than the label."""
+  return (
+    f"the evaluation set has {n_eval} point(s): accuracy on it moves in steps of "
+    f"{1.0 / n_eval:.3f}, coarser than this interval (±{half:.3f}); a retrained model's "
+    "measured gain is a multiple of that step (value S on a larger evaluation set)"
+  )

@@ -26,6 +26,7 @@ import zlib
 
 import numpy as np
 
+from metaval.data.table import frame_digest
 from metaval.errors import MetavalError
 from metaval.learners.models import LearnerSpec, SpecError, num_params
 from metaval.predictor.features.sets import LEARNER_FEATURES
@@ -34,7 +35,8 @@ from metaval.zeroshot import features as Z
 from metaval.zeroshot import interval as I
 from metaval.zeroshot import model as M
 from metaval.zeroshot import trees
-from metaval.zeroshot.inputs import column_fill, fill_missing, tabular
+from metaval.zeroshot.checks import coarse_eval_note
+from metaval.zeroshot.inputs import column_fill, fill_missing, split_pair, tabular
 
 META = "zeroshot.json"
 WEIGHTS = "weights.npz"
@@ -224,6 +226,7 @@ class ZeroShotPredictor:
       raise ZeroShotError(f"unknown zero-shot model kind {self.kind!r}")
     self._ctx, self._ctx_key, self._ctx_suffix, self._fill = None, None, "", None
     self._table = None  # B's DataFrame encoding (text columns), with the last context
+    self._frames: dict = {}  # (role, frame digest, table) -> encoded inputs, one per role
     self._learners: dict = {}  # (width, classes, learner name) -> (spec dict, parameter count)
 
   # -- inputs --------------------------------------------------------------------
@@ -235,11 +238,11 @@ class ZeroShotPredictor:
       name = base
       base, builtin_eval = _builtin(base)
       eval = builtin_eval if eval is None else eval
-    base, notes, table = tabular(base, "base", None, fit=True)
+    base, notes, table = self._tabular(base, "base", None, fit=True)
     xb, yb = Z.as_arrays(base, "base", missing=True)
     key = [_fingerprint(xb), _fingerprint(yb), table]
     if eval is not None:
-      eval, eval_notes, _ = tabular(eval, "eval", table)
+      eval, eval_notes, _ = self._tabular(eval, "eval", table)
       notes += eval_notes
       xe, ye = Z.as_arrays(eval, "eval", missing=True)
       key += [_fingerprint(xe), _fingerprint(ye)]
@@ -268,6 +271,21 @@ class ZeroShotPredictor:
     ctx.notes += notes
     self._ctx, self._ctx_key, self._fill, self._table = ctx, key, fill, table
     return ctx, name + self._ctx_suffix
+
+  def _tabular(self, data, what: str, table, fit: bool = False):
+    """``inputs.tabular``, B's and the evaluation set's pandas frames encoded once: the
+    last encoding of each is kept under its frame's digest (``table.frame_digest``),
+    so repeated queries on the same frames read no cell again."""
+    x, y = split_pair(data, what)
+    digest = frame_digest(x)
+    if digest is None:
+      return tabular(data, what, table, fit)
+    key = (what, digest, table)
+    if key not in self._frames:
+      self._frames = {k: v for k, v in self._frames.items() if k[0] != what}
+      self._frames[key] = tabular(data, what, table, fit)
+    (encoded, _), notes, fitted = self._frames[key]
+    return (encoded, y), list(notes), fitted
 
   def featurize(self, supplements, base, eval=None, learner=None) -> tuple[np.ndarray, dict]:
     """``[n, F]`` raw features of each supplement and the query's context facts."""
@@ -441,17 +459,6 @@ class ZeroShotPredictor:
     warnings = [q["ctx"].copies_note(copies, copies)]
     diagnostics = {"score": float("-inf"), "sign": 0, "proxies": {}, "base_copies": copies}
     return self._label(q, name, copies, target, warnings, diagnostics)
-
-
-def coarse_eval_note(n_eval: int, half: float) -> str:
-  """The warning of an evaluation set too small for the interval: accuracy on ``n_eval``
-  points moves in steps of ``1 / n_eval``, and a step wider than the interval's half
-  means a retrained model's measured gain lands on a grid coarser than the label."""
-  return (
-    f"the evaluation set has {n_eval} point(s): accuracy on it moves in steps of "
-    f"{1.0 / n_eval:.3f}, coarser than this interval (±{half:.3f}); a retrained model's "
-    "measured gain is a multiple of that step (value S on a larger evaluation set)"
-  )
 
 
 def _fingerprint(a) -> tuple:
