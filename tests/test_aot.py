@@ -145,3 +145,19 @@ def test_without_jaxs_cache_switch_it_runs_jit_and_keeps_nothing(folder, monkeyp
   assert _same(aot.call(_program, *_args(), power=5), _program(*_args(), power=5))
   assert _same(aot.call(_program, *_args(seed=2), power=5), _program(*_args(seed=2), power=5))
   assert not os.listdir(folder)
+
+
+def test_executables_unused_for_a_month_are_removed_when_one_is_written(folder, monkeypatch):
+  aot.call(_program, *_args(), power=2)
+  (old,) = [folder / f for f in os.listdir(folder)]
+  month = 31 * 86400
+  os.utime(old, (old.stat().st_atime - month, old.stat().st_mtime - month))
+  aot.call(_program, *_args(), power=3)  # writes another: the stale one goes
+  assert not old.exists() and len(os.listdir(folder)) == 1
+  # Loading an executable counts as using it.
+  monkeypatch.setattr(aot, "_MEMO", {})
+  (kept,) = [folder / f for f in os.listdir(folder)]
+  os.utime(kept, (kept.stat().st_atime - month, kept.stat().st_mtime - month))
+  aot.call(_program, *_args(), power=3)
+  aot.call(_program, *_args(), power=4)
+  assert kept.exists() and len(os.listdir(folder)) == 2

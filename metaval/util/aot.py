@@ -17,8 +17,9 @@ and a digest of the code it traces (its module's file and all of
 ``metaval.learners``): an edited program, another machine or another XLA setting
 never runs a stale executable, and an edit elsewhere in metaval keeps the
 executables. A file that cannot be loaded, or whose executable fails to start, is
-compiled again and replaced. The executable is the one ``jit`` compiles, so its
-results are the same bit for bit (``tests/test_aot.py``).
+compiled again and replaced; one not loaded for ``UNUSED_DAYS`` is removed when a new
+one is written. The executable is the one ``jit`` compiles, so its results are the
+same bit for bit (``tests/test_aot.py``).
 
 The executable written is always freshly compiled, with JAX's persistent cache off
 for that one compilation: an executable that JAX itself loaded from its cache
@@ -35,6 +36,7 @@ import pickle
 import platform
 import sys
 import threading
+import time
 
 import jax
 import numpy as np
@@ -42,6 +44,7 @@ import numpy as np
 from metaval.util.io import atomic_write
 
 FOLDER = "metaval-aot"  # inside the persistent cache's folder (``jaxcache.entries`` skips it)
+UNUSED_DAYS = 30  # a kept executable not loaded for this long is removed (edited code's)
 
 _MEMO: dict = {}  # (fn, static, tree, shapes, folder) -> executable, this process's
 _LOADED: set = set()  # the programs whose executable came from a file
@@ -113,9 +116,14 @@ def _load(path: str):
 
   try:
     with open(path, "rb") as f:
-      return serialize_executable.deserialize_and_load(*pickle.load(f))
+      exe = serialize_executable.deserialize_and_load(*pickle.load(f))
   except Exception:  # noqa: BLE001  (missing, truncated, or from another jaxlib)
     return None
+  try:
+    os.utime(path)  # its time is its last use (``_prune``)
+  except OSError:
+    pass
+  return exe
 
 
 def _compile(fn, args, static, path: str):
@@ -134,9 +142,22 @@ def _compile(fn, args, static, path: str):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with atomic_write(path, "wb") as f:
       f.write(data)
+    _prune(os.path.dirname(path))
   except OSError:  # a read-only cache: this process keeps its executable all the same
     pass
   return compiled
+
+
+def _prune(folder: str, days: float = UNUSED_DAYS) -> None:
+  """Removes the executables not loaded for ``days`` (each edit of the traced code
+  keys a new set; the old ones would otherwise stay for good)."""
+  cutoff = time.time() - days * 86400
+  for entry in os.scandir(folder):
+    try:
+      if entry.is_file() and entry.stat().st_mtime < cutoff:
+        os.remove(entry.path)
+    except OSError:  # another process removed it first
+      pass
 
 
 @functools.cache
