@@ -54,7 +54,7 @@ from metaval.data import get_task
 from metaval.labeling import pipeline
 from metaval.learners import LearnerSpec, metric_names
 from metaval.learners.models import SOLVERS
-from metaval.util import aot, env, jaxcache
+from metaval.util import env, jaxcache
 from metaval.util import io as io_lib
 
 
@@ -145,8 +145,7 @@ def main():
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.abspath(args.jax_cache)
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # cache every program
     cache_entries = jaxcache.entries(args.jax_cache)
-    aot_dir = os.path.join(args.jax_cache, aot.FOLDER)  # the solver's kept executables
-    kept = len(os.listdir(aot_dir)) if os.path.isdir(aot_dir) else 0
+    kept = jaxcache.kept(args.jax_cache)  # the solver's executables kept whole
   cfg_dict = cfg.to_dict()
   names = metric_names(get_task(cfg.task.name, seed=cfg.task.seed))
   cols = [names.index("test/accuracy"), names.index("test/neg_log_loss")]

@@ -286,20 +286,16 @@ def test_workers_start_with_the_parents_tasks_and_label_the_same():
 def test_generate_keeps_compiled_programs_in_the_persistent_cache(tmp_path, monkeypatch):
   # Local workers write their programs to $METAVAL_CACHE/jax (a later run loads them
   # instead of compiling); jax_cache=False leaves no cache behind.
-  from metaval.util import aot, jaxcache
+  from metaval.util import jaxcache
 
   monkeypatch.setenv("METAVAL_CACHE", str(tmp_path / "cache"))
   monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
   cache = tmp_path / "cache" / "jax"
 
-  def kept():  # JAX's entries, and the executables kept whole beside them (util.aot)
-    whole = cache / aot.FOLDER
-    return jaxcache.entries(str(cache)) + (len(os.listdir(whole)) if whole.is_dir() else 0)
-
   generate(_tiny(num_shards=2, jax_cache=False), str(tmp_path / "off"))
-  assert kept() == 0
+  assert jaxcache.entries(str(cache)) + jaxcache.kept(str(cache)) == 0
   a = generate(_tiny(num_shards=2), str(tmp_path / "on"))
-  assert kept() > 0
+  assert jaxcache.entries(str(cache)) + jaxcache.kept(str(cache)) > 0
   # The cache is a runtime choice: same labels, and the same dataset may be resumed
   # with it on or off.
   b = load_labels(str(tmp_path / "off"))

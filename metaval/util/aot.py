@@ -41,9 +41,10 @@ import time
 import jax
 import numpy as np
 
+from metaval.util import jaxcache
 from metaval.util.io import atomic_write
 
-FOLDER = "metaval-aot"  # inside the persistent cache's folder (``jaxcache.entries`` skips it)
+FOLDER = jaxcache.KEPT  # inside the persistent cache's folder
 UNUSED_DAYS = 30  # a kept executable not loaded for this long is removed (edited code's)
 
 _MEMO: dict = {}  # (fn, static, tree, shapes, folder) -> executable, this process's
@@ -80,11 +81,13 @@ def call(fn, *args, **static):
     with _LOCK:  # one compile per program, whichever thread asks first
       exe = _MEMO.get(memo)
       if exe is None:
-        exe = _MEMO[memo] = _load(_path(folder, fn, static, tree, shapes))
+        path = _path(folder, fn, static, tree, shapes)
+        exe = _load(path)
         if exe is None:
-          exe = _MEMO[memo] = _compile(fn, args, static, _path(folder, fn, static, tree, shapes))
+          exe = _compile(fn, args, static, path)
         else:
           _LOADED.add(memo)
+        _MEMO[memo] = exe
   try:
     return exe(*args)
   except jax.errors.JaxRuntimeError:

@@ -24,12 +24,21 @@ def default_dir() -> str:
   return os.path.join(root, "jax")
 
 
+KEPT = "metaval-aot"  # the subfolder of whole executables (``metaval.util.aot``)
+
+
 def entries(path: str) -> int:
-  """Programs in the cache at ``path`` (0 if it does not exist; the folder of kept
-  executables, ``metaval.util.aot``, is not one)."""
+  """JAX's programs in the cache at ``path`` (0 if it does not exist; the folder of
+  kept executables is not one of them: ``kept``)."""
   if not os.path.isdir(path):
     return 0
-  return sum(1 for name in os.listdir(path) if name != "metaval-aot")
+  return sum(1 for name in os.listdir(path) if name != KEPT)
+
+
+def kept(path: str) -> int:
+  """Executables kept whole in the cache at ``path`` (``metaval.util.aot``)."""
+  folder = os.path.join(path, KEPT)
+  return len(os.listdir(folder)) if os.path.isdir(folder) else 0
 
 
 def cache_env(path: str | None = None) -> dict[str, str]:
