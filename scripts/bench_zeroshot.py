@@ -60,13 +60,7 @@ def main() -> None:
   out = {"machine": machine(), "load_average_start": [round(v, 2) for v in os.getloadavg()]}
   p.value(_raw(rng, 10, width, classes, centres), base=base, eval=ev)  # B's context
   for n_s in (10, 100):
-    wall, cpu = [], []
-    for _ in range(args.repeats):
-      s = _raw(rng, n_s, width, classes, centres)
-      t0, c0 = time.perf_counter(), time.process_time()
-      p.value(s, base=base, eval=ev)
-      wall.append(time.perf_counter() - t0)
-      cpu.append(time.process_time() - c0)
+    wall, cpu = _queries(p, rng, centres, base, ev, n_s, args.repeats)
     out[f"query_ms_p50_S{n_s}"] = 1e3 * float(np.median(wall))
     out[f"query_ms_p90_S{n_s}"] = 1e3 * float(np.percentile(wall, 90))
     out[f"query_cpu_ms_p50_S{n_s}"] = 1e3 * float(np.median(cpu))
@@ -119,6 +113,18 @@ SWEEP_B = (100, 1_000, 10_000)
 SWEEP_S = (10, 100, 1_000)
 
 
+def _queries(p, rng, centres, base, ev, n_s: int, repeats: int) -> tuple[list, list]:
+  """Wall and CPU seconds of ``repeats`` ``value()`` calls, a fresh S of ``n_s`` each."""
+  wall, cpu = [], []
+  for _ in range(repeats):
+    s = _raw(rng, n_s, centres.shape[1], centres.shape[0], centres)
+    t0, c0 = time.perf_counter(), time.process_time()
+    p.value(s, base=base, eval=ev)
+    wall.append(time.perf_counter() - t0)
+    cpu.append(time.process_time() - c0)
+  return wall, cpu
+
+
 def _sweep(p, rng, centres, ev, repeats: int) -> list[dict]:
   """p50 wall time of ``value()`` per (|B|, |S|), B's context cached (built first)."""
   width, classes = centres.shape[1], centres.shape[0]
@@ -127,12 +133,7 @@ def _sweep(p, rng, centres, ev, repeats: int) -> list[dict]:
     base = _raw(rng, n_b, width, classes, centres)
     p.value(_raw(rng, 10, width, classes, centres), base=base, eval=ev)
     for n_s in SWEEP_S:
-      wall = []
-      for _ in range(repeats):
-        s = _raw(rng, n_s, width, classes, centres)
-        t0 = time.perf_counter()
-        p.value(s, base=base, eval=ev)
-        wall.append(time.perf_counter() - t0)
+      wall, _ = _queries(p, rng, centres, base, ev, n_s, repeats)
       rows.append({"base": n_b, "supplement": n_s, "p50_ms": 1e3 * float(np.median(wall))})
       print(f"sweep |B| = {n_b}, |S| = {n_s}: p50 {rows[-1]['p50_ms']:.1f} ms", flush=True)
   return rows
