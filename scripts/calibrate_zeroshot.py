@@ -109,7 +109,7 @@ def _publish(stem: str, interval: dict, coverage: float, command: str) -> None:
     "inside the interval on validation tasks neither part of the interval was fitted on "
     "(three task folds, every ordering).\n\n"
     + markdown_table(rows, cols)
-    + "\n\n![interval.png](interval.png)\n",
+    + f"\n\n![{os.path.basename(stem)}.png]({os.path.basename(stem)}.png)\n",
   )
   fig, ax = plt.subplots(figsize=(6.4, 0.28 * len(kinds) + 1.2))
   y = np.arange(len(kinds))
