@@ -725,6 +725,29 @@ def test_batched_features_equal_one_at_a_time(chunk, monkeypatch):
   np.testing.assert_allclose(batched, per_set, rtol=1e-9, atol=1e-12)
 
 
+def test_batches_on_threads_equal_batches_in_turn(monkeypatch):
+  """Many supplements are valued in batches on ``THREADS`` threads: the rows are the
+  same bit for bit as on one thread (each batch is computed alone), and the pool is
+  really used."""
+  rng = np.random.default_rng(2)
+  x, y = rng.normal(size=(700, 9)), rng.integers(0, 3, 700)
+  spec = {"family": "linear", "name": "linear"}
+  sets = [(x[200 + 23 * i : 210 + 31 * i], y[200 + 23 * i : 210 + 31 * i]) for i in range(12)]
+  ctx = Z.Context((x[:200], y[:200]), (x[500:], y[500:]))
+  monkeypatch.setattr(Z, "CHUNK", 40_000)  # several batches
+  monkeypatch.setattr(Z, "THREADS", 1)
+  in_turn = ctx.features_many(sets, spec, 100)
+  used = []
+  real = Z.threads.pool
+  monkeypatch.setattr(Z.threads, "pool", lambda *a: used.append(a) or real(*a))
+  monkeypatch.setattr(Z, "THREADS", 2)
+  np.testing.assert_array_equal(ctx.features_many(sets, spec, 100), in_turn)
+  assert used  # the batches did go to the pool
+  used.clear()
+  np.testing.assert_array_equal(ctx.features_many(sets[:1], spec, 100), in_turn[:1])
+  assert not used  # one query stays on its own thread (no wait for the GIL)
+
+
 # -- wide inputs -------------------------------------------------------------------
 
 

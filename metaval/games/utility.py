@@ -46,10 +46,8 @@ fixed per wave, so the results do not depend on the thread count.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import math
-import os
 
 import numpy as np
 from scipy import sparse
@@ -61,6 +59,8 @@ from metaval.learners.precondition import hessian_inverse
 from metaval.learners.solve import CONVEX_SOLVERS
 from metaval.learners.train import gather_size, metric_names, train_many
 from metaval.pairs import keys as keys_lib
+from metaval.util import threads
+from metaval.util.threads import usable_cores
 
 # Gathered point rows per solver batch (models x bucket size): small training sets
 # batch many models, large ones few, so every bucket's program costs about the same.
@@ -84,25 +84,6 @@ WAVE = 2
 # in a fresh one, which traces the extra programs), so other coalitions go without.
 PRECOND_SHARE = 0.4
 PRECOND_MAX_PARAMS = 1024  # above, the dense [P, P] product costs more than it saves
-
-
-_POOL: concurrent.futures.ThreadPoolExecutor | None = None  # shared by every game
-
-
-def _pool() -> concurrent.futures.ThreadPoolExecutor:
-  """The process's ``WAVE`` threads for solved chunks (made once: games come and go)."""
-  global _POOL
-  if _POOL is None:
-    _POOL = concurrent.futures.ThreadPoolExecutor(WAVE, thread_name_prefix="metaval-solve")
-  return _POOL
-
-
-def usable_cores() -> int:
-  """Cores this process may run on (its CPU affinity where the OS reports one)."""
-  try:
-    return len(os.sched_getaffinity(0))
-  except AttributeError:  # not on Linux
-    return os.cpu_count() or 1
 
 
 def no_data_value(task: Task, metric: str) -> float:
@@ -364,7 +345,7 @@ class RetrainingUtility(Game):
       wave = jobs[lo : lo + WAVE]
       calls = [self._chunk_call(masks, all_keys, *job) for job in wave]
       if len(calls) > 1 and self.threads > 1:
-        results = list(_pool().map(lambda call: call(), calls))
+        results = list(threads.pool("solve", WAVE).map(lambda call: call(), calls))
       else:
         results = [call() for call in calls]
       for (chunk, full, *_), res in zip(wave, results):

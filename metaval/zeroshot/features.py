@@ -27,12 +27,14 @@ each row what its supplement gets alone (to rounding; tested).
 
 from __future__ import annotations
 
+import functools
 import types
 import zlib
 
 import numpy as np
 
 from metaval.predictor import features as PF
+from metaval.util import threads
 from metaval.util.nearest import nearest
 from metaval.zeroshot import scores as S
 from metaval.zeroshot import softmax as SM
@@ -51,6 +53,8 @@ OT_POINTS = 16  # points per side of each transport problem
 LOGIT_POINTS = 256  # B's points the stepped proxy runs over (a stratified, weighted sample)
 Z_CLIP = 1e6  # standardised inputs are clipped here: squared distances stay finite
 CHUNK = 1_000_000  # numbers in the largest intermediate of one batch of supplements (8 MB)
+# Threads that value batches of supplements at once (their NumPy work releases the GIL).
+THREADS = min(2, threads.usable_cores())
 
 # The single-proxy gains (each also a baseline in E2), in feature order.
 PROXIES = (
@@ -67,6 +71,7 @@ PROXIES = (
   "ot_gain",
   "ot_label_gain",
 )
+_LOGIT = slice(PROXIES.index("logit_acc"), PROXIES.index("logit_ll") + 1)  # the stepped fit's
 OTHER = (
   "ot_supp_ratio",
   "log_n_base",
@@ -317,32 +322,33 @@ class Context(SupplementChecks):
       ys = np.concatenate([self.labels(y) for _, y in sets])  # each set as encoded
       cuts = np.cumsum(sizes)[:-1]
       prepared = list(zip(np.split(xs, cuts), np.split(ys, cuts)))
-      # B ∪ S's stepped softmax fits, started from B's as the label engine's convex
-      # learners are: its working set is per supplement (B's sampled rows' logits),
-      # so it runs in batches of its own, as wide as CHUNK allows.
+      # The stepped fits in runs as wide as CHUNK allows (B's products are shared by a
+      # run's supplements) and the other features in batches whose distances to B and
+      # to T (and T's distances padded to the batch's largest set) stay around CHUNK
+      # numbers. Each run and batch is computed alone (its rows do not depend on the
+      # others), on threads when there are several: the fits beside the batches.
       cols = self.k + self.xb.shape[1] + 1  # a supplement's row: its logits, inputs, weight
-      thetas = np.concatenate(
-        [
-          SM.fit_many(
-            self.lx1,
-            self.ly1h,
-            [(np.c_[x, np.ones(len(y))], S.onehot(y, self.k)) for x, y in prepared[i:j]],
-            self.theta_b,
-            self.lw,
-          )
-          for i, j in _runs(sizes, self.k * len(self.lx1) + cols * sizes, CHUNK, cols)
-        ]
-      )
-      # The rest in batches whose distances to B and to T (and T's distances padded to
-      # the batch's largest set) stay around CHUNK numbers.
+      fit_runs = _runs(sizes, self.k * len(self.lx1) + cols * sizes, CHUNK, cols)
       per_point = max(self.n_b, len(self.ye))
-      rows = [
-        self._batch(prepared[i:j], thetas[i:j], learn)
-        for i, j in _runs(sizes, sizes * per_point, CHUNK, len(self.ye))
-      ]
-    return np.concatenate(rows)
+      runs = _runs(sizes, sizes * per_point, CHUNK, len(self.ye))
+      done = _map(
+        [functools.partial(self._fits, prepared[i:j]) for i, j in fit_runs]
+        + [functools.partial(self._batch, prepared[i:j], learn) for i, j in runs],
+        threaded=len(runs) > 1,
+      )
+      rows = np.concatenate(done[len(fit_runs) :])
+      logit = self.on_t.logit(np.concatenate(done[: len(fit_runs)])) - self.logit_b
+      rows[:, _LOGIT] = _finite(logit.astype(np.float32))
+    return rows
 
-  def _batch(self, sets, theta, learn) -> np.ndarray:
+  def _fits(self, sets) -> np.ndarray:
+    """``[P, d + 1, k]`` B ∪ S's stepped softmax fits, started from B's as the label
+    engine's convex learners are."""
+    extra = [(np.c_[x, np.ones(len(y))], S.onehot(y, self.k)) for x, y in sets]
+    return SM.fit_many(self.lx1, self.ly1h, extra, self.theta_b, self.lw)
+
+  def _batch(self, sets, learn) -> np.ndarray:
+    """Every feature but the stepped fit's (``_LOGIT``, left at 0) of a few sets."""
     sizes = np.array([len(y) for _, y in sets])
     p, starts, ends = len(sizes), np.cumsum(sizes) - sizes, np.cumsum(sizes)
     xs = np.concatenate([x for x, _ in sets])
@@ -376,8 +382,8 @@ class Context(SupplementChecks):
     # Softmax regression on B ∪ S: B's fit moved by a Newton step with S's gradients ...
     newton = self.on_t.logit(self._newton(self.grad_b + grad, self.n_b + sizes))
     newton -= base["newton"]
-    # ... and B ∪ S's stepped fit (``theta``, fitted in ``features_many``).
-    logit = self.on_t.logit(theta) - self.logit_b
+    # ... and B ∪ S's stepped fit (``_fits``) fills ``_LOGIT`` in ``features_many``.
+    logit = np.zeros((p, 2))
     # k-NN on B ∪ S: B's 5 nearest per T point (cached) and each S's 5 nearest.
     width = min(5, sizes.max())
     pad = np.full((len(self.ye), p, sizes.max()), np.inf)
@@ -438,4 +444,20 @@ class Context(SupplementChecks):
     f = np.concatenate(
       [ridge, knn, kern, cent, logit, newton, ot[:, :2], other, stats, np.tile(learn, (p, 1))], 1
     ).astype(np.float32)
-    return np.nan_to_num(f, nan=0.0, posinf=10.0, neginf=-10.0)
+    return _finite(f)
+
+
+def _map(work: list, threaded: bool) -> list:
+  """Each of ``work``'s calls' results, on ``THREADS`` threads if ``threaded``.
+
+  Only for several batches: two threads contend for the GIL, and a thread waiting
+  for it can wait a whole switch interval (5 ms), more than one query's features.
+  """
+  if threaded and len(work) > 1 and THREADS > 1:
+    return list(threads.pool("features", THREADS).map(lambda task: task(), work))
+  return [task() for task in work]
+
+
+def _finite(f: np.ndarray) -> np.ndarray:
+  """Features with NaN at 0 and infinities at +-10."""
+  return np.nan_to_num(f, nan=0.0, posinf=10.0, neginf=-10.0)
