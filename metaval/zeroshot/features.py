@@ -329,8 +329,7 @@ class Context(SupplementChecks):
       # others), on threads when there are several: the fits beside the batches.
       cols = self.k + self.xb.shape[1] + 1  # a supplement's row: its logits, inputs, weight
       fit_runs = _runs(sizes, self.k * len(self.lx1) + cols * sizes, CHUNK, cols)
-      per_point = max(self.n_b, len(self.ye))
-      runs = _runs(sizes, sizes * per_point, CHUNK, len(self.ye))
+      runs = self.batches(sizes)
       done = _map(
         [functools.partial(self._fits, prepared[i:j]) for i, j in fit_runs]
         + [functools.partial(self._batch, prepared[i:j], learn) for i, j in runs],
@@ -340,6 +339,13 @@ class Context(SupplementChecks):
       logit = self.on_t.logit(np.concatenate(done[: len(fit_runs)])) - self.logit_b
       rows[:, _LOGIT] = _finite(logit.astype(np.float32))
     return rows
+
+  def batches(self, sizes) -> list[tuple[int, int]]:
+    """The batches ``(i, j)`` that supplements of these sizes are valued in: their
+    distances to B and to T (and T's distances padded to the batch's largest set)
+    stay around CHUNK numbers."""
+    sizes = np.asarray(sizes)
+    return _runs(sizes, sizes * max(self.n_b, len(self.ye)), CHUNK, len(self.ye))
 
   def _fits(self, sets) -> np.ndarray:
     """``[P, d + 1, k]`` B ∪ S's stepped softmax fits, started from B's as the label
@@ -357,24 +363,23 @@ class Context(SupplementChecks):
     base = self.base_scores
     span = list(zip(starts, ends))
     # Per supplement: S's Gram and class products (B's cached), S's class sums, the
-    # kernel's class mass on T and S's summed softmax gradients at B's fit.
-    resid = SM.softmax(xs1 @ self.theta_b) - ys1h
-    gram, rhs = np.empty((p, *self.gram.shape)), np.empty((p, *self.rhs.shape))
-    sums, mass = np.empty((p, *self.sums.shape)), np.empty((p, *self.mass_b.shape))
-    grad = np.empty((p, *self.grad_b.shape))
-    d_es = np.empty((len(self.ye), len(ys)))  # [n_T, N]
-    for a, b in span:
+    # kernel's class mass on T and S's summed softmax gradients at B's fit, as batched
+    # products over the sets' rows padded to the largest (zero rows add nothing).
+    m, d1, k = sizes.max(), xs1.shape[1], self.k
+    own, at = np.repeat(np.arange(p), sizes), np.arange(len(ys)) - np.repeat(starts, sizes)
+    rows = np.zeros((p, m, d1 + 2 * k))  # [P, m, (x, 1 | one-hot | residual)]
+    rows[own, at] = np.concatenate([xs1, ys1h, SM.softmax(xs1 @ self.theta_b) - ys1h], 1)
+    prod = np.matmul(rows[:, :, :d1].transpose(0, 2, 1), rows)  # [P, d1, d1 + 2k]
+    gram, rhs, grad = prod[:, :, :d1], prod[:, :, d1 : d1 + k], prod[:, :, d1 + k :]
+    sums = rhs[:, :-1].transpose(0, 2, 1)  # [P, k, d]: S's class sums
+    # Distances to T, padded with inf: ``pad[t, q, i]`` from T's point t to set q's i-th.
+    pad = np.full((len(self.ye), p, m), np.inf)
+    for q, (a, b) in enumerate(span):
       # Each S's distances to T by its own product: one product over all of them rounds
       # by column position, and exact ties (S's copies of one input, under different
       # labels) would then break differently alone and in a batch.
-      d_es[:, a:b] = PF.sqdist(self.xe, xs[a:b], a_sq=self.on_t.xe_sq)
-    w_es = self.on_t.kernel_w(d_es)
-    for q, (a, b) in enumerate(span):
-      gram[q] = xs1[a:b].T @ xs1[a:b]
-      rhs[q] = xs1[a:b].T @ ys1h[a:b]
-      sums[q] = ys1h[a:b].T @ xs[a:b]
-      mass[q] = w_es[:, a:b] @ ys1h[a:b]
-      grad[q] = xs1[a:b].T @ resid[a:b]
+      pad[:, q, : b - a] = PF.sqdist(self.xe, xs[a:b], a_sq=self.on_t.xe_sq)
+    mass = np.matmul(self.on_t.kernel_w(pad).transpose(1, 0, 2), rows[:, :, d1 : d1 + k])
     counts = np.add.reduceat(ys1h, starts)  # [P, k]
     ridge = self.on_t.ridge(self.gram + gram, self.rhs + rhs) - base["ridge"]
     kern = self.on_t.kernel_ll(self.mass_b + mass) - base["kernel"]
@@ -385,10 +390,8 @@ class Context(SupplementChecks):
     # ... and B ∪ S's stepped fit (``_fits``) fills ``_LOGIT`` in ``features_many``.
     logit = np.zeros((p, 2))
     # k-NN on B ∪ S: B's 5 nearest per T point (cached) and each S's 5 nearest.
-    width = min(5, sizes.max())
-    pad = np.full((len(self.ye), p, sizes.max()), np.inf)
-    pad[:, np.repeat(np.arange(p), sizes), np.arange(len(ys)) - np.repeat(starts, sizes)] = d_es
-    nn, near = nearest(pad.reshape(-1, sizes.max()), width, scratch=True)
+    width = min(5, m)
+    nn, near = nearest(pad.reshape(-1, m), width, scratch=True)
     nn = nn.reshape(len(self.ye), p, width) + starts[None, :, None]
     near = near.reshape(len(self.ye), p, width)
     cand_d = np.concatenate([np.broadcast_to(self.nn_d[None], (p, *self.nn_d.shape)),
@@ -456,6 +459,15 @@ def _map(work: list, threaded: bool) -> list:
   if threaded and len(work) > 1 and THREADS > 1:
     return list(threads.pool("features", THREADS).map(lambda task: task(), work))
   return [task() for task in work]
+
+
+def beside(fn, *args, threaded: bool):
+  """``fn(*args)`` started on the pool's thread if ``threaded`` (to run beside the
+  caller's next work), else now; returns a call that gives its result."""
+  if threaded and THREADS > 1:
+    return threads.pool("features", THREADS).submit(fn, *args).result
+  out = fn(*args)
+  return lambda: out
 
 
 def _finite(f: np.ndarray) -> np.ndarray:

@@ -166,12 +166,13 @@ def outside_domain(rows: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.nd
   return (v < lo - _DOMAIN_SLACK) | (v > hi + _DOMAIN_SLACK)
 
 
-def domain_warning(row: np.ndarray, low: np.ndarray, high: np.ndarray) -> str | None:
-  """One warning naming each question-level feature of ``row`` outside [low, high]."""
-  v, lo, hi = (np.asarray(a, np.float64)[_DOMAIN_COLUMNS] for a in (row, low, high))
-  outside = outside_domain(row, low, high)
+def domain_warning(row: np.ndarray, low: np.ndarray, high: np.ndarray, outside=None) -> str | None:
+  """One warning naming each question-level feature of ``row`` outside [low, high]
+  (``outside``: ``outside_domain`` of the row, when already known)."""
+  outside = outside_domain(row, low, high) if outside is None else outside
   if not outside.any():
     return None
+  v, lo, hi = (np.asarray(a, np.float64)[_DOMAIN_COLUMNS] for a in (row, low, high))
   out = []
   for i, (what, decode) in enumerate(_DOMAIN.values()):
     if not outside[i]:
@@ -315,11 +316,14 @@ class ZeroShotPredictor:
     """Feature rows as the model reads them (standardised by its training rows, clipped)."""
     return M.standardise(rows, self.mean, self.sd)
 
-  def half_widths(self, rows: np.ndarray, gain: np.ndarray) -> np.ndarray:
+  def half_widths(self, rows: np.ndarray, gain: np.ndarray, outside=None) -> np.ndarray:
     """``[n]`` half-widths of the gain's interval for feature rows and their gain
     estimates (``interval.half_widths``: scaled, never narrower than the constant one
-    outside the training domain)."""
-    outside = outside_domain(rows, self.low, self.high).any(-1) if len(self.low) else None
+    outside the training domain; ``outside``: ``outside_domain`` of the rows, when
+    already known)."""
+    if outside is None and len(self.low):
+      outside = outside_domain(rows, self.low, self.high)
+    outside = None if outside is None else outside.any(-1)
     return I.half_widths(self.scale, self.standardise(rows), gain, self.half_width, outside)
 
   def predict(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -375,15 +379,21 @@ class ZeroShotPredictor:
     score = np.full(len(supplements), -np.inf)  # copies of B alone rank last
     facts = [None] * len(supplements)
     if live:
-      rows = ctx.features_many([kept[i][0] for i in live], q["spec"], q["params"])
+      sets = [kept[i][0] for i in live]
+      # The checks beside the features when those take several batches (on threads).
+      several = len(ctx.batches([len(y) for _, y in sets])) > 1
+      checks = Z.beside(ctx.checks_many, sets, threaded=several)
+      rows = ctx.features_many(sets, q["spec"], q["params"])
       s_live, gain = self.predict(rows)
-      half = self.half_widths(rows, gain)
-      checks = ctx.checks_many([kept[i][0] for i in live])
+      outside = outside_domain(rows, self.low, self.high) if len(self.low) else None
+      half = self.half_widths(rows, gain, outside)
+      checks = checks()
       for j, i in enumerate(live):
         score[i] = s_live[j]
         facts[i] = self._facts(
-          rows[j], gain[j], half[j], s_live[j], q, names[i], kept[i][1], checks[j]
-        )
+          rows[j], gain[j], half[j], s_live[j], q, names[i], kept[i][1], checks[j],
+          None if outside is None else outside[j],
+        )  # fmt: skip
     for i in range(len(supplements)):
       if facts[i] is None:
         facts[i] = self._copies_only(q, names[i], kept[i][1])
@@ -425,13 +435,15 @@ class ZeroShotPredictor:
       name=name,
     )
 
-  def _facts(self, row, gain, half, score, q, name, copies=0, checks=()) -> NutritionFacts:
+  def _facts(
+    self, row, gain, half, score, q, name, copies=0, checks=(), outside=None
+  ) -> NutritionFacts:
     n_new = int(round(np.exp(row[Z.FEATURE_NAMES.index("log_n_supp")])))
     lo, hi = float(gain) - float(half), float(gain) + float(half)
     warnings = list(checks)
     if len(self.low):
-      outside = domain_warning(row, self.low, self.high)
-      warnings += [outside] if outside else []
+      said = domain_warning(row, self.low, self.high, outside)
+      warnings += [said] if said else []
     if hi < 0:
       warnings.append("predicted to hurt: the whole interval is below zero")
     step = 1.0 / q["ctx"].n_eval

@@ -81,8 +81,13 @@ class OnT:
     return np.stack([hit1.mean(1), hit5.mean(1)], 1)
 
   def kernel_w(self, d):
-    """Gaussian-kernel weights of distances (bandwidth: B's median NN distance)."""
-    return np.exp(-0.5 * np.minimum(d / self.bw, 50.0))
+    """Gaussian-kernel weights of distances (bandwidth: B's median NN distance), those
+    beyond 50 bandwidths at ``exp(-25)``. In place on one new array: a query's
+    distances are many, and each temporary of the plain expression is a pass more."""
+    w = d / self.bw
+    np.minimum(w, 50.0, out=w)
+    w *= -0.5
+    return np.exp(w, out=w)
 
   def kernel_ll(self, mass):
     """``[P, 1]`` mean log-likelihood of T's labels under class masses ``[P, n_T, k]``."""
