@@ -257,7 +257,6 @@ _BAD_ARRAYS = {
   "x ragged": ([[1.0, 2.0], [3.0]] * 20, _Y, {}),
   "x NaN": (np.where(np.eye(40, 3) > 0, np.nan, _X), _Y, {}),
   "x inf": (np.where(np.eye(40, 3) > 0, -np.inf, _X), _Y, {}),
-  "x huge": (_X * 1e307, _Y, {}),
   "y 2-D": (_X, np.c_[_Y, _Y], {}),
   "y fractional": (_X, _Y + 0.5, {}),
   "y NaN": (_X, np.where(_Y == 0, np.nan, 1.0), {}),
@@ -290,6 +289,17 @@ _BAD_ARRAYS = {
 def test_from_arrays_rejects_malformed_input_in_one_line(case):
   x, y, kw = _BAD_ARRAYS[case]
   _one_line_error(from_arrays, x, y, **kw)
+
+
+@pytest.mark.parametrize("unit", [1e-300, 1e-9, 1e9, 1e307])
+def test_inputs_in_any_unit_are_standardised_alike(unit):
+  """Standardising does not depend on the inputs' unit: columns in tiny units are not
+  taken for constant, huge ones do not overflow; a constant column stays unscaled."""
+  x = np.c_[_X, np.full(len(_X), 3.0)]
+  ref = from_arrays(x, _Y, seed=0)
+  task = from_arrays(np.c_[_X * unit, np.full(len(_X), 3.0 * unit)], _Y, seed=0)
+  np.testing.assert_allclose(task.x, ref.x, rtol=1e-6, atol=1e-9)
+  assert task.transform.scale[-1] == 1.0 and np.all(task.transform.scale[:-1] != 1.0)
 
 
 def test_singleton_classes_are_named_with_what_to_do():

@@ -177,16 +177,21 @@ def test_the_stepped_proxy_on_a_sample_of_a_large_base_ranks_like_all_of_it(seed
   assert rho > 0.9
 
 
-def test_features_do_not_depend_on_the_raw_scale():
+@pytest.mark.parametrize("unit", [1e3, 1e-9, 1e-300, 1e200])
+def test_features_do_not_depend_on_the_raw_scale(unit):
+  """Inputs in tiny units are not taken for constant columns, nor do huge ones overflow
+  (no NumPy warning either way)."""
   base, ev, draw, _ = _problem(1)
   s = draw(30)
   spec = metaval.zeroshot.parse_learner("mlp32").to_dict()
   a = Z.Context(base, ev).features(s, spec, 1000)
 
   def scaled(d):
-    return (d[0] * 1000.0 - 7.0, d[1])
+    return (d[0] * unit - 7.0 * unit, d[1])
 
-  b = Z.Context(scaled(base), scaled(ev)).features(scaled(s), spec, 1000)
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    b = Z.Context(scaled(base), scaled(ev)).features(scaled(s), spec, 1000)
   np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
 
 

@@ -6,9 +6,11 @@ statistics and any fixed preprocessing (image downsampling, flattening), so a us
 holding raw inputs — digits pixels 0–16, a CSV's own columns, TFDS images — maps them
 with ``task.encode(x_raw)`` and never has to know the internal space.
 
-Constant columns: a pool column with standard deviation below ``MIN_SCALE`` keeps
-scale 1 (it is centred, not divided), so it is 0 on the pool and a raw value that
-differs from the pool's constant shows up as that difference, not as a division by 0.
+Constant columns: a pool column whose standard deviation is below ``MIN_SPREAD`` of its
+largest magnitude (rounding, not spread) keeps scale 1 (it is centred, not divided), so
+it is 0 on the pool and a raw value that differs from the pool's constant shows up as
+that difference, not as a division by 0. The bound is relative: a column measured in
+small units (1e-9 of something) is standardised like the same column in large ones.
 """
 
 from __future__ import annotations
@@ -20,8 +22,25 @@ import numpy as np
 
 from metaval.data.validate import TaskError, as_features, input_shape_error
 
-# Below this pool standard deviation a column counts as constant and is not scaled.
-MIN_SCALE = 1e-8
+# A column whose standard deviation is below this share of its largest magnitude counts
+# as constant and is not scaled.
+MIN_SPREAD = 1e-12
+# Columns with magnitudes beyond this, or nonzero below its inverse, are summed in units
+# of their largest entry (their squares would overflow or underflow float64).
+HUGE = 1e150
+
+
+def centre_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """``(mean, scale)`` per column of ``x [n, d]`` (float64) for ``(x - mean) / scale``:
+  the standard deviation, 1 for constant columns (``MIN_SPREAD``). Any finite inputs
+  give finite statistics: huge and tiny columns (``HUGE``) are computed in units of
+  their largest entry, so no square overflows or vanishes."""
+  x = np.asarray(x, np.float64)
+  big = np.abs(x).max(0) if len(x) else np.zeros(x.shape[1:])
+  unit = np.where((big > HUGE) | ((big > 0) & (big < 1.0 / HUGE)), big, 1.0)
+  z = x / unit
+  mean, sd = z.mean(0) * unit, z.std(0) * unit
+  return mean, np.where(sd > MIN_SPREAD * big, sd, 1.0)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -65,11 +84,10 @@ class Transform:
       TaskError: a column whose mean or spread overflows float64.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-      mean, scale = x_pool.mean(0), x_pool.std(0)
+      mean, scale = centre_scale(x_pool)
     if not (np.isfinite(mean).all() and np.isfinite(scale).all()):
       col = int(np.argmin(np.isfinite(mean) & np.isfinite(scale)))
       raise TaskError(f"feature column {col} has values too large to standardise")
-    scale = np.where(scale < MIN_SCALE, 1.0, scale)
     shape = tuple(int(s) for s in input_shape)
     return cls(shape, mean, scale, int(downsample), feature_names=tuple(feature_names), table=table)
 

@@ -33,6 +33,7 @@ import zlib
 
 import numpy as np
 
+from metaval.data.transform import centre_scale
 from metaval.predictor import features as PF
 from metaval.util import threads
 from metaval.util.nearest import nearest
@@ -169,9 +170,7 @@ class Context(SupplementChecks):
     rng = np.random.default_rng(seed)
     self._seed = int(seed)
     self.width = xb.shape[1]
-    self.mu = xb.mean(0)
-    sd = xb.std(0)
-    self.sd = np.where(sd > 1e-8, sd, 1.0)  # constant columns stay centred, unscaled
+    self.mu, self.sd = centre_scale(xb)  # constant columns stay centred, unscaled
     keep = _stratified(ye, MAX_EVAL, rng)
     self.proj = None
     if self.width > MAX_WIDTH:
