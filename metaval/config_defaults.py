@@ -19,7 +19,7 @@ LANGUAGE_MODEL_KINDS = samplers.LANGUAGE_MODEL_KINDS
 TASK_OPTIONS = (
   "label",  # csv: the label column (default "label"); tfds: the label feature
   "test_size",  # held-out share in (0, 1) or row count when the data brings no test set
-  "delimiter",  # csv: the field separator (default ",")
+  "delimiter",  # csv: the field separator (default: found from the file)
   "feature",  # tfds: the input feature (default "image" or the only one)
   "split",  # tfds: the pool split (default "train")
   "test_split",  # tfds: the evaluation split (default "test")

@@ -157,3 +157,40 @@ def test_a_file_is_encoded_the_same_whether_fitted_on_or_not(tmp_path):
   xs, _, _, notes = read_table(other, table=table)
   np.testing.assert_array_equal(xs[:, 4:], [[1, 0, 0], [1, 0, 0]])
   assert notes == []
+
+
+def test_numbers_written_for_people_are_read_as_numbers(tmp_path):
+  """Percent and currency signs and digit grouping, one convention per column: a
+  decimal comma column, a point-and-comma-groups column and percentages are numbers."""
+  rows = [
+    ["12%", "$1,250.50", "1.250,5", "0"],
+    ["3.5%", "$999", "3,7", "1"],
+    ["-1%", "€12", "12", "0"],
+    ["", "£0.5", ",5", "1"],
+  ]
+  path = _write(tmp_path / "w.csv", ["pct", "money", "eu", "label"], rows)
+  x, _, table, _ = read_table(path)
+  assert table.names == ("pct", "pct (missing)", "money", "eu")  # numeric, one column each
+  np.testing.assert_allclose(x[:, 0], [12.0, 3.5, -1.0, 3.5])  # the missing cell: median
+  np.testing.assert_allclose(x[:, 2], [1250.5, 999.0, 12.0, 0.5])
+  np.testing.assert_allclose(x[:, 3], [1250.5, 3.7, 12.0, 0.5])
+  # Still text: units, dates, lists of numbers.
+  for cells in (["12 kg", "13 kg"], ["2024-01-05", "2024-01-06"], ["1,2,3", "4,5,6"]):
+    p = _write(tmp_path / "t.csv", ["c", "label"], [[c, str(i)] for i, c in enumerate(cells * 3)])
+    assert read_table(p)[2].columns[0].kind == "categorical", cells
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_the_field_separator_is_found_from_the_file(tmp_path, sep):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(12, 3)).round(3)
+  lines = [sep.join(["a", "b", "c", "label"])] + [
+    sep.join([*(str(v) for v in r), str(i % 2)]) for i, r in enumerate(x)
+  ]
+  path = tmp_path / "s.csv"
+  path.write_text("\n".join(lines) + "\n")
+  got, y, table, _ = read_table(str(path))
+  np.testing.assert_array_equal(got, x)
+  assert table.names == ("a", "b", "c")
+  # Given explicitly, the separator is used as given (a comma here: one column).
+  _one_line(read_table, str(path), delimiter=",", match="no label column 'label'")

@@ -158,7 +158,7 @@ def _npz(spec: str, seed: int = 0, test_size=DEFAULT_TEST_SIZE, downsample: int 
   stamp=_file_stamp,
 )
 def _csv(
-  spec: str, seed: int = 0, label: str = "label", test_size=DEFAULT_TEST_SIZE, delimiter=","
+  spec: str, seed: int = 0, label: str = "label", test_size=DEFAULT_TEST_SIZE, delimiter=None
 ) -> Task:
   """A CSV file: a header row, one label column, every other column a feature.
 
@@ -176,7 +176,7 @@ def _csv(
 
 
 def read_csv(
-  path: str, label: str = "label", delimiter: str = ",", columns=None, table=None
+  path: str, label: str = "label", delimiter: str | None = None, columns=None, table=None
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
   """Reads a CSV's feature columns as numbers and its label column, checked.
 
@@ -188,7 +188,8 @@ def read_csv(
   Args:
     path: a CSV with a header row.
     label: the label column.
-    delimiter: the one-character field separator (``"\\t"`` or ``"tab"`` for a tab).
+    delimiter: the one-character field separator (``"\\t"`` or ``"tab"`` for a tab);
+      default: found from the file's first lines (``SEPARATORS``, a comma first).
     columns: feature columns to take, in this order; default every column but ``label``.
     table: a ``Table`` fitted on another file (then ``columns`` is its own); default
       one fitted on this file (numeric columns as they are, text columns one-hot,
@@ -206,7 +207,9 @@ def read_csv(
   return x, y, table.names
 
 
-def read_table(path: str, label: str = "label", delimiter: str = ",", columns=None, table=None):
+def read_table(
+  path: str, label: str = "label", delimiter: str | None = None, columns=None, table=None
+):
   """``read_csv`` that also returns the ``Table`` used and its notes (one line each:
   missing cells filled, levels the table does not keep)."""
   path = _existing_file(path, "csv")
@@ -242,9 +245,31 @@ def read_table(path: str, label: str = "label", delimiter: str = ",", columns=No
   return x, as_labels(y, f"label column {label!r}"), table, notes
 
 
-def _read_csv(path: str, delimiter: str) -> tuple[list[str], list[list[str]]]:
+# Field separators a csv file is read with when none is given, in order of preference.
+SEPARATORS = (",", ";", "\t", "|")
+
+
+def _separator(fh) -> str:
+  """The first of ``SEPARATORS`` that splits the file's header into several fields and
+  its first data lines into as many (a comma when none does)."""
+  lines = []
+  for line in fh:
+    if line.strip():
+      lines.append(line)
+    if len(lines) == 6:
+      break
+  fh.seek(0)
+  for sep in SEPARATORS:
+    counts = {len(r) for r in csv.reader(lines, delimiter=sep)}
+    if len(counts) == 1 and counts.pop() > 1:
+      return sep
+  return ","
+
+
+def _read_csv(path: str, delimiter: str | None) -> tuple[list[str], list[list[str]]]:
   try:
     with open(path, newline="", encoding="utf-8-sig") as fh:
+      delimiter = delimiter or _separator(fh)
       rows = [r for r in csv.reader(fh, delimiter=delimiter) if any(c.strip() for c in r)]
   except UnicodeDecodeError as e:
     raise TaskError(
@@ -299,7 +324,7 @@ def read_set(path: str, task: Task, what: str = "supplement") -> tuple[np.ndarra
       x, y, _, notes = read_table(
         path,
         opts.get("label", "label"),
-        opts.get("delimiter", ","),
+        opts.get("delimiter"),
         columns=(tr.feature_names or None) if tr else None,
         table=tr.table if tr else None,
       )

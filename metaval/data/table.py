@@ -32,6 +32,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
+import re
 import sys
 
 import numpy as np
@@ -205,7 +206,11 @@ def _column(header: list[str], rows: list[list[str]], name: str):
 
 
 def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:
-  """Cells as float64; text cells are NaN (missing cells too: see ``missing``)."""
+  """Cells as float64; text cells are NaN (missing cells too: see ``missing``).
+
+  A column whose every present cell is a number written for people (``12%``,
+  ``$1,250.50``, ``1.250,5``, ``3,7``) is read as those numbers, in one of
+  ``_WRITTEN``'s conventions for the whole column (a comma never means both)."""
   out = np.full(len(cells), np.nan)
   for i, c in enumerate(cells):
     if not missing[i]:
@@ -213,7 +218,28 @@ def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:
         out[i] = float(c)
       except ValueError:
         pass
+  if not (~missing & np.isnan(out)).any():
+    return out
+  for pattern, group, point in _WRITTEN:
+    written = out.copy()
+    for i in np.flatnonzero(~missing):
+      m = pattern.fullmatch(cells[i])
+      if m is None:
+        break
+      written[i] = float(m["num"].replace(group, "").replace(point, "."))
+    else:
+      return written
   return out
+
+
+# Numbers as people write them: an optional currency sign before, a percent sign after,
+# and digit grouping. (pattern, group separator, decimal point): a point with comma
+# groups (1,250.5), or a comma with point groups (1.250,5) or none (3,7).
+_WRAP = r"\s*[$€£¥]?\s*(?P<num>[+-]?(?:{}))\s*%?\s*"
+_WRITTEN = (
+  (re.compile(_WRAP.format(r"(\d{1,3}(,\d{3})+|\d+)(\.\d*)?|\.\d+")), ",", "."),
+  (re.compile(_WRAP.format(r"(\d{1,3}(\.\d{3})+|\d+)(,\d*)?|,\d+")), ".", ","),
+)
 
 
 def _finite(path: str, name: str, cells, numbers: np.ndarray, missing: np.ndarray) -> None:

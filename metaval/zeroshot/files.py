@@ -31,7 +31,7 @@ class FileError(MetavalError):
 
 
 def read_raw_set(
-  path: str, what: str, label: str = "label", delimiter: str = ",", table=None, notes=None
+  path: str, what: str, label: str = "label", delimiter: str | None = None, table=None, notes=None
 ) -> tuple[np.ndarray, np.ndarray, object, tuple | None]:
   """One raw set from a file, checked as its loader checks it.
 
@@ -108,7 +108,7 @@ def facts_for_config(config, predictor):
   """
   task = config.get("task") or {}
   label = str(task.get("label") or "label")
-  delimiter = task.get("delimiter") or ","
+  delimiter = task.get("delimiter") or None  # None: found from each file
   paths = supplement_paths(config)
   if not paths:
     raise FileError(
