@@ -382,7 +382,7 @@ def test_questions_outside_the_training_domain_are_warned_by_name():
 
 
 def test_domain_warning_reads_each_fact_back_in_the_users_terms():
-  from metaval.zeroshot.predictor import domain_warning
+  from metaval.zeroshot.domain import domain_warning
 
   p = metaval.load_predictor()
   row = (p.low + p.high) / 2.0

@@ -27,8 +27,9 @@ from metaval.zeroshot import gate as G
 from metaval.zeroshot import interval as I
 from metaval.zeroshot import model as M
 from metaval.zeroshot import trees
+from metaval.zeroshot.domain import outside_domain
 from metaval.zeroshot.labels import TaskLabels
-from metaval.zeroshot.predictor import GBM, LEGACY_GBM, META, WEIGHTS, outside_domain
+from metaval.zeroshot.predictor import GBM, LEGACY_GBM, META, WEIGHTS
 
 _LEARNER = slice(len(Z.FEATURE_NAMES) - PF.LEARNER_DIM, len(Z.FEATURE_NAMES))
 
