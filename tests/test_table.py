@@ -161,7 +161,8 @@ def test_a_file_is_encoded_the_same_whether_fitted_on_or_not(tmp_path):
 
 def test_numbers_written_for_people_are_read_as_numbers(tmp_path):
   """Percent and currency signs and digit grouping, one convention per column: a
-  decimal comma column, a point-and-comma-groups column and percentages are numbers."""
+  decimal comma column, a point-and-comma-groups column and percentages are numbers;
+  so are dates."""
   rows = [
     ["12%", "$1,250.50", "1.250,5", "0"],
     ["3.5%", "$999", "3,7", "1"],
@@ -174,8 +175,18 @@ def test_numbers_written_for_people_are_read_as_numbers(tmp_path):
   np.testing.assert_allclose(x[:, 0], [12.0, 3.5, -1.0, 3.5])  # the missing cell: median
   np.testing.assert_allclose(x[:, 2], [1250.5, 999.0, 12.0, 0.5])
   np.testing.assert_allclose(x[:, 3], [1250.5, 3.7, 12.0, 0.5])
-  # Still text: units, dates, lists of numbers.
-  for cells in (["12 kg", "13 kg"], ["2024-01-05", "2024-01-06"], ["1,2,3", "4,5,6"]):
+  # Dates, year first, are days since 1970 (a time of day a fraction of one).
+  rows = [["2024-01-05", "0"], ["2024/01/06 12:00", "1"], ["", "0"], ["1970-01-01", "1"]]
+  x, _, table, _ = read_table(_write(tmp_path / "d.csv", ["day", "label"], rows))
+  assert table.names == ("day", "day (missing)")
+  np.testing.assert_allclose(x[:, 0], [19727.0, 19728.5, 19727.0, 0.0])
+  # Still text: units, lists of numbers, impossible or day-first dates.
+  for cells in (
+    ["12 kg", "13 kg"],
+    ["1,2,3", "4,5,6"],
+    ["2024-02-31", "2024-03-01"],
+    ["05/01/2024", "06/01/2024"],
+  ):
     p = _write(tmp_path / "t.csv", ["c", "label"], [[c, str(i)] for i, c in enumerate(cells * 3)])
     assert read_table(p)[2].columns[0].kind == "categorical", cells
 

@@ -210,7 +210,9 @@ def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:
 
   A column whose every present cell is a number written for people (``12%``,
   ``$1,250.50``, ``1.250,5``, ``3,7``) is read as those numbers, in one of
-  ``_WRITTEN``'s conventions for the whole column (a comma never means both)."""
+  ``_WRITTEN``'s conventions for the whole column (a comma never means both); one whose
+  every present cell is a date, year first (``2024-01-05``, ``2024/01/05 13:30``), as
+  days since 1970-01-01 (``_DATE``)."""
   out = np.full(len(cells), np.nan)
   for i, c in enumerate(cells):
     if not missing[i]:
@@ -229,7 +231,17 @@ def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:
       written[i] = float(m["num"].replace(group, "").replace(point, "."))
     else:
       return written
-  return out
+  dates = out.copy()
+  for i in np.flatnonzero(~missing):
+    m = _DATE.fullmatch(cells[i])
+    if m is None:
+      return out
+    try:
+      stamp = np.datetime64(f"{m['day'].replace('/', '-')}T{m['time'] or '00:00'}", "s")
+    except ValueError:  # not a calendar date (2024-02-31)
+      return out
+    dates[i] = stamp.astype(np.int64) / 86_400.0
+  return dates
 
 
 # Numbers as people write them: an optional currency sign before, a percent sign after,
@@ -239,6 +251,12 @@ _WRAP = r"\s*[$€£¥]?\s*(?P<num>[+-]?(?:{}))\s*%?\s*"
 _WRITTEN = (
   (re.compile(_WRAP.format(r"(\d{1,3}(,\d{3})+|\d+)(\.\d*)?|\.\d+")), ",", "."),
   (re.compile(_WRAP.format(r"(\d{1,3}(\.\d{3})+|\d+)(,\d*)?|,\d+")), ".", ","),
+)
+
+
+# A date, year first, with an optional time of day: read as a number of days.
+_DATE = re.compile(
+  r"\s*(?P<day>\d{4}-\d{2}-\d{2}|\d{4}/\d{2}/\d{2})(?:[ T](?P<time>\d{2}:\d{2}(?::\d{2})?))?\s*"
 )
 
 
