@@ -212,7 +212,7 @@ def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:
   ``$1,250.50``, ``1.250,5``, ``3,7``) is read as those numbers, in one of
   ``_WRITTEN``'s conventions for the whole column (a comma never means both); one whose
   every present cell is a date, year first (``2024-01-05``, ``2024/01/05 13:30``), as
-  days since 1970-01-01 (``_DATE``)."""
+  days since 1970-01-01 (``_WRITTEN``'s last)."""
   out = np.full(len(cells), np.nan)
   for i, c in enumerate(cells):
     if not missing[i]:
@@ -222,41 +222,47 @@ def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:
         pass
   if not (~missing & np.isnan(out)).any():
     return out
-  for pattern, group, point in _WRITTEN:
+  for pattern, read in _WRITTEN:
     written = out.copy()
     for i in np.flatnonzero(~missing):
       m = pattern.fullmatch(cells[i])
-      if m is None:
+      value = None if m is None else read(m)
+      if value is None:
         break
-      written[i] = float(m["num"].replace(group, "").replace(point, "."))
+      written[i] = value
     else:
       return written
-  dates = out.copy()
-  for i in np.flatnonzero(~missing):
-    m = _DATE.fullmatch(cells[i])
-    if m is None:
-      return out
-    try:
-      stamp = np.datetime64(f"{m['day'].replace('/', '-')}T{m['time'] or '00:00'}", "s")
-    except ValueError:  # not a calendar date (2024-02-31)
-      return out
-    dates[i] = stamp.astype(np.int64) / 86_400.0
-  return dates
+  return out
 
 
-# Numbers as people write them: an optional currency sign before, a percent sign after,
-# and digit grouping. (pattern, group separator, decimal point): a point with comma
-# groups (1,250.5), or a comma with point groups (1.250,5) or none (3,7).
+def _number(group: str, point: str):
+  """A number's reader: digit groups split by ``group``, decimals after ``point``."""
+  return lambda m: float(m["num"].replace(group, "").replace(point, "."))
+
+
+def _days(m) -> float | None:
+  """A date's days since 1970-01-01 (None: not a calendar date, e.g. 2024-02-31)."""
+  try:
+    stamp = np.datetime64(f"{m['day'].replace('/', '-')}T{m['time'] or '00:00'}", "s")
+  except ValueError:
+    return None
+  return stamp.astype(np.int64) / 86_400.0
+
+
+# How people write numbers, as (pattern, reader), in order: an optional currency sign
+# before, a percent sign after, and digit grouping (a point with comma groups, 1,250.5,
+# or a comma with point groups, 1.250,5, or none, 3,7); then a date, year first, with an
+# optional time of day, read as a number of days.
 _WRAP = r"\s*[$€£¥]?\s*(?P<num>[+-]?(?:{}))\s*%?\s*"
 _WRITTEN = (
-  (re.compile(_WRAP.format(r"(\d{1,3}(,\d{3})+|\d+)(\.\d*)?|\.\d+")), ",", "."),
-  (re.compile(_WRAP.format(r"(\d{1,3}(\.\d{3})+|\d+)(,\d*)?|,\d+")), ".", ","),
-)
-
-
-# A date, year first, with an optional time of day: read as a number of days.
-_DATE = re.compile(
-  r"\s*(?P<day>\d{4}-\d{2}-\d{2}|\d{4}/\d{2}/\d{2})(?:[ T](?P<time>\d{2}:\d{2}(?::\d{2})?))?\s*"
+  (re.compile(_WRAP.format(r"(\d{1,3}(,\d{3})+|\d+)(\.\d*)?|\.\d+")), _number(",", ".")),
+  (re.compile(_WRAP.format(r"(\d{1,3}(\.\d{3})+|\d+)(,\d*)?|,\d+")), _number(".", ",")),
+  (
+    re.compile(
+      r"\s*(?P<day>\d{4}-\d{2}-\d{2}|\d{4}/\d{2}/\d{2})(?:[ T](?P<time>\d{2}:\d{2}(?::\d{2})?))?\s*"
+    ),
+    _days,
+  ),
 )
 
 
