@@ -205,3 +205,33 @@ def test_the_field_separator_is_found_from_the_file(tmp_path, sep):
   assert table.names == ("a", "b", "c")
   # Given explicitly, the separator is used as given (a comma here: one column).
   _one_line(read_table, str(path), delimiter=",", match="no label column 'label'")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252", "latin-1"])
+def test_a_file_in_a_spreadsheets_text_encoding_reads_the_same(tmp_path, encoding):
+  # A European export: semicolons, decimal commas, accented levels, a euro sign.
+  rows = [["größe;stadt;preis;label"]] + [
+    [
+      f"{i},5;{'Zürich' if i % 3 else 'Besançon'};{'€' if encoding != 'latin-1' else ''}{i}0;{i % 2}"
+    ]
+    for i in range(12)
+  ]
+  text = "\r\n".join(r[0] for r in rows) + "\r\n"
+  path = tmp_path / "e.csv"
+  path.write_bytes(text.encode(encoding))
+  x, y, table, _ = read_table(str(path))
+  assert table.names[:1] == ("größe",)
+  assert "stadt=Besançon" in table.names and "stadt=Zürich" in table.names
+  np.testing.assert_allclose(x[:, 0], np.arange(12) + 0.5)
+  np.testing.assert_allclose(x[:, -1], [10 * i for i in range(12)])
+  np.testing.assert_array_equal(y, np.arange(12) % 2)
+
+
+def test_a_file_that_is_not_text_is_refused_in_one_line(tmp_path):
+  for name, data, match in (
+    ("nul", b"a,b,label\n1,\x002,0\n", "not text: it holds NUL bytes"),
+    ("bad_utf16", b"\xff\xfea\x00,\x00b", "starts as UTF-16 text but is not"),
+  ):
+    path = tmp_path / f"{name}.csv"
+    path.write_bytes(data)
+    _one_line(read_table, str(path), match=match)

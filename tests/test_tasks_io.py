@@ -370,7 +370,8 @@ def _csv_cases(tmp_path):
     ),
     "single class": (_rows(["a", "b", "label"], [[1, 2, 0], [2, 3, 0]] * 5), {}, "single class"),
     "bad delimiter": (_rows(["a", "b", "label"], ok), {"delimiter": ";;"}, "cannot parse"),
-    "binary": (b"\xff\xfe\x00garbage\x81", {}, "not UTF-8"),
+    "binary": (b"\xff\xfe\x00garbage\x81", {}, "not text|UTF-16"),
+    "binary, no mark": (b"a,b,label\n\x00\x01\x02", {}, "not text"),
     "unknown option": (_rows(["a", "b", "label"], ok), {"colour": 1}, "bad options"),
   }
 

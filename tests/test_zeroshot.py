@@ -214,6 +214,8 @@ def test_features_do_not_depend_on_the_raw_scale(unit):
     ((np.zeros((5, 10), complex), np.zeros(5)), "complex"),
     ((scipy.sparse.csr_matrix(np.zeros((5, 10))), np.zeros(5)), r"sparse matrix.*toarray"),
     ((np.zeros((5, 10)), np.eye(3)[[0, 1, 2, 0, 1]]), r"one class per point.*argmax"),
+    ((np.zeros((5, 10)), np.array([0, "a", 1, "b", 0], object)), r"mix text and numbers"),
+    ((np.zeros((5, 10)), np.array([(0,), 1, 2, 0, 1, None], object)[:5]), "numbers or text"),
   ],
 )
 def test_bad_queries_are_one_line_errors(supp, match):
@@ -312,6 +314,26 @@ def test_labels_given_as_integral_floats_are_classes():
   a = p.value((xs, ys), base=base, eval=ev).targets[0].value
   b = p.value((xs, ys.astype(float)), base=base, eval=ev).targets[0].value
   assert a == b
+  # Labels held as Python objects (a pandas column of dtype object) read as their kind.
+  c = p.value((xs, ys.astype(object)), base=(base[0], base[1].astype(object)), eval=ev)
+  assert c.targets[0].value == a
+  text = (base[0], base[1].astype(str).astype(object))
+  d = p.value((xs, ys.astype(str).astype(object)), base=text, eval=(ev[0], ev[1].astype(str)))
+  assert (
+    d.targets[0].value
+    == p.value((xs, ys.astype(str)), base=text, eval=(ev[0], ev[1].astype(str))).targets[0].value
+  )
+
+
+def test_rank_takes_a_dict_of_named_supplements():
+  base, ev, draw, _ = _problem(1)
+  p = metaval.load_predictor()
+  sets = {"clean": draw(40), "flipped": (lambda s: (s[0], (s[1] + 1) % 3))(draw(40))}
+  by_name = p.rank(sets, base=base, eval=ev)
+  by_index = p.rank(list(sets.values()), base=base, eval=ev, names=list(sets))
+  assert [k for k, _ in by_name] == [list(sets)[i] for i, _ in by_index]
+  for (k, f), (_, g) in zip(by_name, by_index):
+    assert f.name == g.name == k and f.targets[0].value == g.targets[0].value
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -17,6 +17,7 @@ Options are keyword arguments of ``get_task`` (and so fields of the task config)
 from __future__ import annotations
 
 import csv
+import io
 import os
 import pickle
 import warnings
@@ -266,15 +267,34 @@ def _separator(fh) -> str:
   return ","
 
 
+def _text(path: str) -> str:
+  """The file's text: UTF-8 (a byte-order mark dropped), UTF-16 when it starts with its
+  byte-order mark (spreadsheets' "Unicode text"), else Windows-1252, the 8-bit encoding
+  spreadsheets in Western European locales save (every byte of Latin-1 but five)."""
+  with open(path, "rb") as fh:
+    data = fh.read()
+  if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+    try:
+      return data.decode("utf-16")
+    except UnicodeDecodeError as e:
+      raise TaskError(
+        f"csv file {path} starts as UTF-16 text but is not: {message_line(e, with_type=True)}"
+      ) from None
+  if b"\x00" in data:
+    raise TaskError(f"csv file {path} is not text: it holds NUL bytes")
+  for encoding in ("utf-8-sig", "cp1252"):
+    try:
+      return data.decode(encoding)
+    except UnicodeDecodeError:
+      pass
+  return data.decode("latin-1")  # the five bytes cp1252 leaves undefined: control codes
+
+
 def _read_csv(path: str, delimiter: str | None) -> tuple[list[str], list[list[str]]]:
   try:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with io.StringIO(_text(path), newline="") as fh:
       delimiter = delimiter or _separator(fh)
       rows = [r for r in csv.reader(fh, delimiter=delimiter) if any(c.strip() for c in r)]
-  except UnicodeDecodeError as e:
-    raise TaskError(
-      f"csv file {path} is not UTF-8 text: {message_line(e, with_type=True)}"
-    ) from None
   except (csv.Error, TypeError) as e:  # TypeError: a delimiter that is not one character
     raise TaskError(f"cannot parse csv file {path}: {message_line(e, with_type=True)}") from None
   if not rows:

@@ -64,6 +64,8 @@ def as_arrays(data, what: str, missing: bool = False) -> tuple[np.ndarray, np.nd
   y = y.reshape(-1)
   if y.dtype.kind == "O" and any(v is None or (isinstance(v, float) and v != v) for v in y):
     raise FeatureError(f"{what} labels contain missing values (None or NaN): label every point")
+  if y.dtype.kind == "O":
+    y = _object_labels(y, what)
   if y.dtype.kind == "f" and np.isnan(y).any():
     raise FeatureError(f"{what} labels contain missing values (NaN): label every point")
   if y.dtype.kind == "f" and not np.all(y == np.round(y)):
@@ -82,6 +84,24 @@ def as_arrays(data, what: str, missing: bool = False) -> tuple[np.ndarray, np.nd
     if not missing:
       raise FeatureError(f"{what} inputs contain NaN values")
   return x, y
+
+
+def _object_labels(y: np.ndarray, what: str) -> np.ndarray:
+  """Labels held as Python objects (a pandas column of dtype object) as strings or as
+  numbers, when all are one kind; a mix of the two would sort and compare by accident."""
+  text = np.array([isinstance(v, (str, np.str_)) for v in y], bool)
+  if text.all():
+    return y.astype(str)
+  number = np.array([isinstance(v, (bool, int, float, np.number)) for v in y], bool)
+  if number.all():
+    return np.array(y.tolist())
+  if (text | number).all():
+    raise FeatureError(
+      f"{what} labels mix text and numbers (e.g. {y[text][0]!r} and {y[number][0]!r}): "
+      "give every label as text or every label as a number"
+    )
+  odd = y[~(text | number)][0]
+  raise FeatureError(f"{what} labels must be numbers or text; got a {type(odd).__name__}")
 
 
 def split_pair(data, what: str):

@@ -23,6 +23,7 @@ import json
 import os
 import pickle
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -294,16 +295,21 @@ class ZeroShotPredictor:
     """Values several supplements against one (B, T); best first.
 
     Args:
-      supplements: a list of ``(x_S, y_S)``.
+      supplements: a list of ``(x_S, y_S)``, or a dict of them by name.
       base: as in ``value``.
       eval: as in ``value``.
       learner: as in ``value``.
-      names: optional titles, one per supplement.
+      names: optional titles, one per supplement (a dict's keys by default).
 
     Returns:
-      A list of ``(index, NutritionFacts)`` ordered by the ranking score, best first.
+      A list of ``(index, NutritionFacts)`` ordered by the ranking score, best first;
+      for a dict, ``(key, NutritionFacts)``.
     """
-    supplements = list(supplements)
+    keys = None
+    if isinstance(supplements, Mapping):
+      keys = list(supplements)
+      names = names or [str(k) for k in keys]
+    supplements = list(supplements.values() if keys is not None else supplements)
     if not supplements:
       raise ZeroShotError("no supplements to value")
     names = names or [f"supplement {i}" for i in range(len(supplements))]
@@ -341,7 +347,7 @@ class ZeroShotPredictor:
         )
       facts[i].warnings.extend(encoding[i])
     order = np.argsort(-score, kind="stable")
-    return [(int(i), facts[i]) for i in order]
+    return [(int(i) if keys is None else keys[i], facts[i]) for i in order]
 
   def _query(self, ctx, name, learner) -> dict:
     """The facts of one query: its context, task name, learner spec and parameter count.
