@@ -180,12 +180,26 @@ def test_numbers_written_for_people_are_read_as_numbers(tmp_path):
   x, _, table, _ = read_table(_write(tmp_path / "d.csv", ["day", "label"], rows))
   assert table.names == ("day", "day (missing)")
   np.testing.assert_allclose(x[:, 0], [19727.0, 19728.5, 19727.0, 0.0])
-  # Still text: units, lists of numbers, impossible or day-first dates.
+  # Day first or month first, when a cell says which (a field above 12); the same days.
+  days = [19727.0, 19750.0, 19727.5, 19806.0]  # 5 and 28 January, 5 January noon, 24 March
+  for cells in (
+    ["05/01/2024", "28/01/2024", "5/1/2024 12:00", "24.03.2024"],
+    ["01/05/2024", "01/28/2024", "1/5/2024 12:00", "03-24-2024"],
+    ["2024-1-5", "2024/01/28", "2024-01-05T12:00", "2024-03-24"],
+  ):
+    rows = [[c, str(i % 2)] for i, c in enumerate(cells)]
+    x, _, table, _ = read_table(_write(tmp_path / "dm.csv", ["day", "label"], rows))
+    assert table.names == ("day",), cells
+    np.testing.assert_allclose(x[:, 0], days, err_msg=str(cells))
+  # Still text: units, lists of numbers, impossible dates, dates that read both ways
+  # (every field 12 or less) or neither (a day above 12 both first and second).
   for cells in (
     ["12 kg", "13 kg"],
     ["1,2,3", "4,5,6"],
     ["2024-02-31", "2024-03-01"],
     ["05/01/2024", "06/01/2024"],
+    ["25/01/2024", "01/25/2024"],
+    ["31/02/2024", "15/01/2024"],
   ):
     p = _write(tmp_path / "t.csv", ["c", "label"], [[c, str(i)] for i, c in enumerate(cells * 3)])
     assert read_table(p)[2].columns[0].kind == "categorical", cells

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 import re
 import sys
@@ -212,7 +213,9 @@ def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:
   ``$1,250.50``, ``1.250,5``, ``3,7``) is read as those numbers, in one of
   ``_WRITTEN``'s conventions for the whole column (a comma never means both); one whose
   every present cell is a date, year first (``2024-01-05``, ``2024/01/05 13:30``), as
-  days since 1970-01-01 (``_WRITTEN``'s last)."""
+  days since 1970-01-01; so is one of dates written day first (``25/01/2024``,
+  ``25.01.2024``) or month first (``01/25/2024``) when some cell tells which (a field
+  above 12): a column where every date reads both ways stays text."""
   out = np.full(len(cells), np.nan)
   for i, c in enumerate(cells):
     if not missing[i]:
@@ -222,16 +225,18 @@ def _parse(cells: list[str], missing: np.ndarray) -> np.ndarray:
         pass
   if not (~missing & np.isnan(out)).any():
     return out
-  for pattern, read in _WRITTEN:
-    written = out.copy()
+  for pattern, read, decides in _WRITTEN:
+    written, decided = out.copy(), decides is None
     for i in np.flatnonzero(~missing):
       m = pattern.fullmatch(cells[i])
       value = None if m is None else read(m)
       if value is None:
         break
       written[i] = value
+      decided = decided or decides(m)
     else:
-      return written
+      if decided:
+        return written
   return out
 
 
@@ -240,29 +245,42 @@ def _number(group: str, point: str):
   return lambda m: float(m["num"].replace(group, "").replace(point, "."))
 
 
-def _days(m) -> float | None:
-  """A date's days since 1970-01-01 (None: not a calendar date, e.g. 2024-02-31)."""
+def _days(m, order: str = "ymd") -> float | None:
+  """A date's days since 1970-01-01, its fields in ``order`` (None: not a calendar
+  date, e.g. 2024-02-31 or, month first, 25/01/2024)."""
+  parts = dict(zip(order, re.split(r"[-/.]", m["day"])))
+  day = f"{parts['y']}-{int(parts['m']):02d}-{int(parts['d']):02d}"
   try:
-    stamp = np.datetime64(f"{m['day'].replace('/', '-')}T{m['time'] or '00:00'}", "s")
+    stamp = np.datetime64(f"{day}T{m['time'] or '00:00'}", "s")
   except ValueError:
     return None
   return stamp.astype(np.int64) / 86_400.0
 
 
+def _first_above_12(m) -> bool:
+  """The date's first field cannot be a month (so it is the day, or the reverse)."""
+  return int(re.split(r"[-/.]", m["day"])[0]) > 12
+
+
+def _second_above_12(m) -> bool:
+  return int(re.split(r"[-/.]", m["day"])[1]) > 12
+
+
 # How people write numbers, as (pattern, reader), in order: an optional currency sign
 # before, a percent sign after, and digit grouping (a point with comma groups, 1,250.5,
 # or a comma with point groups, 1.250,5, or none, 3,7); then a date, year first, with an
-# optional time of day, read as a number of days.
+# optional time of day, read as a number of days; then a date, day or month first, read
+# when some cell of the column decides which (each entry's third element: None, every
+# reading decides).
 _WRAP = r"\s*[$€£¥]?\s*(?P<num>[+-]?(?:{}))\s*%?\s*"
+_TIME = r"(?:[ T](?P<time>\d{1,2}:\d{2}(?::\d{2})?))?\s*"
+_YEAR_LAST = re.compile(r"\s*(?P<day>\d{1,2}([-/.])\d{1,2}\2\d{4})" + _TIME)
 _WRITTEN = (
-  (re.compile(_WRAP.format(r"(\d{1,3}(,\d{3})+|\d+)(\.\d*)?|\.\d+")), _number(",", ".")),
-  (re.compile(_WRAP.format(r"(\d{1,3}(\.\d{3})+|\d+)(,\d*)?|,\d+")), _number(".", ",")),
-  (
-    re.compile(
-      r"\s*(?P<day>\d{4}-\d{2}-\d{2}|\d{4}/\d{2}/\d{2})(?:[ T](?P<time>\d{2}:\d{2}(?::\d{2})?))?\s*"
-    ),
-    _days,
-  ),
+  (re.compile(_WRAP.format(r"(\d{1,3}(,\d{3})+|\d+)(\.\d*)?|\.\d+")), _number(",", "."), None),
+  (re.compile(_WRAP.format(r"(\d{1,3}(\.\d{3})+|\d+)(,\d*)?|,\d+")), _number(".", ","), None),
+  (re.compile(r"\s*(?P<day>\d{4}([-/])\d{1,2}\2\d{1,2})" + _TIME), _days, None),
+  (_YEAR_LAST, functools.partial(_days, order="dmy"), _first_above_12),
+  (_YEAR_LAST, functools.partial(_days, order="mdy"), _second_above_12),
 )
 
 
