@@ -20,7 +20,8 @@ solver starts. The utility therefore keeps every solution and starts each fit
 warm: from its parent's solution when an estimator names one (``start_from``: a
 permutation prefix starts from the previous prefix), else from the mean solution
 of the last batch solved (random coalitions of similar size have nearby optima).
-Coalitions are grouped by training-set size into buckets (``gather_size``), each
+Coalitions are grouped by training-set size into buckets (``gather_size`` over
+``FINE_BUCKETS``, at most 1.5x apart), each
 model trains on its own gathered points only, and the models per batch shrink as
 the bucket grows, so each bucket compiles one program of similar cost, reused by
 every later call.
@@ -56,6 +57,7 @@ from metaval.data.tasks import Task
 from metaval.games.game import Game, GameError, coalition_key
 from metaval.learners.models import LearnerSpec
 from metaval.learners.precondition import hessian_inverse
+from metaval.learners.rows import FINE_BUCKETS
 from metaval.learners.solve import CONVEX_SOLVERS
 from metaval.learners.train import gather_size, metric_names, train_many
 from metaval.pairs import keys as keys_lib
@@ -322,7 +324,7 @@ class RetrainingUtility(Game):
     masks = self.masks(coalitions)  # [C, N]
     n = masks.shape[1]
     counts = (masks > 0).sum(1)  # points in each coalition's training set
-    sizes = np.array([min(gather_size(int(s)), n) for s in counts])
+    sizes = np.array([min(gather_size(int(s), FINE_BUCKETS), n) for s in counts])
     all_keys = [coalition_key(row) for row in coalitions]
     tight = np.array([key in self._precise for key in all_keys])
     pre = np.zeros(len(coalitions), bool)
@@ -414,7 +416,7 @@ class RetrainingUtility(Game):
       if (in_dim + 1) * c <= PRECOND_MAX_PARAMS:
         res = train_many(
           self.seed_keys[:1], self.task, grand, self.spec,
-          gather=min(gather_size(count), grand.shape[1]), return_params=True,
+          gather=min(gather_size(count, FINE_BUCKETS), grand.shape[1]), return_params=True,
         )  # fmt: skip
         params = {f: np.asarray(a[0]) for f, a in res.params.items()}
         kept = {f: np.repeat(a[None], self.num_seeds, 0) for f, a in params.items()}
