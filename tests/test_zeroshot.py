@@ -35,18 +35,35 @@ def _problem(seed: int, width: int = 10, classes: int = 3, n_base: int = 150, no
   return draw(n_base), draw(400), draw, rng
 
 
-def _attack_sets(base, draw, rng, n=100):
+def _attack_sets(base, draw, rng, n=100, synthetic=False):
   xb, yb = base
   x_clean, y_clean = draw(n)
   dup = rng.integers(0, len(xb), n)
   lo, hi = xb.min(0), xb.max(0)
-  return {
+  sets = {
     "genuine": (x_clean, y_clean),
     "random bits": (rng.uniform(lo, hi, (n, xb.shape[1])), rng.integers(0, yb.max() + 1, n)),
     "couch": (np.repeat(xb.mean(0, keepdims=True), n, 0), np.zeros(n, np.int64)),
     "duplicates": (xb[dup], yb[dup]),
     "label noise": (x_clean, (y_clean + rng.integers(1, yb.max() + 1, n)) % (yb.max() + 1)),
   }
+  if synthetic:  # drawn last: the other sets are those drawn without it
+    sets["synthetic"] = _synthetic(xb, yb, rng, n)
+  return sets
+
+
+def _synthetic(xb, yb, rng, n):
+  """Data manufactured from B alone: points on the segments between a point of B and
+  one of its 5 nearest same-class neighbours, with that class (SMOTE's recipe). It
+  looks like genuine data and carries no information B lacks."""
+  a = rng.integers(0, len(yb), n)
+  d = ((xb[:, None] - xb[None]) ** 2).sum(-1)
+  d[yb[:, None] != yb[None]] = np.inf
+  np.fill_diagonal(d, np.inf)
+  near = np.argsort(d, 1)[:, :5]
+  b = near[a, rng.integers(0, 5, n)]
+  b = np.where(np.isfinite(d[a, b]), b, a)  # a class of fewer than 6 points: itself
+  return xb[a] + rng.random((n, 1)) * (xb[b] - xb[a]), yb[a].copy()
 
 
 # -- features ----------------------------------------------------------------------
@@ -470,7 +487,7 @@ def test_builtin_task_name_is_a_shortcut():
   assert facts.task == "wine"
 
 
-ATTACKS = ("random bits", "couch", "duplicates", "label noise")
+ATTACKS = ("random bits", "couch", "duplicates", "label noise", "synthetic")
 TRUTH_SEEDS = 8  # paired seeds of the retraining truth
 CLEAR = 0.02  # the truth separates genuine data from an attack by more than this
 
@@ -519,7 +536,7 @@ def goodhart_draws():
   draws = []
   for seed in range(DRAWS):
     base, ev, draw, rng = _problem(100 + seed, n_base=40, noise=5.0)
-    sets = _attack_sets(base, draw, rng)
+    sets = _attack_sets(base, draw, rng, synthetic=True)
     ranked = dict(p.rank([sets[n] for n in names], base=base, eval=ev))
     facts = {n: ranked[i].targets[0] for i, n in enumerate(names)}
     draws.append((facts, _retrain_gains(base, ev, sets, names, seed)))
@@ -538,7 +555,7 @@ def test_goodhart_attacks_are_valued_below_genuine_data(attack, goodhart_draws):
   """
   margins = []
   for facts, truth in goodhart_draws:
-    if attack in ("random bits", "couch"):  # pure junk: zero lies within its interval
+    if attack in ("random bits", "couch", "synthetic"):  # junk: zero within its interval
       assert facts[attack].low <= 0.0, facts[attack]
     if truth["genuine"] - truth[attack] > CLEAR:
       margins.append(facts["genuine"].value - facts[attack].value)

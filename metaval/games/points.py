@@ -61,7 +61,9 @@ def value_points(
     return knn_shapley(task.x, task.y, ex, ey, **kwargs)
   if method == "data_oob":
     return data_oob(task, spec, seed=seed, batch_size=batch_size, **kwargs)
-  game = RetrainingUtility(task, spec, metric=metric, seed=seed, batch_size=batch_size)
+  game = RetrainingUtility(
+    task, spec, metric=metric, seed=seed, batch_size=batch_size, fine_buckets=method == "banzhaf"
+  )
   if method == "loo":
     return semivalues.loo(game, **kwargs)
   return GAME_METHODS[method](game, seed=seed, **kwargs)
@@ -120,7 +122,10 @@ def group_values(
   if method not in ("tmc_shapley", "banzhaf"):
     raise GameError(f"group values support 'tmc_shapley' and 'banzhaf', not {method!r}")
   players, gid = players_for_groups(task.pool_size, groups)
-  game = RetrainingUtility(task, spec, players, metric=metric, seed=seed, batch_size=batch_size)
+  game = RetrainingUtility(
+    task, spec, players, metric=metric, seed=seed, batch_size=batch_size,
+    fine_buckets=method == "banzhaf",
+  )  # fmt: skip
   v = GAME_METHODS[method](game, seed=seed, **kwargs)
   v.values, v.stderr, v.players = v.values[gid], v.stderr[gid], [int(g) for g in gid]
   v.method = f"group_{method}"

@@ -20,8 +20,8 @@ solver starts. The utility therefore keeps every solution and starts each fit
 warm: from its parent's solution when an estimator names one (``start_from``: a
 permutation prefix starts from the previous prefix), else from the mean solution
 of the last batch solved (random coalitions of similar size have nearby optima).
-Coalitions are grouped by training-set size into buckets (``gather_size`` over
-``FINE_BUCKETS``, at most 1.5x apart), each
+Coalitions are grouped by training-set size into buckets (``gather_size``; finer
+ones, ``FINE_BUCKETS``, for random subsets of one size: ``fine_buckets``), each
 model trains on its own gathered points only, and the models per batch shrink as
 the bucket grows, so each bucket compiles one program of similar cost, reused by
 every later call.
@@ -57,7 +57,7 @@ from metaval.data.tasks import Task
 from metaval.games.game import Game, GameError, coalition_key
 from metaval.learners.models import LearnerSpec
 from metaval.learners.precondition import hessian_inverse
-from metaval.learners.rows import FINE_BUCKETS
+from metaval.learners.rows import FINE_BUCKETS, GATHER_BUCKETS
 from metaval.learners.solve import CONVEX_SOLVERS
 from metaval.learners.train import gather_size, metric_names, train_many
 from metaval.pairs import keys as keys_lib
@@ -176,6 +176,12 @@ class RetrainingUtility(Game):
     precondition: solved learners only: large precise coalitions (``PRECOND_SHARE``
       of the grand coalition's points or more) start L-BFGS from the grand
       coalition's inverse Hessian (same optimum, fewer iterations); False: never.
+    fine_buckets: solved learners only: pad coalitions to ``FINE_BUCKETS`` (at most
+      1.5x apart) instead of powers of two. For estimators whose coalitions are
+      random subsets of about one size (Banzhaf's halves): they land in one or two
+      buckets either way, so nothing more is compiled and less padding is solved.
+      Permutation prefixes span every size, and there the extra programs cost more
+      than the padding saves (see ``FINE_BUCKETS``).
   """
 
   def __init__(
@@ -194,6 +200,7 @@ class RetrainingUtility(Game):
     warm_start: bool = True,
     threads: int | None = None,
     precondition: bool = True,
+    fine_buckets: bool = False,
   ):
     rows, bg = _membership(players, task.pool_size, background)
     super().__init__(rows.shape[0], players=names, num_seeds=num_seeds, batch_size=batch_size)
@@ -211,6 +218,7 @@ class RetrainingUtility(Game):
     self.seed_keys = keys_lib.split_keys(seed, self.num_seeds)  # [K, 2] raw key data
     self.solved = spec.solver in CONVEX_SOLVERS
     self.warm_start = bool(warm_start) and self.solved
+    self.buckets = FINE_BUCKETS if fine_buckets else GATHER_BUCKETS
     if threads is not None and threads < 1:
       raise GameError(f"threads must be >= 1, got {threads}")
     self.threads = min(WAVE, usable_cores()) if threads is None else int(threads)
@@ -324,7 +332,7 @@ class RetrainingUtility(Game):
     masks = self.masks(coalitions)  # [C, N]
     n = masks.shape[1]
     counts = (masks > 0).sum(1)  # points in each coalition's training set
-    sizes = np.array([min(gather_size(int(s), FINE_BUCKETS), n) for s in counts])
+    sizes = np.array([min(gather_size(int(s), self.buckets), n) for s in counts])
     all_keys = [coalition_key(row) for row in coalitions]
     tight = np.array([key in self._precise for key in all_keys])
     pre = np.zeros(len(coalitions), bool)
@@ -416,7 +424,7 @@ class RetrainingUtility(Game):
       if (in_dim + 1) * c <= PRECOND_MAX_PARAMS:
         res = train_many(
           self.seed_keys[:1], self.task, grand, self.spec,
-          gather=min(gather_size(count, FINE_BUCKETS), grand.shape[1]), return_params=True,
+          gather=min(gather_size(count, self.buckets), grand.shape[1]), return_params=True,
         )  # fmt: skip
         params = {f: np.asarray(a[0]) for f, a in res.params.items()}
         kept = {f: np.repeat(a[None], self.num_seeds, 0) for f, a in params.items()}

@@ -17,22 +17,22 @@ from metaval.learners.models import LearnerSpec
 
 # Gathered training sets are padded to one of these sizes (or a multiple of the
 # largest), so varying subset sizes reuse a handful of compiled programs.
-_GATHER_BUCKETS = (64, 128, 256, 512, 1024, 2048)
+GATHER_BUCKETS = (64, 128, 256, 512, 1024, 2048)
 
 
-# Finer buckets, at most 1.5x apart, for the solved coalitions of per-point
-# valuation (``metaval.games.utility``): random halves (Banzhaf), bootstrap samples
-# (Data-OOB) and permutation prefixes (TMC-Shapley) fall between powers of two, and a
-# padded row costs what a real one does (a Banzhaf half of 257-280 points padded to
-# 512). On digits (500 points, 2 cores, the same process alternating) Banzhaf ran
-# 427-525 fits/s against 413-468 with the powers of two, Data-OOB 287-337 against
-# 240-258, TMC-Shapley 1,157-1,321 against 883-1,053; leave-one-out (every set 499
-# points) the same. One program per bucket: more of them to compile once (then cached).
+# Finer buckets, at most 1.5x apart, for solved coalitions that are random subsets
+# of about one size (``metaval.games.utility``'s ``fine_buckets``: Banzhaf's halves):
+# a half of 257-280 points is padded to 288, not 512, and a padded row costs what a
+# real one does. On digits (500 points, 2 cores, one process alternating) Banzhaf ran
+# 427-525 fits/s against 413-468 with powers of two, as many programs compiled. For
+# permutation prefixes, which span every size, each bucket is one more program to
+# compile: TMC-Shapley's first call took 26-30 s against 9-12 s (13-17 s with buckets
+# 1.5x apart), for 0-20% faster calls after, so they keep powers of two.
 FINE_BUCKETS = (64, 96, 128, 160, 192, 224, 256, 288, 320, 384, 448, 512, 640, 768, 1024, 1280,
                 1536, 2048)  # fmt: skip
 
 
-def gather_size(max_active: int, buckets: tuple[int, ...] = _GATHER_BUCKETS) -> int:
+def gather_size(max_active: int, buckets: tuple[int, ...] = GATHER_BUCKETS) -> int:
   """The padded training-set size used for ``max_active`` points (a bucket of
   ``buckets``, or a multiple of the largest)."""
   for b in buckets:
