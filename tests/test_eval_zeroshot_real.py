@@ -26,3 +26,35 @@ def test_scores_the_model_next_to_every_proxy_and_reuses_its_labels(tmp_path):
   assert again["label_files_reused"] == 1 and again["tasks"] == out["tasks"]
   assert json.load(open(tmp_path / "b.json"))["tasks"][0]["model"] == row["model"]
   assert "| breast_cancer |" in (tmp_path / "b.md").read_text()
+
+
+def test_kinds_no_sampler_makes_are_built_labelled_and_scored(tmp_path):
+  script = load_script("eval_zeroshot_kinds")
+  out = script.main(["--quick", "--out", str(tmp_path / "k")])
+  assert [r["kind"] for r in out["kinds"]] == list(script.KINDS)
+  by = {c["kind"]: c for c in out["cases"]}
+  assert set(by) == set(script.KINDS) and all(r["cases"] == 1 for r in out["kinds"])
+  for c in out["cases"]:
+    assert c["low"] <= c["predicted"] <= c["high"], c
+  # Label noise where B's classifier is least sure costs retraining tens of points of
+  # accuracy on wine (about -0.6 here): the model must see it far below genuine data.
+  assert by["boundary_flips"]["truth"] < by["clean"]["truth"] - 0.1
+  assert by["boundary_flips"]["predicted"] < by["clean"]["predicted"] - 0.1
+  assert "| synthetic_smote |" in (tmp_path / "k.md").read_text()
+
+
+def test_the_unlisted_kinds_are_what_their_names_say():
+  script = load_script("eval_zeroshot_kinds")
+  rng = np.random.default_rng(0)
+  xb, yb = rng.normal(size=(40, 3)), np.arange(40) % 3
+  xp, yp = rng.normal(size=(200, 3)) + 5.0, np.arange(200) % 3
+  sets = script.supplements(rng, xb, yb, xp, yp)
+  assert list(sets) == list(script.KINDS)
+  lo, hi = xb.min(0), xb.max(0)
+  for kind in ("synthetic_smote",):  # inside B's box, one class per point as in B
+    x, y = sets[kind]
+    assert np.all((x >= lo - 1e-12) & (x <= hi + 1e-12)) and set(y) <= set(yb)
+  x, y = sets["boundary_flips"]
+  rows = [int(np.flatnonzero((xp == r).all(1))[0]) for r in x]
+  assert np.all(y != yp[rows])  # never the point's own class
+  assert len(set(sets["rarest_class_only"][1])) == 1 and len(sets["clean_small"][1]) == 10
