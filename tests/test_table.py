@@ -249,3 +249,41 @@ def test_a_file_that_is_not_text_is_refused_in_one_line(tmp_path):
     path = tmp_path / f"{name}.csv"
     path.write_bytes(data)
     _one_line(read_table, str(path), match=match)
+
+
+@pytest.mark.parametrize("first", ["", "Unnamed: 0"])
+def test_a_nameless_first_column_numbering_the_rows_is_left_out(tmp_path, first):
+  # What pandas' to_csv writes first: the row index, from 0, from a slice's start, or
+  # shuffled. As a feature it would tell the learner the order the file was written in.
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(12, 2)).round(3)
+  for ids in (range(12), range(100, 112), rng.permutation(12)):
+    rows = [[str(i), *map(str, r), str(j % 2)] for j, (i, r) in enumerate(zip(ids, x))]
+    got, y, table, notes = read_table(_write(tmp_path / "i.csv", [first, "a", "b", "label"], rows))
+    assert table.names == ("a", "b")
+    np.testing.assert_array_equal(got, x)
+    assert notes == [
+      f"the first column has no name and numbers the rows ({ids[0]}, {ids[1]}, ...): "
+      "read as the file's row index and left out"
+    ]
+  # Nameless but not a row number (a repeat, a fraction): a feature named by position.
+  for cells in (["1"] * 12, [f"{v}" for v in x[:, 0]]):
+    rows = [[c, *map(str, r), str(j % 2)] for j, (c, r) in enumerate(zip(cells, x))]
+    _, _, table, notes = read_table(_write(tmp_path / "n.csv", [first, "a", "b", "label"], rows))
+    assert table.names == ("column 1", "a", "b") and notes == []
+  # Two nameless columns are two features, not a repeated name.
+  rows = [[str(i), "2", "3", str(i % 2)] for i in range(4)]
+  _, _, table, _ = read_table(_write(tmp_path / "t.csv", ["a", "", "", "label"], rows))
+  assert table.names == ("a", "column 2", "column 3")
+
+
+def test_labels_that_differ_only_in_case_are_noted(tmp_path):
+  rows = [[str(i), ["Yes", "No", "yes"][i % 3]] for i in range(9)]
+  _, y, _, notes = read_table(_write(tmp_path / "c.csv", ["a", "label"], rows))
+  assert sorted(set(y)) == ["No", "Yes", "yes"]
+  assert notes == [
+    "label column 'label' holds 'Yes' and 'yes', which differ only in case: "
+    "they are read as different classes"
+  ]
+  with pytest.warns(UserWarning, match="differ only in case"):
+    get_task(f"csv:{tmp_path / 'c.csv'}")

@@ -20,6 +20,7 @@ import csv
 import io
 import os
 import pickle
+import re
 import warnings
 import zipfile
 import zlib
@@ -170,7 +171,9 @@ def _csv(
   columns (``table.names``), and ``read_set`` reads another file of the task through
   the same table.
   """
-  x, y, table, _ = read_table(spec, label, delimiter)
+  x, y, table, notes = read_table(spec, label, delimiter)
+  for note in notes:
+    warnings.warn(f"csv file {spec}: {note}", stacklevel=2)
   return classification_task(
     f"csv:{spec}", x, y, seed, test_size, feature_names=table.sources, table=table
   )
@@ -218,6 +221,7 @@ def read_table(
   if delimiter in ("\\t", "tab"):  # a tab is hard to type on a command line
     delimiter = "\t"
   header, rows = _read_csv(path, delimiter)
+  header, rows, index_note = _without_row_index(header, rows)
   parsed = None  # the columns as parsed when the table is fitted on this file
   if label not in header:
     raise TaskError(
@@ -243,7 +247,46 @@ def read_table(
     y = np.array([float(v) for v in raw])
   except ValueError:
     y = np.array(raw)  # string classes
-  return x, as_labels(y, f"label column {label!r}"), table, notes
+    notes = notes + _case_note(label, raw)
+  return x, as_labels(y, f"label column {label!r}"), table, index_note + notes
+
+
+# pandas' name for a column it read without one.
+_UNNAMED = re.compile(r"Unnamed: \d+")
+
+
+def _without_row_index(header: list[str], rows: list[list[str]]):
+  """``(header, rows, notes)`` without the file's row index: a first column without a
+  name whose cells are distinct integers (what pandas' ``to_csv`` writes first, from 0
+  or from where a slice began, or shuffled). It numbers rows; as a feature it would
+  teach the learner the order the file was written in."""
+  if header[0] != "column 1" or len(rows) < 2:
+    return header, rows, []
+  try:
+    ids = [int(r[0].strip()) for r in rows]
+  except ValueError:
+    return header, rows, []
+  if len(set(ids)) < len(ids):
+    return header, rows, []
+  note = (
+    f"the first column has no name and numbers the rows ({ids[0]}, {ids[1]}, ...): "
+    "read as the file's row index and left out"
+  )
+  return header[1:], [r[1:] for r in rows], [note]
+
+
+def _case_note(label: str, raw: list[str]) -> list[str]:
+  """A note when two label levels differ only in case (``Yes`` and ``yes``): they
+  are different classes, which is seldom what the file meant."""
+  seen = {}
+  for level in sorted(set(raw)):
+    other = seen.setdefault(level.casefold(), level)
+    if other != level:
+      return [
+        f"label column {label!r} holds {other!r} and {level!r}, which differ only in case: "
+        "they are read as different classes"
+      ]
+  return []
 
 
 # Field separators a csv file is read with when none is given, in order of preference.
@@ -300,6 +343,10 @@ def _read_csv(path: str, delimiter: str | None) -> tuple[list[str], list[list[st
   if not rows:
     raise TaskError(f"csv file {path} has no rows")
   header = [h.strip() for h in rows[0]]
+  # A column without a name (or pandas' name for one, "Unnamed: 3") is "column <j>".
+  header = [
+    h if h and not _UNNAMED.fullmatch(h) else f"column {j + 1}" for j, h in enumerate(header)
+  ]
   dup = sorted({h for h in header if header.count(h) > 1})
   if dup:
     raise TaskError(f"csv file {path} repeats column name(s): {', '.join(dup)}")
