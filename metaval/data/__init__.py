@@ -1,7 +1,8 @@
 """Base tasks (built-ins and user data) and supplement samplers."""
 
 from metaval.data import builtin, corpus, loaders  # noqa: F401  (register the tasks and prefixes)
-from metaval.data.loaders import encode_set, from_arrays, read_csv, read_npz, read_set, read_table
+from metaval.data.csvfile import read_csv, read_table
+from metaval.data.loaders import encode_set, from_arrays, read_npz, read_set
 from metaval.data.table import Table
 from metaval.data.tasks import (
   CLASSIFICATION,

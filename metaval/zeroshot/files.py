@@ -22,7 +22,8 @@ import os
 
 import numpy as np
 
-from metaval.data.loaders import read_npz, read_table
+from metaval.data.csvfile import read_table
+from metaval.data.loaders import read_npz
 from metaval.errors import MetavalError
 
 
