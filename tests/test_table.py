@@ -186,6 +186,8 @@ def test_numbers_written_for_people_are_read_as_numbers(tmp_path):
     ["05/01/2024", "28/01/2024", "5/1/2024 12:00", "24.03.2024"],
     ["01/05/2024", "01/28/2024", "1/5/2024 12:00", "03-24-2024"],
     ["2024-1-5", "2024/01/28", "2024-01-05T12:00", "2024-03-24"],
+    ["5 Jan 2024", "28-Jan-2024", "05 January, 2024 12:00", "24 Mar 2024"],
+    ["Jan 5, 2024", "January 28 2024", "Jan. 5, 2024 12:00", "Mar 24, 2024"],
   ):
     rows = [[c, str(i % 2)] for i, c in enumerate(cells)]
     x, _, table, _ = read_table(_write(tmp_path / "dm.csv", ["day", "label"], rows))
@@ -200,6 +202,8 @@ def test_numbers_written_for_people_are_read_as_numbers(tmp_path):
     ["05/01/2024", "06/01/2024"],
     ["25/01/2024", "01/25/2024"],
     ["31/02/2024", "15/01/2024"],
+    ["5 Jab 2024", "6 Jan 2024"],
+    ["2024-01-05 25:00", "2024-01-06"],
   ):
     p = _write(tmp_path / "t.csv", ["c", "label"], [[c, str(i)] for i, c in enumerate(cells * 3)])
     assert read_table(p)[2].columns[0].kind == "categorical", cells

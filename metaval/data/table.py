@@ -249,12 +249,36 @@ def _days(m, order: str = "ymd") -> float | None:
   """A date's days since 1970-01-01, its fields in ``order`` (None: not a calendar
   date, e.g. 2024-02-31 or, month first, 25/01/2024)."""
   parts = dict(zip(order, re.split(r"[-/.]", m["day"])))
-  day = f"{parts['y']}-{int(parts['m']):02d}-{int(parts['d']):02d}"
+  return _stamp(parts["y"], parts["m"], parts["d"], m["time"])
+
+
+def _named(m) -> float | None:
+  """A date with its month named (``5 Jan 2024``, ``January 5, 2024``), in days."""
+  month = _MONTHS.get(m["mon"][:3].lower())
+  if month is None or not _MONTH_NAMES[month - 1].startswith(m["mon"].lower()):
+    return None
+  return _stamp(m["y"], month, m["d"], m["time"])
+
+
+def _stamp(year, month, day, time: str | None) -> float | None:
+  """Days since 1970-01-01 of a calendar date and time of day (None: not one)."""
+  clock = [int(v) for v in (time or "0:0").split(":")] + [0]
   try:
-    stamp = np.datetime64(f"{day}T{m['time'] or '00:00'}", "s")
+    stamp = np.datetime64(
+      f"{int(year):04d}-{int(month):02d}-{int(day):02d}"
+      f"T{clock[0]:02d}:{clock[1]:02d}:{clock[2]:02d}",
+      "s",
+    )
   except ValueError:
     return None
   return stamp.astype(np.int64) / 86_400.0
+
+
+_MONTH_NAMES = (
+  "january", "february", "march", "april", "may", "june", "july", "august", "september",
+  "october", "november", "december",
+)  # fmt: skip
+_MONTHS = {name[:3]: i + 1 for i, name in enumerate(_MONTH_NAMES)}
 
 
 def _first_above_12(m) -> bool:
@@ -271,7 +295,7 @@ def _second_above_12(m) -> bool:
 # or a comma with point groups, 1.250,5, or none, 3,7); then a date, year first, with an
 # optional time of day, read as a number of days; then a date, day or month first, read
 # when some cell of the column decides which (each entry's third element: None, every
-# reading decides).
+# reading decides); then dates with the month named in English (5 Jan 2024, Jan 5, 2024).
 _WRAP = r"\s*[$€£¥]?\s*(?P<num>[+-]?(?:{}))\s*%?\s*"
 _TIME = r"(?:[ T](?P<time>\d{1,2}:\d{2}(?::\d{2})?))?\s*"
 _YEAR_LAST = re.compile(r"\s*(?P<day>\d{1,2}([-/.])\d{1,2}\2\d{4})" + _TIME)
@@ -281,6 +305,12 @@ _WRITTEN = (
   (re.compile(r"\s*(?P<day>\d{4}([-/])\d{1,2}\2\d{1,2})" + _TIME), _days, None),
   (_YEAR_LAST, functools.partial(_days, order="dmy"), _first_above_12),
   (_YEAR_LAST, functools.partial(_days, order="mdy"), _second_above_12),
+  (
+    re.compile(r"\s*(?P<d>\d{1,2})[ -](?P<mon>[A-Za-z]{3,9})\.?(?:[ -]|, ?)(?P<y>\d{4})" + _TIME),
+    _named,
+    None,
+  ),
+  (re.compile(r"\s*(?P<mon>[A-Za-z]{3,9})\.? (?P<d>\d{1,2}),? (?P<y>\d{4})" + _TIME), _named, None),
 )
 
 
