@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from metaval import cli
 from metaval.configlib import load
 from metaval.configured import facts_for_config
 from metaval.errors import MetavalError
+from metaval.zeroshot.files import supplement_paths
 
 
 def _wine(seed: int):
@@ -147,6 +149,15 @@ def test_several_supplement_files_are_ranked_as_rank_ranks_their_arrays(tmp_path
   assert [f.name for f in facts_for_config(cfg)] == [r["name"] for r in ranking]
   cfg.supplement.path = str(tmp_path / "none_*.npz")
   with pytest.raises(MetavalError, match="matches no file"):
+    facts_for_config(cfg)
+  # A folder names its files, sorted, but the base's (b.npz lies beside them).
+  cfg.supplement.path = str(tmp_path)
+  folder = [f for f in sorted(os.listdir(tmp_path)) if f.endswith((".csv", ".npz"))]
+  assert [os.path.basename(p) for p in supplement_paths(cfg)] == [f for f in folder if f != "b.npz"]
+  empty = tmp_path / "empty"
+  empty.mkdir()
+  cfg.supplement.path = str(empty)
+  with pytest.raises(MetavalError, match="holds no .csv or .npz file"):
     facts_for_config(cfg)
   with pytest.raises(MetavalError, match="draws one supplement"):
     cli_report = load("value:zeroshot")

@@ -11,7 +11,8 @@ taken by the base's names, in any order, and encoded by the base's table. The
 evaluation set is, in turn: ``eval.path``; the base archive's own ``x_test`` /
 ``y_test``; a stratified quarter of B held out (the model's default).
 ``task.name`` may name a built-in task (``wine``) instead of a base file. Several
-supplement files, separated by commas or named by a pattern (``candidates/*.csv``), are
+supplement files, separated by commas, named by a pattern (``candidates/*.csv``) or by
+a folder (its ``.csv`` and ``.npz`` files), are
 ranked against each other (``rank()``): which of these sets would help this model most.
 """
 
@@ -73,10 +74,12 @@ def read_raw_set(
 
 def supplement_paths(config) -> list[str]:
   """The supplement files a config names: ``supplement.path``, comma-separated; a
-  pattern with ``*``, ``?`` or ``[`` names the files it matches, in sorted order.
+  pattern with ``*``, ``?`` or ``[`` names the files it matches, in sorted order; a
+  folder names its ``.csv`` and ``.npz`` files, in sorted order, but the base's and
+  the evaluation set's.
 
   Raises:
-    FileError: a pattern that matches no file.
+    FileError: a pattern that matches no file, a folder without such files.
   """
   paths = []
   for p in (p.strip() for p in str(config.supplement.path or "").split(",")):
@@ -84,6 +87,16 @@ def supplement_paths(config) -> list[str]:
       found = sorted(glob.glob(p))
       if not found:
         raise FileError(f"supplement pattern {p!r} matches no file")
+      paths += found
+    elif p and os.path.isdir(p):
+      own = {os.path.realpath(str(q)) for q in (config.base.path, config.eval.path) if q}
+      found = sorted(
+        f
+        for f in glob.glob(os.path.join(p, "*"))
+        if f.endswith((".csv", ".npz")) and os.path.isfile(f) and os.path.realpath(f) not in own
+      )
+      if not found:
+        raise FileError(f"supplement folder {p!r} holds no .csv or .npz file but the base's")
       paths += found
     elif p:
       paths.append(p)
