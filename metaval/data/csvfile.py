@@ -23,6 +23,7 @@ from metaval.errors import message_line
 
 
 def existing_file(spec: str, kind: str) -> str:
+  """``spec`` with ``~`` expanded, if it is a file that is not empty (else one line)."""
   path = os.path.expanduser(spec)
   if not os.path.exists(path):
     raise TaskError(f"{kind} file not found: {path}")
@@ -69,7 +70,8 @@ def read_table(
   path: str, label: str = "label", delimiter: str | None = None, columns=None, table=None
 ):
   """``read_csv`` that also returns the ``Table`` used and its notes (one line each:
-  missing cells filled, levels the table does not keep)."""
+  the row index left out, missing cells filled, levels the table does not keep, text
+  labels that differ only in case)."""
   path = existing_file(path, "csv")
   label = str(label)  # a config override may have parsed a numeric column name
   if delimiter in ("\\t", "tab"):  # a tab is hard to type on a command line
