@@ -45,6 +45,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 import metaval
+from metaval.audit.goodhart.attacks import manufactured
 from metaval.data import from_arrays
 from metaval.learners.models import LearnerSpec
 from metaval.pairs.labels import label
@@ -73,15 +74,7 @@ def supplements(rng, xb, yb, xp, yp) -> dict:
   out["clean"] = (xp[pick], yp[pick])
   small = rng.choice(len(yp), 10, replace=False)
   out["clean_small"] = (xp[small], yp[small])
-  # SMOTE: B's points moved towards a same-class neighbour (themselves if alone).
-  a = rng.integers(0, len(yb), SIZE)
-  d = ((xb[:, None] - xb[None]) ** 2).sum(-1)
-  d[yb[:, None] != yb[None]] = np.inf
-  np.fill_diagonal(d, np.inf)
-  near = np.argsort(d, 1)[:, :5]
-  b = near[a, rng.integers(0, 5, SIZE)]
-  b = np.where(np.isfinite(d[a, b]), b, a)
-  out["synthetic_smote"] = (xb[a] + rng.random((SIZE, 1)) * (xb[b] - xb[a]), yb[a])
+  out["synthetic_smote"] = manufactured(xb, yb, SIZE, rng)  # SMOTE's recipe on B
   # Per-class Gaussians of B, classes in B's proportions.
   classes, counts = np.unique(yb, return_counts=True)
   ys = rng.choice(classes, SIZE, p=counts / counts.sum())

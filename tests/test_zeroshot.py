@@ -10,6 +10,7 @@ import scipy.sparse
 import scipy.stats
 
 import metaval
+from metaval.audit.goodhart.attacks import manufactured
 from metaval.errors import MetavalError
 from metaval.zeroshot import features as Z
 from metaval.zeroshot import model as M
@@ -48,22 +49,8 @@ def _attack_sets(base, draw, rng, n=100, synthetic=False):
     "label noise": (x_clean, (y_clean + rng.integers(1, yb.max() + 1, n)) % (yb.max() + 1)),
   }
   if synthetic:  # drawn last: the other sets are those drawn without it
-    sets["synthetic"] = _synthetic(xb, yb, rng, n)
+    sets["synthetic"] = manufactured(xb, yb, n, rng)  # SMOTE's recipe on B
   return sets
-
-
-def _synthetic(xb, yb, rng, n):
-  """Data manufactured from B alone: points on the segments between a point of B and
-  one of its 5 nearest same-class neighbours, with that class (SMOTE's recipe). It
-  looks like genuine data and carries no information B lacks."""
-  a = rng.integers(0, len(yb), n)
-  d = ((xb[:, None] - xb[None]) ** 2).sum(-1)
-  d[yb[:, None] != yb[None]] = np.inf
-  np.fill_diagonal(d, np.inf)
-  near = np.argsort(d, 1)[:, :5]
-  b = near[a, rng.integers(0, 5, n)]
-  b = np.where(np.isfinite(d[a, b]), b, a)  # a class of fewer than 6 points: itself
-  return xb[a] + rng.random((n, 1)) * (xb[b] - xb[a]), yb[a].copy()
 
 
 # -- features ----------------------------------------------------------------------

@@ -104,6 +104,21 @@ def _concat(parts: list[S.Supplement], kind: str, recipe: dict) -> S.Supplement:
   )
 
 
+def manufactured(x: np.ndarray, y: np.ndarray, n: int, rng, neighbours: int = 5):
+  """``n`` points made from ``(x, y)`` alone (SMOTE's recipe): each on the segment from
+  a random point to one of its ``neighbours`` nearest same-class points, with that
+  class (a point with no same-class neighbour stays itself). Data that looks genuine
+  and carries nothing ``(x, y)`` lacks."""
+  a = rng.integers(0, len(y), n)
+  d = ((x[:, None] - x[None]) ** 2).sum(-1)
+  d[y[:, None] != y[None]] = np.inf
+  np.fill_diagonal(d, np.inf)
+  near = np.argsort(d, 1)[:, :neighbours]
+  b = near[a, rng.integers(0, neighbours, n)]
+  b = np.where(np.isfinite(d[a, b]), b, a)
+  return x[a] + rng.random((n, 1)) * (x[b] - x[a]), y[a].copy()
+
+
 def nn_scale(x: np.ndarray) -> float:
   """Median leave-one-out nearest-neighbour distance within ``x`` (as the predictor)."""
   if len(x) < 2:
