@@ -76,8 +76,7 @@ def read_table(
   label = str(label)  # a config override may have parsed a numeric column name
   if delimiter in ("\\t", "tab"):  # a tab is hard to type on a command line
     delimiter = "\t"
-  header, rows = _read_csv(path, delimiter)
-  header, rows, index_note = _without_row_index(header, rows)
+  header, rows, index_note = _read_csv(path, delimiter)
   parsed = None  # the columns as parsed when the table is fitted on this file
   if label not in header:
     raise TaskError(
@@ -111,12 +110,12 @@ def read_table(
 _UNNAMED = re.compile(r"Unnamed: \d+")
 
 
-def _without_row_index(header: list[str], rows: list[list[str]]):
+def _without_row_index(header: list[str], rows: list[list[str]], nameless: bool):
   """``(header, rows, notes)`` without the file's row index: a first column without a
-  name whose cells are distinct integers (what pandas' ``to_csv`` writes first, from 0
+  name (``nameless``) whose cells are distinct integers (what pandas' ``to_csv`` writes first, from 0
   or from where a slice began, or shuffled). It numbers rows; as a feature it would
   teach the learner the order the file was written in."""
-  if header[0] != "column 1" or len(rows) < 2:
+  if not nameless or len(rows) < 2:
     return header, rows, []
   try:
     ids = [int(r[0].strip()) for r in rows]
@@ -189,7 +188,8 @@ def _text(path: str) -> str:
   return data.decode("latin-1")  # the five bytes cp1252 leaves undefined: control codes
 
 
-def _read_csv(path: str, delimiter: str | None) -> tuple[list[str], list[list[str]]]:
+def _read_csv(path: str, delimiter: str | None) -> tuple[list[str], list[list[str]], list[str]]:
+  """The file's header and data rows, checked, and its notes (the row index left out)."""
   try:
     with io.StringIO(_text(path), newline="") as fh:
       delimiter = delimiter or _separator(fh)
@@ -200,9 +200,8 @@ def _read_csv(path: str, delimiter: str | None) -> tuple[list[str], list[list[st
     raise TaskError(f"csv file {path} has no rows")
   header = [h.strip() for h in rows[0]]
   # A column without a name (or pandas' name for one, "Unnamed: 3") is "column <j>".
-  header = [
-    h if h and not _UNNAMED.fullmatch(h) else f"column {j + 1}" for j, h in enumerate(header)
-  ]
+  nameless = [not h or bool(_UNNAMED.fullmatch(h)) for h in header]
+  header = [f"column {j + 1}" if no else h for j, (h, no) in enumerate(zip(header, nameless))]
   dup = sorted({h for h in header if header.count(h) > 1})
   if dup:
     raise TaskError(f"csv file {path} repeats column name(s): {', '.join(dup)}")
@@ -214,4 +213,4 @@ def _read_csv(path: str, delimiter: str | None) -> tuple[list[str], list[list[st
       raise TaskError(
         f"csv file {path}: data row {i + 1} has {len(r)} fields, the header has {len(header)}"
       )
-  return header, body
+  return _without_row_index(header, body, nameless[0])
